@@ -1,0 +1,296 @@
+/* Kernel bodies, written once and included twice by mlpfast_kernels.c with
+ * REAL / SUF / EXP / LOG / TANH / SQRT / REAL_EPS defined for float and double.
+ * No include guard on purpose. */
+
+#define MLP_CAT_(a, b) a##_##b
+#define MLP_CAT(a, b) MLP_CAT_(a, b)
+#define FN(name) MLP_CAT(name, SUF)
+
+/* out[N,D] = X[idx[n], :] */
+void FN(mlp_gather_rows)(REAL *out, const REAL *X, const ptrdiff_t *idx,
+                         ptrdiff_t N, ptrdiff_t D, int n_threads)
+{
+    ptrdiff_t n;
+    (void)n_threads;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (N * D >= MLP_OMP_MIN_WORK)
+    for (n = 0; n < N; n++)
+        memcpy(out + n * D, X + idx[n] * D, (size_t)D * sizeof(REAL));
+}
+
+/* Z[N,O] <- act(Z + b) */
+void FN(mlp_bias_act_forward)(REAL *Z, const REAL *b, int act, ptrdiff_t N,
+                              ptrdiff_t O, int n_threads)
+{
+    ptrdiff_t n, o;
+    (void)n_threads;
+#pragma omp parallel for private(o) schedule(static) num_threads(n_threads) if (N * O >= MLP_OMP_MIN_WORK)
+    for (n = 0; n < N; n++) {
+        REAL *z = Z + n * O;
+        switch (act) {
+        case MLP_ACT_LOGISTIC:
+            for (o = 0; o < O; o++)
+                z[o] = (REAL)1 / ((REAL)1 + EXP(-(z[o] + b[o])));
+            break;
+        case MLP_ACT_TANH:
+            for (o = 0; o < O; o++)
+                z[o] = TANH(z[o] + b[o]);
+            break;
+        case MLP_ACT_RELU:
+            for (o = 0; o < O; o++) {
+                REAL t = z[o] + b[o];
+                z[o] = t > 0 ? t : 0;
+            }
+            break;
+        default: /* identity */
+            for (o = 0; o < O; o++)
+                z[o] += b[o];
+        }
+    }
+}
+
+/* dZ[N,O] <- dZ * act'(A);  db[O] = sum_n dZ.
+ * Split by column blocks so each db[o] is summed by one thread in row order:
+ * the result does not depend on the thread count. */
+void FN(mlp_act_backward)(REAL *dZ, REAL *db, const REAL *A, int act,
+                          ptrdiff_t N, ptrdiff_t O, int n_threads)
+{
+    const ptrdiff_t n_blocks = (O + MLP_COL_BLOCK - 1) / MLP_COL_BLOCK;
+    ptrdiff_t blk;
+    (void)n_threads;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (N * O >= MLP_OMP_MIN_WORK && n_blocks > 1)
+    for (blk = 0; blk < n_blocks; blk++) {
+        const ptrdiff_t o0 = blk * MLP_COL_BLOCK;
+        const ptrdiff_t o1 = o0 + MLP_COL_BLOCK < O ? o0 + MLP_COL_BLOCK : O;
+        ptrdiff_t n, o;
+        for (o = o0; o < o1; o++)
+            db[o] = 0;
+        for (n = 0; n < N; n++) {
+            REAL *d = dZ + n * O;
+            const REAL *a = A + n * O;
+            switch (act) {
+            case MLP_ACT_LOGISTIC: /* s' = s (1 - s) */
+                for (o = o0; o < o1; o++) {
+                    REAL t = d[o] * a[o];
+                    d[o] = t * ((REAL)1 - a[o]);
+                }
+                break;
+            case MLP_ACT_TANH: /* tanh' = 1 - tanh^2 */
+                for (o = o0; o < o1; o++)
+                    d[o] *= (REAL)1 - a[o] * a[o];
+                break;
+            case MLP_ACT_RELU: /* relu' = [relu > 0] */
+                for (o = o0; o < o1; o++)
+                    if (a[o] == 0)
+                        d[o] = 0;
+                break;
+            default:
+                break;
+            }
+            for (o = o0; o < o1; o++)
+                db[o] += d[o];
+        }
+    }
+}
+
+/* softmax of one row in place: p = exp(z - max z) / sum exp(z - max z) */
+static void FN(softmax_row)(REAL *z, ptrdiff_t K)
+{
+    ptrdiff_t k;
+    REAL zmax = z[0], s = 0;
+    for (k = 1; k < K; k++)
+        if (z[k] > zmax)
+            zmax = z[k];
+    for (k = 0; k < K; k++) {
+        z[k] = EXP(z[k] - zmax);
+        s += z[k];
+    }
+    for (k = 0; k < K; k++)
+        z[k] /= s;
+}
+
+/* Z[N,K] <- out(Z + b) */
+void FN(mlp_output_forward)(REAL *Z, const REAL *b, int out, ptrdiff_t N,
+                            ptrdiff_t K, int n_threads)
+{
+    ptrdiff_t n, k;
+    (void)n_threads;
+#pragma omp parallel for private(k) schedule(static) num_threads(n_threads) if (N * K >= MLP_OMP_MIN_WORK)
+    for (n = 0; n < N; n++) {
+        REAL *z = Z + n * K;
+        for (k = 0; k < K; k++)
+            z[k] += b[k];
+        switch (out) {
+        case MLP_OUT_LOGISTIC_BINARY:
+            for (k = 0; k < K; k++)
+                z[k] = (REAL)1 / ((REAL)1 + EXP(-z[k]));
+            break;
+        case MLP_OUT_SOFTMAX_MULTI:
+            FN(softmax_row)(z, K);
+            break;
+        case MLP_OUT_EXP_POISSON:
+            for (k = 0; k < K; k++)
+                z[k] = EXP(z[k]);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* P = out(Z + b) in place; row_loss[n] = sw_n loss_n; dZ = sw_n (P - Y); db = sum_n dZ.
+ *
+ * Why delta = P - Y for every pair: each output activation is the canonical
+ * link of its loss. E.g. softmax + cross-entropy: L = -sum_k y_k log p_k with
+ * p = softmax(z) gives dL/dz_j = -sum_k y_k (δ_kj - p_j) = p_j - y_j (as sum_k y_k = 1).
+ * Logistic + binary CE, identity + squared error and exp + Poisson deviance
+ * reduce to the same p - y. */
+double FN(mlp_output_loss_backward)(REAL *dZ, REAL *db, REAL *Z, double *row_loss,
+                                    const REAL *b, const REAL *Y, const REAL *sw,
+                                    int out, ptrdiff_t N, ptrdiff_t K, int n_threads)
+{
+    const REAL lo = REAL_EPS, hi = (REAL)1 - REAL_EPS;
+    ptrdiff_t n, k;
+    double total = 0;
+    FN(mlp_output_forward)(Z, b, out, N, K, n_threads);
+#pragma omp parallel for private(k) schedule(static) num_threads(n_threads) if (N * K >= MLP_OMP_MIN_WORK)
+    for (n = 0; n < N; n++) {
+        const REAL *p = Z + n * K, *y = Y + n * K;
+        REAL *d = dZ + n * K;
+        const REAL w = sw ? sw[n] : (REAL)1;
+        REAL loss = 0;
+        for (k = 0; k < K; k++) {
+            const REAL pc = p[k] < lo ? lo : (p[k] > hi ? hi : p[k]);
+            switch (out) {
+            case MLP_OUT_LOGISTIC_BINARY:
+                if (y[k] != 0)
+                    loss -= y[k] * LOG(pc);
+                if ((REAL)1 - y[k] != 0)
+                    loss -= ((REAL)1 - y[k]) * LOG((REAL)1 - pc);
+                break;
+            case MLP_OUT_SOFTMAX_MULTI:
+                if (y[k] != 0)
+                    loss -= y[k] * LOG(pc);
+                break;
+            case MLP_OUT_EXP_POISSON:
+                if (y[k] != 0)
+                    loss += y[k] * LOG(y[k] / p[k]);
+                loss += p[k] - y[k];
+                break;
+            default: {
+                const REAL r = y[k] - p[k];
+                loss += (REAL)0.5 * r * r;
+            }
+            }
+            d[k] = (p[k] - y[k]) * w;
+        }
+        row_loss[n] = (double)w * (double)loss;
+    }
+    for (n = 0; n < N; n++)
+        total += row_loss[n];
+    for (k = 0; k < K; k++)
+        db[k] = 0;
+    for (n = 0; n < N; n++)
+        for (k = 0; k < K; k++)
+            db[k] += dZ[n * K + k];
+    return total;
+}
+
+/* returns sum_i x[i]^2, summed in fixed chunks so the result is thread-count free */
+double FN(mlp_sum_squares)(const REAL *x, ptrdiff_t n, double *partial, int n_threads)
+{
+    const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;
+    ptrdiff_t c;
+    double total = 0;
+    (void)n_threads;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (n >= MLP_OMP_MIN_WORK)
+    for (c = 0; c < n_chunks; c++) {
+        const ptrdiff_t i1 = (c + 1) * MLP_REDUCE_CHUNK < n ? (c + 1) * MLP_REDUCE_CHUNK : n;
+        ptrdiff_t i;
+        REAL s = 0;
+        for (i = c * MLP_REDUCE_CHUNK; i < i1; i++)
+            s += x[i] * x[i];
+        partial[c] = s;
+    }
+    for (c = 0; c < n_chunks; c++)
+        total += partial[c];
+    return total;
+}
+
+/* grad <- (grad + alpha * params) / sw_sum on coefficients, grad / sw_sum on intercepts */
+void FN(mlp_finish_grad)(REAL *grad, const REAL *params, ptrdiff_t n, ptrdiff_t n_coef,
+                         double alpha, double sw_sum, int n_threads)
+{
+    const REAL a = (REAL)alpha, s = (REAL)sw_sum;
+    ptrdiff_t i;
+    (void)n_threads;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (n >= MLP_OMP_MIN_WORK)
+    for (i = 0; i < n; i++)
+        grad[i] = (i < n_coef ? grad[i] + a * params[i] : grad[i]) / s;
+}
+
+/* Shared skeleton of the optimiser steps: fixed chunks, the finished gradient g,
+ * and the sum of squares of the updated coefficients. UPDATE(i, g) updates params[i]. */
+#define MLP_STEP_LOOP(UPDATE)                                                        \
+    const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;        \
+    const REAL a = (REAL)alpha, s = (REAL)sw_sum;                                    \
+    ptrdiff_t c;                                                                     \
+    double total = 0;                                                                \
+    (void)n_threads;                                                                 \
+    _Pragma("omp parallel for schedule(static) num_threads(n_threads) if (n >= MLP_OMP_MIN_WORK)") \
+    for (c = 0; c < n_chunks; c++) {                                                 \
+        const ptrdiff_t i1 = (c + 1) * MLP_REDUCE_CHUNK < n ? (c + 1) * MLP_REDUCE_CHUNK : n; \
+        ptrdiff_t i;                                                                 \
+        REAL sq = 0;                                                                 \
+        for (i = c * MLP_REDUCE_CHUNK; i < i1; i++) {                                \
+            const REAL g = (i < n_coef ? grad[i] + a * params[i] : grad[i]) / s;     \
+            UPDATE(i, g);                                                            \
+            if (i < n_coef)                                                          \
+                sq += params[i] * params[i];                                         \
+        }                                                                            \
+        partial[c] = sq;                                                             \
+    }                                                                                \
+    for (c = 0; c < n_chunks; c++)                                                   \
+        total += partial[c];                                                         \
+    return total;
+
+/* velocity = momentum * velocity - lr * g;  params += velocity
+ * (Nesterov: params += momentum * velocity - lr * g) */
+double FN(mlp_sgd_step)(REAL *params, REAL *velocity, const REAL *grad, double *partial,
+                        ptrdiff_t n, ptrdiff_t n_coef, double alpha, double sw_sum,
+                        double lr, double momentum, int nesterov, int n_threads)
+{
+    const REAL r = (REAL)lr, mu = (REAL)momentum;
+#define SGD_UPDATE(i, g)                                  \
+    {                                                     \
+        REAL u = mu * velocity[i] - r * (g);              \
+        velocity[i] = u;                                  \
+        if (nesterov)                                     \
+            u = mu * u - r * (g);                         \
+        params[i] += u;                                   \
+    }
+    MLP_STEP_LOOP(SGD_UPDATE)
+#undef SGD_UPDATE
+}
+
+/* m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  params += -lr m / (sqrt(v) + eps)
+ * lr already carries the bias correction sqrt(1 - b2^t) / (1 - b1^t). */
+double FN(mlp_adam_step)(REAL *params, REAL *m, REAL *v, const REAL *grad, double *partial,
+                         ptrdiff_t n, ptrdiff_t n_coef, double alpha, double sw_sum,
+                         double lr, double beta1, double beta2, double eps, int n_threads)
+{
+    const REAL r = (REAL)lr, b1 = (REAL)beta1, b2 = (REAL)beta2, e = (REAL)eps;
+    const REAL c1 = (REAL)(1 - beta1), c2 = (REAL)(1 - beta2);
+#define ADAM_UPDATE(i, g)                                 \
+    {                                                     \
+        m[i] = b1 * m[i] + c1 * (g);                      \
+        v[i] = b2 * v[i] + c2 * ((g) * (g));              \
+        params[i] += -r * m[i] / (SQRT(v[i]) + e);        \
+    }
+    MLP_STEP_LOOP(ADAM_UPDATE)
+#undef ADAM_UPDATE
+}
+
+#undef MLP_STEP_LOOP
+#undef FN
+#undef MLP_CAT
+#undef MLP_CAT_

@@ -1,0 +1,112 @@
+"""Thread count and build information."""
+
+import os
+import sys
+import threading
+from contextlib import contextmanager
+
+from mlpfast import _engine
+
+
+def _cpu_count():
+    """CPUs this process may run on (affinity-aware where the OS tells)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def effective_n_threads():
+    """OpenMP threads the kernels will use, resolved as scikit-learn does for its
+    OpenMP estimators: ``omp_get_max_threads()`` (so ``OMP_NUM_THREADS`` and
+    ``threadpoolctl.threadpool_limits(user_api="openmp")`` are honoured), capped
+    by the CPUs available; 1 when built without OpenMP."""
+    if not _engine.openmp_enabled():
+        return 1
+    return max(1, min(_engine.openmp_max_threads(), _cpu_count()))
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+
+
+@contextmanager
+def blas_single_threaded():
+    """BLAS on one thread while mlpfast computes (its OpenMP threads split the products).
+
+    Reference-counted, so overlapping fits in several Python threads restore
+    BLAS's own thread count only when the last of them ends.
+    """
+    global _blas_users, _blas_limiter
+    from threadpoolctl import ThreadpoolController
+
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = ThreadpoolController().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
+
+
+def _blas_info():
+    """threadpoolctl's record of the BLAS behind scipy.linalg.cython_blas."""
+    from threadpoolctl import threadpool_info
+
+    import scipy.linalg  # noqa: F401  (loads scipy's BLAS so threadpoolctl sees it)
+
+    blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    scipy_blas = [lib for lib in blas if "scipy" in lib.get("filepath", "")]
+    return (scipy_blas or blas or [None])[0]
+
+
+def show_config(file=None):
+    """Print and return how this mlpfast was built and will run.
+
+    Parameters
+    ----------
+    file : file-like, default=None
+        Where to print; ``sys.stdout`` when None.
+
+    Returns
+    -------
+    config : dict
+        ``version``, ``openmp`` (compiled with OpenMP), ``n_threads`` (threads
+        the kernels will use now), ``blas`` (threadpoolctl's record of the BLAS
+        used for the matrix products, or None).
+
+    Examples
+    --------
+    >>> import io, mlpfast
+    >>> config = mlpfast.show_config(file=io.StringIO())
+    >>> sorted(config)
+    ['blas', 'n_threads', 'openmp', 'version']
+    """
+    from mlpfast import __version__
+
+    blas = _blas_info()
+    config = {
+        "version": __version__,
+        "openmp": _engine.openmp_enabled(),
+        "n_threads": effective_n_threads(),
+        "blas": blas,
+    }
+    out = sys.stdout if file is None else file
+    print(f"mlpfast {config['version']}", file=out)
+    print(f"  OpenMP:    {'on' if config['openmp'] else 'off (serial kernels)'}", file=out)
+    print(f"  threads:   {config['n_threads']}", file=out)
+    if blas is None:
+        print("  BLAS:      unknown", file=out)
+    else:
+        print(
+            f"  BLAS:      {blas.get('internal_api')} {blas.get('version')} "
+            f"({blas.get('threading_layer')}, {blas.get('num_threads')} threads, "
+            f"{blas.get('architecture')})\n             {blas.get('filepath')}",
+            file=out,
+        )
+    return config

@@ -1,0 +1,690 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# Design: mlpfast has three layers.
+#   1. csrc/mlpfast_kernels.{h,c}: C99 kernels (activations, fused output losses,
+#      optimiser steps, row gathers), float and double, OpenMP over rows.
+#   2. this module: owns the training buffers, calls BLAS ?gemm through
+#      scipy.linalg.cython_blas for every matrix product, and runs a whole epoch
+#      (batch gather, forward, loss, backward, optimiser step) under `nogil`.
+#   3. mlpfast/_multilayer_perceptron.py: the scikit-learn estimators
+#      (validation, labels, early stopping, verbose output), once per epoch.
+#
+# Parameters live in one flat buffer laid out as scikit-learn's `_pack`:
+# every coefficient matrix (fan_in, fan_out) row-major, then every intercept.
+
+from cpython.exc cimport PyErr_CheckSignals
+from cython.parallel cimport prange
+from libc.math cimport pow, sqrt
+from libc.stdlib cimport malloc, free
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+cimport mlpfast._ckernels as k
+
+import numpy as np
+
+ctypedef fused floating:
+    float
+    double
+
+# How often (seconds) the nogil epoch loop takes the GIL to look for Ctrl-C.
+cdef double SIGNAL_CHECK_SECONDS = 0.05
+
+cdef enum:
+    _SGD = 0
+    _ADAM = 1
+
+SOLVER_SGD = _SGD
+SOLVER_ADAM = _ADAM
+
+
+def openmp_enabled():
+    """True when the kernels were compiled with OpenMP."""
+    return bool(k.mlp_openmp_enabled())
+
+
+def openmp_max_threads():
+    """OpenMP's current thread limit (honours OMP_NUM_THREADS and threadpoolctl); 1 without OpenMP."""
+    return k.mlp_max_threads()
+
+
+def _check_activation(int activation):
+    if activation not in (k.MLP_ACT_IDENTITY, k.MLP_ACT_LOGISTIC, k.MLP_ACT_TANH,
+                          k.MLP_ACT_RELU):
+        raise ValueError(f"unknown activation code {activation}")
+
+
+def _check_output(int output):
+    if output not in (k.MLP_OUT_IDENTITY_SQUARED, k.MLP_OUT_LOGISTIC_BINARY,
+                      k.MLP_OUT_SOFTMAX_MULTI, k.MLP_OUT_EXP_POISSON):
+        raise ValueError(f"unknown output code {output}")
+
+
+# ---------------------------------------------------------------- BLAS, row-major
+# BLAS is column-major; a row-major (M, N) matrix is its column-major transpose,
+# so C = A @ B is computed as C^T = B^T A^T.
+
+cdef inline void _gemm(char ta, char tb, int m, int n, int kk, const floating *a, int lda,
+                       const floating *b, int ldb, floating *c, int ldc) noexcept nogil:
+    cdef floating one = 1, zero = 0
+    if floating is float:
+        sgemm(&ta, &tb, &m, &n, &kk, &one, <float *>a, &lda, <float *>b, &ldb, &zero, c, &ldc)
+    else:
+        dgemm(&ta, &tb, &m, &n, &kk, &one, <double *>a, &lda, <double *>b, &ldb, &zero, c, &ldc)
+
+
+cdef inline void _mm(floating *C, const floating *A, const floating *B,
+                     Py_ssize_t M, Py_ssize_t K, Py_ssize_t N) noexcept nogil:
+    # C[M,N] = A[M,K] @ B[K,N]
+    _gemm(c'N', c'N', <int>N, <int>M, <int>K, B, <int>N, A, <int>K, C, <int>N)
+
+
+cdef inline void _mm_tn(floating *C, const floating *A, const floating *B,
+                        Py_ssize_t M, Py_ssize_t K, Py_ssize_t N) noexcept nogil:
+    # C[M,N] = A[K,M].T @ B[K,N]
+    _gemm(c'N', c'T', <int>N, <int>M, <int>K, B, <int>N, A, <int>M, C, <int>N)
+
+
+cdef inline void _mm_nt(floating *C, const floating *A, const floating *B,
+                        Py_ssize_t M, Py_ssize_t K, Py_ssize_t N) noexcept nogil:
+    # C[M,N] = A[M,K] @ B[N,K].T
+    _gemm(c'T', c'N', <int>N, <int>M, <int>K, B, <int>K, A, <int>K, C, <int>N)
+
+
+# Threaded products. During fit and predict BLAS runs on one thread (the
+# estimator limits it with threadpoolctl) and the OpenMP threads split each
+# product into independent row or column blocks: one thread pool, no
+# oversubscription. Every element is still one BLAS dot product over the full
+# inner dimension, so the split does not change what is summed.
+
+# Below this many multiply-adds a product runs on one thread.
+cdef Py_ssize_t PAR_MIN_MACS = 1 << 17
+
+
+cdef inline int _split(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
+    if nt <= 1 or M * K * N < PAR_MIN_MACS:
+        return 1
+    return <int>min(<Py_ssize_t>nt, M)
+
+
+cdef void _mm_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
+                  Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
+    # C[M,N] = A[M,K] @ B[K,N], rows of C split across threads
+    cdef int parts = _split(M, K, N, nt), t
+    cdef Py_ssize_t r0, r1
+    if parts == 1:
+        _mm(C, A, B, M, K, N)
+        return
+    for t in prange(parts, num_threads=parts, schedule="static"):
+        r0 = M * t // parts
+        r1 = M * (t + 1) // parts
+        _mm(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
+
+
+cdef void _mm_nt_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
+                     Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
+    # C[M,N] = A[M,K] @ B[N,K].T, rows of C split across threads
+    cdef int parts = _split(M, K, N, nt), t
+    cdef Py_ssize_t r0, r1
+    if parts == 1:
+        _mm_nt(C, A, B, M, K, N)
+        return
+    for t in prange(parts, num_threads=parts, schedule="static"):
+        r0 = M * t // parts
+        r1 = M * (t + 1) // parts
+        _mm_nt(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
+
+
+cdef void _mm_tn_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
+                     Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
+    # C[M,N] = A[K,M].T @ B[K,N], column blocks of C split across threads
+    cdef int parts = _split(N, K, M, nt), t
+    cdef Py_ssize_t c0, c1
+    cdef int m = <int>M, kk = <int>K, ldb = <int>N
+    if parts == 1:
+        _mm_tn(C, A, B, M, K, N)
+        return
+    for t in prange(parts, num_threads=parts, schedule="static"):
+        c0 = N * t // parts
+        c1 = N * (t + 1) // parts
+        # C[:, c0:c1]^T (col-major) = B[:, c0:c1]^T A
+        _gemm(c'N', c'T', <int>(c1 - c0), m, kk, B + c0, ldb, A, m, C + c0, ldb)
+
+
+# ---------------------------------------------------------------- kernel dispatch
+
+cdef inline void _bias_act_forward(floating *Z, const floating *b, int act, Py_ssize_t N,
+                                   Py_ssize_t O, int nt) noexcept nogil:
+    if floating is float:
+        k.mlp_bias_act_forward_f32(Z, b, act, N, O, nt)
+    else:
+        k.mlp_bias_act_forward_f64(Z, b, act, N, O, nt)
+
+
+cdef inline void _act_backward(floating *dZ, floating *db, const floating *A, int act,
+                               Py_ssize_t N, Py_ssize_t O, int nt) noexcept nogil:
+    if floating is float:
+        k.mlp_act_backward_f32(dZ, db, A, act, N, O, nt)
+    else:
+        k.mlp_act_backward_f64(dZ, db, A, act, N, O, nt)
+
+
+cdef inline void _output_forward(floating *Z, const floating *b, int out, Py_ssize_t N,
+                                 Py_ssize_t K, int nt) noexcept nogil:
+    if floating is float:
+        k.mlp_output_forward_f32(Z, b, out, N, K, nt)
+    else:
+        k.mlp_output_forward_f64(Z, b, out, N, K, nt)
+
+
+cdef inline double _output_loss_backward(floating *dZ, floating *db, floating *Z,
+                                         double *row_loss, const floating *b,
+                                         const floating *Y, const floating *sw, int out,
+                                         Py_ssize_t N, Py_ssize_t K, int nt) noexcept nogil:
+    if floating is float:
+        return k.mlp_output_loss_backward_f32(dZ, db, Z, row_loss, b, Y, sw, out, N, K, nt)
+    else:
+        return k.mlp_output_loss_backward_f64(dZ, db, Z, row_loss, b, Y, sw, out, N, K, nt)
+
+
+cdef inline void _gather_rows(floating *out, const floating *X, const Py_ssize_t *idx,
+                              Py_ssize_t N, Py_ssize_t D, int nt) noexcept nogil:
+    if floating is float:
+        k.mlp_gather_rows_f32(out, X, idx, N, D, nt)
+    else:
+        k.mlp_gather_rows_f64(out, X, idx, N, D, nt)
+
+
+cdef inline double _sum_squares(const floating *x, Py_ssize_t n, double *partial,
+                                int nt) noexcept nogil:
+    if floating is float:
+        return k.mlp_sum_squares_f32(x, n, partial, nt)
+    else:
+        return k.mlp_sum_squares_f64(x, n, partial, nt)
+
+
+cdef inline void _finish_grad(floating *grad, const floating *params, Py_ssize_t n,
+                              Py_ssize_t n_coef, double alpha, double sw_sum,
+                              int nt) noexcept nogil:
+    if floating is float:
+        k.mlp_finish_grad_f32(grad, params, n, n_coef, alpha, sw_sum, nt)
+    else:
+        k.mlp_finish_grad_f64(grad, params, n, n_coef, alpha, sw_sum, nt)
+
+
+# ---------------------------------------------------------------- the network
+
+cdef class Network:
+    """Training buffers and layout of one MLP, allocated once per fit.
+
+    Parameters
+    ----------
+    layer_units : list of int
+        ``[n_features, *hidden_layer_sizes, n_outputs]``.
+    activation : int
+        Hidden activation code (``MLP_ACT_*``).
+    output : int
+        Fused output activation + loss code (``MLP_OUT_*``).
+    dtype : numpy dtype
+        float32 or float64; every buffer and the parameters share it.
+    capacity : int
+        The most rows one forward/backward pass handles (the batch size).
+    n_threads : int
+        OpenMP threads for the element-wise kernels.
+    """
+    cdef readonly Py_ssize_t n_layers, n_params, n_coef, capacity, n_features, n_outputs
+    cdef readonly int activation, output, n_threads
+    cdef readonly object dtype
+    cdef Py_ssize_t *units
+    cdef Py_ssize_t *coef_off
+    cdef Py_ssize_t *inter_off
+    cdef void **A
+    cdef void **D
+    cdef void *xbuf
+    cdef void *ybuf
+    cdef void *swbuf
+    cdef void *grad_ptr
+    cdef double *row_loss
+    cdef double *partial
+    cdef list _owned
+    cdef readonly object grad
+
+    def __cinit__(self):
+        self.units = NULL
+        self.coef_off = NULL
+        self.inter_off = NULL
+        self.A = NULL
+        self.D = NULL
+
+    def __init__(self, layer_units, int activation, int output, dtype,
+                 Py_ssize_t capacity, int n_threads):
+        cdef Py_ssize_t l, off = 0
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"Network dtype must be float32 or float64, got {self.dtype}")
+        _check_activation(activation)
+        _check_output(output)
+        self.n_layers = len(layer_units) - 1
+        if self.n_layers < 1 or min(layer_units) < 1 or capacity < 1:
+            raise ValueError("layer_units needs at least two positive sizes")
+        self.activation = activation
+        self.output = output
+        self.capacity = capacity
+        self.n_threads = max(1, n_threads)
+        self.n_features = layer_units[0]
+        self.n_outputs = layer_units[self.n_layers]
+        self.units = <Py_ssize_t *>malloc((self.n_layers + 1) * sizeof(Py_ssize_t))
+        self.coef_off = <Py_ssize_t *>malloc(self.n_layers * sizeof(Py_ssize_t))
+        self.inter_off = <Py_ssize_t *>malloc(self.n_layers * sizeof(Py_ssize_t))
+        self.A = <void **>malloc(self.n_layers * sizeof(void *))
+        self.D = <void **>malloc(self.n_layers * sizeof(void *))
+        if not (self.units and self.coef_off and self.inter_off and self.A and self.D):
+            raise MemoryError()
+        for l in range(self.n_layers + 1):
+            self.units[l] = layer_units[l]
+        for l in range(self.n_layers):
+            self.coef_off[l] = off
+            off += self.units[l] * self.units[l + 1]
+        self.n_coef = off
+        for l in range(self.n_layers):
+            self.inter_off[l] = off
+            off += self.units[l + 1]
+        self.n_params = off
+
+        self._owned = []
+        for l in range(self.n_layers):
+            self.A[l] = self._buffer(capacity * self.units[l + 1])
+            self.D[l] = self._buffer(capacity * self.units[l + 1])
+        self.xbuf = self._buffer(capacity * self.n_features)
+        self.ybuf = self._buffer(capacity * self.n_outputs)
+        self.swbuf = self._buffer(capacity)
+        self.grad = np.zeros(self.n_params, dtype=self.dtype)
+        self.grad_ptr = self._pointer(self.grad)
+        self.row_loss = <double *>self._pointer(np.zeros(capacity, dtype=np.float64))
+        self.partial = <double *>self._pointer(
+            np.zeros(self.n_params // k.MLP_REDUCE_CHUNK + 1, dtype=np.float64))
+
+    def __dealloc__(self):
+        free(self.units)
+        free(self.coef_off)
+        free(self.inter_off)
+        free(self.A)
+        free(self.D)
+
+    cdef void *_pointer(self, arr) except NULL:
+        cdef Py_ssize_t address = arr.ctypes.data
+        self._owned.append(arr)
+        return <void *>address
+
+    cdef void *_buffer(self, Py_ssize_t size) except NULL:
+        return self._pointer(np.zeros(max(size, 1), dtype=self.dtype))
+
+    def layout(self):
+        """[(coef_start, coef_end, (fan_in, fan_out)), ...], [(start, end), ...]."""
+        coefs = [(self.coef_off[l], self.coef_off[l] + self.units[l] * self.units[l + 1],
+                  (self.units[l], self.units[l + 1])) for l in range(self.n_layers)]
+        inters = [(self.inter_off[l], self.inter_off[l] + self.units[l + 1])
+                  for l in range(self.n_layers)]
+        return coefs, inters
+
+    def loss_grad(self, floating[::1] params, const floating[:, ::1] X,
+                  const floating[:, ::1] Y, const floating[::1] sw, bint has_sw,
+                  double alpha, bint squared_mean):
+        """Full-batch loss; the finished gradient is left in ``self.grad``.
+
+        loss = L(Y, f(X)) + alpha / 2 * ||coefs||^2 / sum(sw), as scikit-learn's _backprop.
+        """
+        cdef Py_ssize_t n = X.shape[0]
+        cdef double raw, sq, sw_sum
+        self._check(params, X, Y, sw, has_sw)
+        if n > self.capacity:
+            raise ValueError(f"{n} rows exceed the network capacity {self.capacity}")
+        with nogil:
+            sw_sum = _weight_sum(&sw[0], n, has_sw)
+            raw = self._forward_backward(&params[0], &X[0, 0], &Y[0, 0],
+                                         &sw[0] if has_sw else NULL, n)
+            sq = _sum_squares(&params[0], self.n_coef, self.partial, self.n_threads)
+            _finish_grad(<floating *>self.grad_ptr, &params[0], self.n_params, self.n_coef,
+                         alpha, sw_sum, self.n_threads)
+        return self._batch_loss(raw, sq, sw_sum, alpha, squared_mean)
+
+    cdef inline double _batch_loss(self, double raw, double sq, double sw_sum, double alpha,
+                                   bint squared_mean) noexcept nogil:
+        if squared_mean:
+            raw /= self.n_outputs
+        return raw / sw_sum + 0.5 * alpha * sq / sw_sum
+
+    def _check(self, floating[::1] params, const floating[:, ::1] X,
+               const floating[:, ::1] Y, const floating[::1] sw, bint has_sw):
+        if params.shape[0] != self.n_params:
+            raise ValueError(f"params has {params.shape[0]} entries, expected {self.n_params}")
+        if X.shape[1] != self.n_features or Y.shape[1] != self.n_outputs:
+            raise ValueError("X or Y does not match the network's layer sizes")
+        if X.shape[0] != Y.shape[0] or X.shape[0] < 1:
+            raise ValueError("X and Y need the same, positive, number of rows")
+        if np.dtype(self.dtype).itemsize != sizeof(floating):
+            raise TypeError(f"arrays must have the network's dtype {self.dtype}")
+        if has_sw and sw.shape[0] != X.shape[0]:
+            raise ValueError("sample_weight must have one entry per row")
+        if sw.shape[0] < 1:
+            raise ValueError("sw needs at least one entry (pass a dummy when has_sw is False)")
+
+    cdef double _forward_backward(self, floating *params, const floating *Xb,
+                                  const floating *Yb, const floating *swb,
+                                  Py_ssize_t n) noexcept nogil:
+        """Forward and backward pass over n rows; raw gradient into self.grad."""
+        cdef Py_ssize_t L = self.n_layers, l
+        cdef floating *grad = <floating *>self.grad_ptr
+        cdef const floating *inp
+        cdef double raw
+        for l in range(L):
+            inp = Xb if l == 0 else <floating *>self.A[l - 1]
+            # A[l] = inp @ W[l]
+            _mm_par(<floating *>self.A[l], inp, params + self.coef_off[l],
+                    n, self.units[l], self.units[l + 1], self.n_threads)
+            if l < L - 1:
+                # A[l] = act(A[l] + b[l])
+                _bias_act_forward(<floating *>self.A[l], params + self.inter_off[l],
+                                  self.activation, n, self.units[l + 1], self.n_threads)
+        # P = out(A + b); D = sw * (P - Y); db = sum(D, axis=0)
+        raw = _output_loss_backward(<floating *>self.D[L - 1], grad + self.inter_off[L - 1],
+                                    <floating *>self.A[L - 1], self.row_loss,
+                                    params + self.inter_off[L - 1], Yb, swb, self.output,
+                                    n, self.units[L], self.n_threads)
+        for l in range(L - 1, -1, -1):
+            inp = Xb if l == 0 else <floating *>self.A[l - 1]
+            # dW[l] = inp.T @ D[l]
+            _mm_tn_par(grad + self.coef_off[l], inp, <floating *>self.D[l],
+                       self.units[l], n, self.units[l + 1], self.n_threads)
+            if l > 0:
+                # D[l-1] = (D[l] @ W[l].T) * act'(A[l-1]);  db[l-1] = sum(D[l-1], axis=0)
+                _mm_nt_par(<floating *>self.D[l - 1], <floating *>self.D[l],
+                           params + self.coef_off[l], n, self.units[l + 1], self.units[l],
+                           self.n_threads)
+                _act_backward(<floating *>self.D[l - 1], grad + self.inter_off[l - 1],
+                              <floating *>self.A[l - 1], self.activation, n,
+                              self.units[l], self.n_threads)
+        return raw
+
+    def run_epoch(self, floating[::1] params, const floating[:, ::1] X,
+                  const floating[:, ::1] Y, const floating[::1] sw, bint has_sw,
+                  const Py_ssize_t[::1] order, bint shuffled, Py_ssize_t batch_size,
+                  int solver, floating[::1] state1, floating[::1] state2,
+                  double alpha, double learning_rate, double momentum, bint nesterov,
+                  double beta_1, double beta_2, double epsilon, long adam_t,
+                  bint squared_mean):
+        """One epoch of mini-batch training, entirely without the GIL.
+
+        Batches are ``order[i:i + batch_size]`` when ``shuffled``, else contiguous
+        slices of X. Returns ``(sum over batches of batch_loss * batch_rows, n_steps)``,
+        the quantities scikit-learn accumulates into ``loss_``.
+        """
+        cdef Py_ssize_t n = X.shape[0], start, m, d = self.n_features, K = self.n_outputs
+        cdef const floating *xb
+        cdef const floating *yb
+        cdef const floating *swb
+        cdef floating *p = &params[0]
+        cdef double raw, sq, sw_sum, lr, acc = 0, last_check
+        cdef long steps = 0, t
+        self._check(params, X, Y, sw, has_sw)
+        if batch_size < 1 or batch_size > self.capacity:
+            raise ValueError(f"batch_size must be in [1, {self.capacity}], got {batch_size}")
+        if shuffled and order.shape[0] != n:
+            raise ValueError("order must hold one index per row")
+        if state1.shape[0] != self.n_params or (solver == _ADAM
+                                                and state2.shape[0] != self.n_params):
+            raise ValueError("optimiser state does not match the parameters")
+        if solver not in (_SGD, _ADAM):
+            raise ValueError(f"unknown solver code {solver}")
+        if shuffled:
+            for start in range(n):
+                if order[start] < 0 or order[start] >= n:
+                    raise IndexError("order holds an index out of range")
+        with nogil:
+            last_check = k.mlp_monotonic_seconds()
+            sq = _sum_squares(p, self.n_coef, self.partial, self.n_threads)
+            start = 0
+            while start < n:
+                m = min(batch_size, n - start)
+                if shuffled:
+                    _gather_rows(<floating *>self.xbuf, &X[0, 0], &order[start], m, d,
+                                 self.n_threads)
+                    _gather_rows(<floating *>self.ybuf, &Y[0, 0], &order[start], m, K,
+                                 self.n_threads)
+                    xb = <floating *>self.xbuf
+                    yb = <floating *>self.ybuf
+                    if has_sw:
+                        _gather_rows(<floating *>self.swbuf, &sw[0], &order[start], m, 1,
+                                     self.n_threads)
+                        swb = <floating *>self.swbuf
+                    else:
+                        swb = NULL
+                else:
+                    xb = &X[start, 0]
+                    yb = &Y[start, 0]
+                    swb = &sw[start] if has_sw else NULL
+                sw_sum = _weight_sum(swb, m, has_sw)
+                raw = self._forward_backward(p, xb, yb, swb, m)
+                acc += self._batch_loss(raw, sq, sw_sum, alpha, squared_mean) * m
+                if solver == _SGD:
+                    sq = _sgd_step(p, &state1[0], <floating *>self.grad_ptr, self.partial,
+                                   self.n_params, self.n_coef, alpha, sw_sum, learning_rate,
+                                   momentum, nesterov, self.n_threads)
+                else:
+                    t = adam_t + steps + 1
+                    lr = learning_rate * sqrt(1 - pow(beta_2, t)) / (1 - pow(beta_1, t))
+                    sq = _adam_step(p, &state1[0], &state2[0], <floating *>self.grad_ptr,
+                                    self.partial, self.n_params, self.n_coef, alpha, sw_sum,
+                                    lr, beta_1, beta_2, epsilon, self.n_threads)
+                steps += 1
+                start += m
+                if k.mlp_monotonic_seconds() - last_check > SIGNAL_CHECK_SECONDS:
+                    with gil:
+                        PyErr_CheckSignals()
+                    last_check = k.mlp_monotonic_seconds()
+        return acc, steps
+
+
+cdef inline double _weight_sum(const floating *sw, Py_ssize_t n, bint has_sw) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double s = 0
+    if not has_sw:
+        return <double>n
+    for i in range(n):
+        s += sw[i]
+    return s
+
+
+cdef inline double _sgd_step(floating *params, floating *velocity, const floating *grad,
+                             double *partial, Py_ssize_t n, Py_ssize_t n_coef, double alpha,
+                             double sw_sum, double lr, double momentum, bint nesterov,
+                             int nt) noexcept nogil:
+    if floating is float:
+        return k.mlp_sgd_step_f32(params, velocity, grad, partial, n, n_coef, alpha, sw_sum,
+                                  lr, momentum, nesterov, nt)
+    else:
+        return k.mlp_sgd_step_f64(params, velocity, grad, partial, n, n_coef, alpha, sw_sum,
+                                  lr, momentum, nesterov, nt)
+
+
+cdef inline double _adam_step(floating *params, floating *m, floating *v, const floating *grad,
+                              double *partial, Py_ssize_t n, Py_ssize_t n_coef, double alpha,
+                              double sw_sum, double lr, double beta1, double beta2, double eps,
+                              int nt) noexcept nogil:
+    if floating is float:
+        return k.mlp_adam_step_f32(params, m, v, grad, partial, n, n_coef, alpha, sw_sum, lr,
+                                   beta1, beta2, eps, nt)
+    else:
+        return k.mlp_adam_step_f64(params, m, v, grad, partial, n, n_coef, alpha, sw_sum, lr,
+                                   beta1, beta2, eps, nt)
+
+
+# ---------------------------------------------------------------- prediction
+
+# Rows per block of the prediction pass: each block's activations stay in cache.
+cdef Py_ssize_t PREDICT_BLOCK_ROWS = 1024
+
+
+def forward(list coefs, list intercepts, const floating[:, ::1] X, int activation, int output,
+            int n_threads):
+    """Output-layer activations for X: ``out(... act(X @ W0 + b0) ... @ WL + bL)``.
+
+    ``coefs[l]`` are C-contiguous (fan_in, fan_out) arrays and ``intercepts[l]``
+    contiguous vectors, all of X's dtype.
+    """
+    cdef Py_ssize_t L = len(coefs), l, n = X.shape[0], start, m, width = 1
+    cdef Py_ssize_t *units = NULL
+    cdef floating **W = NULL
+    cdef floating **b = NULL
+    cdef floating *buf0
+    cdef floating *buf1
+    cdef floating *outp
+    cdef floating *cur
+    cdef floating *nxt
+    cdef floating[:, ::1] wv
+    cdef floating[::1] bv
+    cdef floating[:, ::1] P
+    cdef floating[::1] scratch
+    dtype = np.float32 if floating is float else np.float64
+    _check_activation(activation)
+    _check_output(output)
+    if L < 1 or len(intercepts) != L:
+        raise ValueError("forward needs matching, non-empty coefs and intercepts")
+    units = <Py_ssize_t *>malloc((L + 1) * sizeof(Py_ssize_t))
+    W = <floating **>malloc(L * sizeof(floating *))
+    b = <floating **>malloc(L * sizeof(floating *))
+    try:
+        if not (units and W and b):
+            raise MemoryError()
+        units[0] = X.shape[1]
+        for l in range(L):
+            wv = coefs[l]
+            bv = intercepts[l]
+            if wv.shape[0] != units[l] or bv.shape[0] != wv.shape[1]:
+                raise ValueError(f"layer {l} has shape {(wv.shape[0], wv.shape[1])}, "
+                                 f"expected fan_in {units[l]}")
+            units[l + 1] = wv.shape[1]
+            W[l] = &wv[0, 0]
+            b[l] = &bv[0]
+            if l < L - 1:
+                width = max(width, units[l + 1])
+        P = np.empty((n, units[L]), dtype=dtype)
+        if n == 0:
+            return np.asarray(P)
+        scratch = np.empty(2 * min(n, PREDICT_BLOCK_ROWS) * width, dtype=dtype)
+        buf0 = &scratch[0]
+        buf1 = buf0 + min(n, PREDICT_BLOCK_ROWS) * width
+        with nogil:
+            start = 0
+            while start < n:
+                m = min(PREDICT_BLOCK_ROWS, n - start)
+                cur = <floating *>&X[start, 0]
+                for l in range(L):
+                    nxt = &P[start, 0] if l == L - 1 else (buf0 if l % 2 == 0 else buf1)
+                    # nxt = cur @ W[l]
+                    _mm_par(nxt, cur, W[l], m, units[l], units[l + 1], n_threads)
+                    if l < L - 1:
+                        _bias_act_forward(nxt, b[l], activation, m, units[l + 1], n_threads)
+                    else:
+                        _output_forward(nxt, b[l], output, m, units[l + 1], n_threads)
+                    cur = nxt
+                start += m
+        return np.asarray(P)
+    finally:
+        free(units)
+        free(W)
+        free(b)
+
+
+# ---------------------------------------------------------------- kernel entry points
+# Thin wrappers over single kernels, used by the tests against NumPy references.
+
+def bias_act_forward(floating[:, ::1] Z, const floating[::1] b, int activation, int n_threads):
+    """Z <- act(Z + b) in place."""
+    _check_activation(activation)
+    if b.shape[0] != Z.shape[1]:
+        raise ValueError("b must have one entry per column of Z")
+    with nogil:
+        _bias_act_forward(&Z[0, 0], &b[0], activation, Z.shape[0], Z.shape[1], n_threads)
+
+
+def act_backward(floating[:, ::1] dZ, floating[::1] db, const floating[:, ::1] A,
+                 int activation, int n_threads):
+    """dZ <- dZ * act'(A) in place; db <- dZ.sum(axis=0)."""
+    _check_activation(activation)
+    if A.shape[0] != dZ.shape[0] or A.shape[1] != dZ.shape[1] or db.shape[0] != dZ.shape[1]:
+        raise ValueError("dZ, db and A shapes do not match")
+    with nogil:
+        _act_backward(&dZ[0, 0], &db[0], &A[0, 0], activation, dZ.shape[0], dZ.shape[1],
+                      n_threads)
+
+
+def output_forward(floating[:, ::1] Z, const floating[::1] b, int output, int n_threads):
+    """Z <- out(Z + b) in place."""
+    _check_output(output)
+    if b.shape[0] != Z.shape[1]:
+        raise ValueError("b must have one entry per column of Z")
+    with nogil:
+        _output_forward(&Z[0, 0], &b[0], output, Z.shape[0], Z.shape[1], n_threads)
+
+
+def output_loss_backward(floating[:, ::1] dZ, floating[::1] db, floating[:, ::1] Z,
+                         double[::1] row_loss, const floating[::1] b,
+                         const floating[:, ::1] Y, sw, int output, int n_threads):
+    """Z <- P = out(Z + b); dZ = sw (P - Y); db = dZ.sum(0); returns sum of sw * loss."""
+    cdef const floating[::1] swv
+    cdef const floating *swp = NULL
+    cdef double total
+    _check_output(output)
+    if sw is not None:
+        swv = sw
+        if swv.shape[0] != Z.shape[0]:
+            raise ValueError("sw must have one entry per row")
+        swp = &swv[0]
+    if (dZ.shape[0] != Z.shape[0] or dZ.shape[1] != Z.shape[1] or Y.shape[0] != Z.shape[0]
+            or Y.shape[1] != Z.shape[1] or b.shape[0] != Z.shape[1]
+            or db.shape[0] != Z.shape[1] or row_loss.shape[0] != Z.shape[0]):
+        raise ValueError("array shapes do not match")
+    with nogil:
+        total = _output_loss_backward(&dZ[0, 0], &db[0], &Z[0, 0], &row_loss[0], &b[0],
+                                      &Y[0, 0], swp, output, Z.shape[0], Z.shape[1],
+                                      n_threads)
+    return total
+
+
+def gather_rows(floating[:, ::1] out, const floating[:, ::1] X, const Py_ssize_t[::1] idx,
+                int n_threads):
+    """out[i] = X[idx[i]]."""
+    cdef Py_ssize_t i
+    if out.shape[0] != idx.shape[0] or out.shape[1] != X.shape[1]:
+        raise ValueError("out must be (len(idx), X.shape[1])")
+    for i in range(idx.shape[0]):
+        if idx[i] < 0 or idx[i] >= X.shape[0]:
+            raise IndexError("idx holds an index out of range")
+    with nogil:
+        _gather_rows(&out[0, 0], &X[0, 0], &idx[0], idx.shape[0], X.shape[1], n_threads)
+
+
+def optimizer_step(int solver, floating[::1] params, floating[::1] state1, floating[::1] state2,
+                   const floating[::1] grad, Py_ssize_t n_coef, double alpha, double sw_sum,
+                   double learning_rate, double momentum, bint nesterov, double beta_1,
+                   double beta_2, double epsilon, int n_threads):
+    """One SGD or Adam step on the flat buffer (learning_rate already bias-corrected
+    for Adam); returns the sum of squares of the updated params[:n_coef]."""
+    cdef Py_ssize_t n = params.shape[0]
+    cdef double[::1] partial = np.zeros(n // k.MLP_REDUCE_CHUNK + 1)
+    cdef double sq
+    if grad.shape[0] != n or state1.shape[0] != n or (solver == _ADAM
+                                                     and state2.shape[0] != n):
+        raise ValueError("params, grad and optimiser state must have the same length")
+    if not 0 <= n_coef <= n:
+        raise ValueError("n_coef must be in [0, len(params)]")
+    if solver not in (_SGD, _ADAM):
+        raise ValueError(f"unknown solver code {solver}")
+    with nogil:
+        if solver == _SGD:
+            sq = _sgd_step(&params[0], &state1[0], &grad[0], &partial[0], n, n_coef, alpha,
+                           sw_sum, learning_rate, momentum, nesterov, n_threads)
+        else:
+            sq = _adam_step(&params[0], &state1[0], &state2[0], &grad[0], &partial[0], n,
+                            n_coef, alpha, sw_sum, learning_rate, beta_1, beta_2, epsilon,
+                            n_threads)
+    return sq

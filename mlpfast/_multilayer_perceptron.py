@@ -1,0 +1,1106 @@
+"""MLPClassifier and MLPRegressor: scikit-learn 1.9's estimators on mlpfast's engine.
+
+Everything here runs once per fit or once per epoch: parameter validation,
+label handling, the validation split, stopping rules, verbose output. Each
+epoch's batches run in :meth:`mlpfast._engine.Network.run_epoch` without the GIL.
+"""
+
+import warnings
+from abc import ABC, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    _fit_context,
+    is_classifier,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d, shuffle
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    type_of_target,
+    unique_labels,
+)
+from sklearn.utils.optimize import _check_optimize_result
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from mlpfast import _engine
+from mlpfast._config import blas_single_threaded, effective_n_threads
+from mlpfast._stochastic_optimizers import AdamOptimizer, SGDOptimizer
+
+_STOCHASTIC_SOLVERS = ["sgd", "adam"]
+
+# Fewer rows than this are predicted on one thread, with no thread set-up at all.
+_PREDICT_MIN_ROWS_THREADED = 256
+
+# Hidden activation name -> kernel code. Adding an activation touches this table
+# and the kernels only.
+ACTIVATION_CODES = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
+
+# out_activation_ -> (fused output/loss kernel code, loss is a mean over outputs).
+# scikit-learn's squared error is 0.5 * mean over outputs; the other losses sum.
+OUTPUT_CODES = {
+    "identity": (0, True),
+    "logistic": (1, False),
+    "softmax": (2, False),
+    "exp": (3, False),
+}
+
+
+class BaseMultilayerPerceptron(BaseEstimator, ABC):
+    """Shared machinery of MLPClassifier and MLPRegressor (not for direct use)."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    @abstractmethod
+    def __init__(
+        self,
+        hidden_layer_sizes,
+        activation,
+        solver,
+        alpha,
+        batch_size,
+        learning_rate,
+        learning_rate_init,
+        power_t,
+        max_iter,
+        loss,
+        shuffle,
+        random_state,
+        tol,
+        verbose,
+        warm_start,
+        momentum,
+        nesterovs_momentum,
+        early_stopping,
+        validation_fraction,
+        beta_1,
+        beta_2,
+        epsilon,
+        n_iter_no_change,
+        max_fun,
+    ):
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    # ------------------------------------------------------------ parameters
+
+    def _pack_params(self, dtype):
+        """One flat buffer [coefs..., intercepts...]; coefs_ / intercepts_ become views of it."""
+        params = np.concatenate(
+            [np.ravel(p).astype(dtype, copy=False) for p in self.coefs_ + self.intercepts_]
+        )
+        self._unpack(params)
+        return params
+
+    def _unpack(self, params):
+        """Point coefs_ / intercepts_ at slices of the flat buffer ``params``."""
+        start = 0
+        for i, coef in enumerate(self.coefs_):
+            end = start + coef.size
+            self.coefs_[i] = params[start:end].reshape(coef.shape)
+            start = end
+        for i, intercept in enumerate(self.intercepts_):
+            end = start + intercept.size
+            self.intercepts_[i] = params[start:end]
+            start = end
+
+    def _network(self, layer_units, dtype, capacity):
+        output_code, _ = OUTPUT_CODES[self.out_activation_]
+        return _engine.Network(
+            layer_units,
+            ACTIVATION_CODES[self.activation],
+            output_code,
+            dtype,
+            capacity,
+            effective_n_threads(),
+        )
+
+    # ------------------------------------------------------------ prediction
+
+    def _forward_pass_fast(self, X, check_input=True):
+        """Output-layer activations for X, computed by the compiled forward pass."""
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        dtype = np.result_type(X.dtype, self.coefs_[0].dtype, np.float32)
+        if sp.issparse(X):
+            X = X.toarray()
+        X = np.ascontiguousarray(X, dtype=dtype)
+        coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
+        intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
+        n_threads = effective_n_threads()
+        args = (
+            coefs,
+            intercepts,
+            X,
+            ACTIVATION_CODES[self.activation],
+            OUTPUT_CODES[self.out_activation_][0],
+        )
+        if n_threads == 1 or X.shape[0] < _PREDICT_MIN_ROWS_THREADED:
+            return _engine.forward(*args, 1)
+        with blas_single_threaded():
+            return _engine.forward(*args, n_threads)
+
+    # ------------------------------------------------------------ fitting
+
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+
+        if not is_classifier(self):
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_ = "softmax"
+        else:
+            self.out_activation_ = "logistic"
+
+        self.coefs_ = []
+        self.intercepts_ = []
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+            coef_init, intercept_init = self._init_coef(fan_in, fan_out, dtype)
+            self.coefs_.append(coef_init)
+            self.intercepts_.append(intercept_init)
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [i.copy() for i in self.intercepts_]
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _init_coef(self, fan_in, fan_out, dtype):
+        # Glorot & Bengio (2010) uniform init; factor 2 for the logistic activation.
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        init_bound = np.sqrt(factor / (fan_in + fan_out))
+        # Drawn in this order (coef, then intercept, layer by layer), as scikit-learn.
+        coef_init = self._random_state.uniform(-init_bound, init_bound, (fan_in, fan_out))
+        intercept_init = self._random_state.uniform(-init_bound, init_bound, fan_out)
+        return coef_init.astype(dtype, copy=False), intercept_init.astype(dtype, copy=False)
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        hidden_layer_sizes = list(hidden_layer_sizes)
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError(
+                "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
+            )
+        first_pass = not hasattr(self, "coefs_") or (
+            not self.warm_start and not incremental
+        )
+
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        n_samples, n_features = X.shape
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        if not first_pass and y.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y.shape[1]} outputs, but this {type(self).__name__} was "
+                f"fitted with {self.n_outputs_}."
+            )
+        self.n_outputs_ = y.shape[1]
+        layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
+
+        self._random_state = check_random_state(self.random_state)
+
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype)
+        elif [c.shape for c in self.coefs_] != list(zip(layer_units[:-1], layer_units[1:])):
+            raise ValueError(
+                "The network's layer sizes changed since the last fit; "
+                "warm_start and partial_fit need the same hidden_layer_sizes."
+            )
+
+        if sp.issparse(X):
+            # TODO(issue 3): multiply the sparse X directly in the first layer.
+            X = X.toarray()
+
+        with blas_single_threaded():
+            if self.solver in _STOCHASTIC_SOLVERS:
+                self._fit_stochastic(X, y, sample_weight, layer_units, incremental)
+            elif self.solver == "lbfgs":
+                self._fit_lbfgs(X, y, sample_weight, layer_units)
+
+        weights = self.coefs_ + self.intercepts_
+        if not all(np.isfinite(w).all() for w in weights):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may"
+                " contain large values and need to be preprocessed."
+            )
+        return self
+
+    def _engine_arrays(self, X, y, sample_weight, dtype):
+        """C-contiguous X, Y and weights in the training dtype (one conversion at most)."""
+        X = np.ascontiguousarray(X, dtype=dtype)
+        Y = np.ascontiguousarray(y, dtype=dtype)
+        if sample_weight is None:
+            return X, Y, np.ones(1, dtype=dtype), False
+        return X, Y, np.ascontiguousarray(sample_weight, dtype=dtype), True
+
+    def _fit_lbfgs(self, X, y, sample_weight, layer_units):
+        # scipy's L-BFGS-B works in float64; like scikit-learn, lbfgs trains and
+        # returns float64 parameters whatever the dtype of X.
+        dtype = np.float64
+        X, Y, sw, has_sw = self._engine_arrays(X, y, sample_weight, dtype)
+        params = self._pack_params(dtype)
+        network = self._network(layer_units, dtype, X.shape[0])
+        squared_mean = OUTPUT_CODES[self.out_activation_][1]
+        alpha = float(self.alpha)
+
+        def loss_grad(packed):
+            params[:] = packed
+            loss = network.loss_grad(params, X, Y, sw, has_sw, alpha, squared_mean)
+            return loss, network.grad.copy()
+
+        iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
+        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
+        if _scipy_takes_iprint():
+            options["iprint"] = iprint
+        opt_res = scipy.optimize.minimize(
+            loss_grad, params.copy(), method="L-BFGS-B", jac=True, options=options
+        )
+        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        self.loss_ = opt_res.fun
+        params[:] = opt_res.x
+
+    def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental):
+        dtype = X.dtype
+        params = self._pack_params(dtype)
+        n_params = params.shape[0]
+        if (
+            not incremental
+            or not hasattr(self, "_optimizer")
+            or not self._optimizer.matches(n_params, dtype)
+        ):
+            if self.solver == "sgd":
+                self._optimizer = SGDOptimizer(
+                    n_params,
+                    dtype,
+                    self.learning_rate_init,
+                    self.learning_rate,
+                    self.momentum,
+                    self.nesterovs_momentum,
+                    self.power_t,
+                )
+            elif self.solver == "adam":
+                self._optimizer = AdamOptimizer(
+                    n_params,
+                    dtype,
+                    self.learning_rate_init,
+                    self.beta_1,
+                    self.beta_2,
+                    self.epsilon,
+                )
+
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            # stratified split for single-output classification only
+            should_stratify = is_classifier(self) and self.n_outputs_ == 1
+            stratify = y if should_stratify else None
+            arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+            split = train_test_split(
+                *arrays,
+                random_state=self._random_state,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+            X_train, X_val, y_train, y_val = split[:4]
+            sample_weight_train, sample_weight_val = (
+                (None, None) if sample_weight is None else split[4:]
+            )
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset."
+                )
+            if is_classifier(self):
+                y_val = self._label_binarizer.inverse_transform(y_val)
+        else:
+            X_train, y_train, sample_weight_train = X, y, sample_weight
+            X_val = y_val = sample_weight_val = None
+
+        n_samples = X_train.shape[0]
+        sample_idx = np.arange(n_samples, dtype=np.intp)
+
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than "
+                    "sample size. It is going to be clipped"
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        X_train, Y_train, sw_train, has_sw = self._engine_arrays(
+            X_train, y_train, sample_weight_train, dtype
+        )
+        network = self._network(layer_units, dtype, batch_size)
+        squared_mean = OUTPUT_CODES[self.out_activation_][1]
+
+        try:
+            self.n_iter_ = 0
+            for it in range(self.max_iter):
+                if self.shuffle:
+                    # Same draws as scikit-learn: the previous order, shuffled again.
+                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                accumulated_loss, n_steps = network.run_epoch(
+                    params,
+                    X_train,
+                    Y_train,
+                    sw_train,
+                    has_sw,
+                    sample_idx,
+                    bool(self.shuffle),
+                    batch_size,
+                    alpha=float(self.alpha),
+                    squared_mean=squared_mean,
+                    **self._optimizer.epoch_args(),
+                )
+                self._optimizer.steps_done(n_steps)
+
+                self.n_iter_ += 1
+                self.loss_ = accumulated_loss / X_train.shape[0]
+
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+
+                self._update_no_improvement_count(
+                    early_stopping, X_val, y_val, sample_weight_val
+                )
+
+                self._optimizer.iteration_ends(self.t_)
+
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = (
+                            "Validation score did not improve more than "
+                            "tol=%f for %d consecutive epochs."
+                            % (self.tol, self.n_iter_no_change)
+                        )
+                    else:
+                        msg = (
+                            "Training loss did not improve more than tol=%f"
+                            " for %d consecutive epochs."
+                            % (self.tol, self.n_iter_no_change)
+                        )
+
+                    is_stopping = self._optimizer.trigger_stopping(msg, self.verbose)
+                    if is_stopping:
+                        break
+                    else:
+                        self._no_improvement_count = 0
+
+                if incremental:
+                    break
+
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) "
+                        "reached and the optimization hasn't converged yet."
+                        % self.max_iter,
+                        ConvergenceWarning,
+                    )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+
+        if early_stopping:
+            self.coefs_ = self._best_coefs
+            self.intercepts_ = self._best_intercepts
+
+    def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
+        if early_stopping:
+            val_score = self._score(X, y, sample_weight=sample_weight)
+
+            self.validation_scores_.append(val_score)
+
+            if self.verbose:
+                print("Validation score: %f" % self.validation_scores_[-1])
+            last_valid_score = self.validation_scores_[-1]
+
+            if last_valid_score < (self.best_validation_score_ + self.tol):
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+
+            if last_valid_score > self.best_validation_score_:
+                self.best_validation_score_ = last_valid_score
+                self._best_coefs = [c.copy() for c in self.coefs_]
+                self._best_intercepts = [i.copy() for i in self.intercepts_]
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : ndarray or sparse matrix of shape (n_samples, n_features)
+            The input data.
+
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in
+            regression).
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Returns a trained MLP model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic"
+                " optimizers. %s is not stochastic." % self.solver
+            )
+        return True
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        """score_function(y, predict(X)) on already validated X; NaN for non-finite predictions."""
+        y_pred = self._predict(X, check_input=False)
+
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+def _scipy_takes_iprint():
+    """scipy >= 1.15 deprecates L-BFGS-B's ``iprint``; pass it only to older scipy."""
+    major, minor = (int(v) for v in scipy.__version__.split(".")[:2])
+    return (major, minor) < (1, 15)
+
+
+_SHARED_PARAMETERS_DOC = """
+    hidden_layer_sizes : array-like of shape(n_layers - 2,), default=(100,)
+        The ith element represents the number of neurons in the ith hidden layer.
+
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation function for the hidden layers: f(x) = x, 1 / (1 + exp(-x)),
+        tanh(x) or max(0, x).
+
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        The weight optimiser: L-BFGS-B (through scipy, float64), stochastic
+        gradient descent, or Adam. Adam suits large data sets; lbfgs often
+        converges faster on small ones.
+
+    alpha : float, default=0.0001
+        Strength of the L2 penalty, divided by the sample size (sum of sample
+        weights) when added to the loss.
+
+    batch_size : int or 'auto', default='auto'
+        Minibatch size for the stochastic solvers; 'auto' is
+        ``min(200, n_samples)``. Ignored by lbfgs.
+
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning-rate schedule of ``solver='sgd'``: constant
+        ``learning_rate_init``; ``learning_rate_init / pow(t, power_t)`` with
+        ``t`` the samples seen; or divided by 5 whenever ``n_iter_no_change``
+        epochs fail to improve by ``tol``.
+
+    learning_rate_init : float, default=0.001
+        Initial step size of 'sgd' and 'adam'.
+
+    power_t : float, default=0.5
+        Exponent of the 'invscaling' schedule.
+
+    max_iter : int, default=200
+        Epochs for the stochastic solvers; iterations for lbfgs.
+
+    shuffle : bool, default=True
+        Shuffle the samples every epoch ('sgd' and 'adam').
+
+    random_state : int, RandomState instance, default=None
+        Seeds weight initialisation, the validation split and the shuffles.
+        The same seed draws the same numbers as scikit-learn.
+
+    tol : float, default=1e-4
+        Improvement of the loss (or validation score) below which an epoch
+        counts as not improving.
+
+    verbose : bool, default=False
+        Print progress messages, as scikit-learn does.
+
+    warm_start : bool, default=False
+        Start from the previous fit's weights.
+
+    momentum : float, default=0.9
+        Momentum of 'sgd', in [0, 1].
+
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum ('sgd' with momentum > 0).
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (stratified for
+        single-output classification), stop when its score stops improving
+        and restore the best weights. 'sgd' and 'adam' only.
+
+    validation_fraction : float, default=0.1
+        Share of the data held out for early stopping.
+
+    beta_1 : float, default=0.9
+        Adam's decay rate of the first moment, in [0, 1).
+
+    beta_2 : float, default=0.999
+        Adam's decay rate of the second moment, in [0, 1).
+
+    epsilon : float, default=1e-8
+        Adam's numerical-stability constant.
+
+    n_iter_no_change : int, default=10
+        Epochs without ``tol`` improvement before stopping ('sgd', 'adam').
+
+    max_fun : int, default=15000
+        Most loss evaluations of lbfgs.
+"""
+
+_SHARED_ATTRIBUTES_DOC = """
+    loss_ : float
+        The current loss computed with the loss function.
+
+    best_loss_ : float or None
+        Lowest training loss reached (stochastic solvers); None under early stopping.
+
+    loss_curve_ : list of shape (`n_iter_`,)
+        Training loss at the end of each epoch (stochastic solvers).
+
+    validation_scores_ : list of shape (`n_iter_`,) or None
+        Validation score at each epoch under early stopping, else None.
+
+    best_validation_score_ : float or None
+        Best validation score under early stopping, else None.
+
+    t_ : int
+        Training samples seen by the solver.
+
+    coefs_ : list of shape (n_layers - 1,)
+        ``coefs_[i]`` is the (fan_in, fan_out) weight matrix of layer i.
+
+    intercepts_ : list of shape (n_layers - 1,)
+        ``intercepts_[i]`` is the bias vector of layer i + 1.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Feature names seen during fit, when X has string column names.
+
+    n_iter_ : int
+        Epochs (or lbfgs iterations) run by the last fit.
+
+    n_layers_ : int
+        Number of layers, input and output included.
+
+    n_outputs_ : int
+        Number of outputs.
+
+    out_activation_ : str
+        Name of the output activation.
+"""
+
+
+class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
+    """Multi-layer perceptron classifier with a compiled engine.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`:
+    the same parameters, attributes and, for a given ``random_state``, the same
+    training trajectory; each epoch runs in compiled code without the GIL.
+    The model minimises the log-loss with lbfgs, sgd or adam.
+
+    Parameters
+    ----------
+{parameters}
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray of shape (n_classes,)
+        Class labels for each output.
+{attributes}
+    See Also
+    --------
+    MLPRegressor : Multi-layer perceptron regressor.
+    sklearn.neural_network.MLPClassifier : The estimator this one replaces.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.model_selection import train_test_split
+    >>> from mlpfast import MLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    >>> clf = MLPClassifier(solver="lbfgs", random_state=0, max_iter=500)
+    >>> clf.fit(X_train, y_train).score(X_test, y_test) > 0.9
+    True
+    >>> clf.predict_proba(X_test[:1]).shape
+    (1, 3)
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss="log_loss",
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+
+        # A new fit (or the first) learns the labels; warm_start must see the same
+        # classes again; partial_fit may see a subset of the classes it was given.
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same "
+                        "classes as in the previous call to fit. Previously "
+                        f"got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}."
+                )
+
+        # bool, so that float32 training data is never upcast by the targets
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron classifier.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray, shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        """predict, with the input check optional (the validation set is checked once)."""
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y, sample_weight=None):
+        return super()._score_with_function(
+            X, y, sample_weight=sample_weight, score_function=accuracy_score
+        )
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single iteration over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        y : array-like of shape (n_samples,)
+            The target values.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        classes : array of shape (n_classes,), default=None
+            Classes across all calls to partial_fit. Required on the first call
+            (except for multilabel targets); ignored afterwards.
+
+        Returns
+        -------
+        self : object
+            Trained MLP model.
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict_log_proba(self, X):
+        """Natural log of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples to score.
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            ``log(predict_proba(X))``, columns ordered as ``classes_``.
+        """
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def predict_proba(self, X):
+        """Class probabilities from the compiled forward pass.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples to score.
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            One row per sample, columns ordered as ``classes_``; a binary
+            problem gives the two columns ``1 - p`` and ``p``.
+        """
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        else:
+            return y_pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
+    """Multi-layer perceptron regressor with a compiled engine.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`:
+    the same parameters, attributes and, for a given ``random_state``, the same
+    training trajectory; each epoch runs in compiled code without the GIL.
+    The output layer is the identity (squared error) or exp (Poisson deviance).
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        The loss: half the squared error, or half the Poisson deviance with a
+        log link (targets must be non-negative).
+{parameters}
+    Attributes
+    ----------
+{attributes}
+    See Also
+    --------
+    MLPClassifier : Multi-layer perceptron classifier.
+    sklearn.neural_network.MLPRegressor : The estimator this one replaces.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from sklearn.model_selection import train_test_split
+    >>> from mlpfast import MLPRegressor
+    >>> X, y = make_regression(n_samples=300, n_features=5, noise=0.1, random_state=1)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=1)
+    >>> reg = MLPRegressor(solver="lbfgs", random_state=1, max_iter=1000)
+    >>> reg.fit(X_train, y_train).score(X_test, y_test) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss=loss,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_outputs)
+            The predicted values.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        """predict, with the input check optional (the validation set is checked once)."""
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X, y, sample_weight=None):
+        return super()._score_with_function(
+            X, y, sample_weight=sample_weight, score_function=r2_score
+        )
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError(
+                "loss='poisson' requires non-negative targets y; got a minimum of "
+                f"{np.min(y)}."
+            )
+        return X, y
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with a single iteration over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        y : ndarray of shape (n_samples,)
+            The target values.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Trained MLP model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+
+for _estimator in (MLPClassifier, MLPRegressor):
+    _estimator.__doc__ = _estimator.__doc__.replace(
+        "{parameters}", _SHARED_PARAMETERS_DOC
+    ).replace("{attributes}", _SHARED_ATTRIBUTES_DOC)

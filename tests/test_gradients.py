@@ -1,0 +1,318 @@
+"""The whole network's loss and gradient (``mlpfast._engine.Network.loss_grad``).
+
+Oracles:
+- central finite differences of the same loss, in float64, for every hidden
+  activation x output kind, with L2 regularisation and with/without sample weights;
+- a direct NumPy forward/backward written with scikit-learn's ``_backprop`` formulas,
+  in float32 and float64;
+- scikit-learn's own ``BaseMultilayerPerceptron._backprop`` on the same weights.
+
+Parameters are one flat vector: every coefficient matrix (fan_in, fan_out) row-major,
+then every intercept (``Network.layout()`` gives the offsets).
+"""
+
+import numpy as np
+import pytest
+from scipy.special import xlogy
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+from mlpfast import _engine
+
+IDENTITY, LOGISTIC, TANH, RELU = 0, 1, 2, 3
+OUT_SQUARED, OUT_BINARY, OUT_MULTI, OUT_POISSON = 0, 1, 2, 3
+ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
+OUTPUTS = {"squared": OUT_SQUARED, "binary": OUT_BINARY, "multi": OUT_MULTI,
+           "poisson": OUT_POISSON}
+
+N_SAMPLES = 12
+ALPHA = 0.3
+
+
+# ---------------------------------------------------------------- problem set-up
+
+def make_problem(act, out, dtype, n_outputs=3, weighted=False, seed=0):
+    """A network [5, 4, 3, K], its flat parameters, X, targets valid for the output kind
+    (one-hot rows, 0/1, Poisson counts with zeros, or reals) and sample weights."""
+    rng = np.random.default_rng(seed)
+    units = [5, 4, 3, n_outputs]
+    net = _engine.Network(units, act, out, dtype, N_SAMPLES, 1)
+    params = (0.7 * rng.standard_normal(net.n_params)).astype(dtype)
+    X = rng.standard_normal((N_SAMPLES, units[0])).astype(dtype)
+    shape = (N_SAMPLES, n_outputs)
+    if out == OUT_MULTI:
+        Y = np.eye(n_outputs)[rng.integers(0, n_outputs, size=N_SAMPLES)]
+    elif out == OUT_BINARY:
+        Y = rng.integers(0, 2, size=shape)
+    elif out == OUT_POISSON:
+        Y = rng.poisson(1.5, size=shape)
+    else:
+        Y = rng.standard_normal(shape)
+    Y = Y.astype(dtype)
+    sw = rng.uniform(0.3, 2.5, size=N_SAMPLES).astype(dtype) if weighted else None
+    return net, params, X, Y, sw
+
+
+def loss_grad(net, params, X, Y, sw, squared_mean):
+    """Network.loss_grad with the dummy weight vector it wants when sw is None."""
+    has_sw = sw is not None
+    sw_arg = sw if has_sw else np.ones(1, dtype=params.dtype)
+    loss = net.loss_grad(params, X, Y, sw_arg, has_sw, ALPHA, squared_mean)
+    return loss, net.grad.copy()
+
+
+def unpack(net, params):
+    """Flat parameters -> (coefs, intercepts) as float64 lists, via Network.layout()."""
+    coef_layout, inter_layout = net.layout()
+    coefs = [params[s:e].astype(np.float64).reshape(shape) for s, e, shape in coef_layout]
+    intercepts = [params[s:e].astype(np.float64) for s, e in inter_layout]
+    return coefs, intercepts
+
+
+# ---------------------------------------------------------------- NumPy reference network
+
+def act_ref(z, act):
+    if act == LOGISTIC:
+        return 1 / (1 + np.exp(-z))
+    if act == TANH:
+        return np.tanh(z)
+    if act == RELU:
+        return np.maximum(z, 0)
+    return z
+
+
+def act_derivative_ref(a, act):
+    """act'(z) through the activation's output a = act(z)."""
+    if act == LOGISTIC:
+        return a * (1 - a)
+    if act == TANH:
+        return 1 - a**2
+    if act == RELU:
+        return (a > 0).astype(np.float64)
+    return np.ones_like(a)
+
+
+def out_ref(z, out):
+    if out == OUT_BINARY:
+        return 1 / (1 + np.exp(-z))
+    if out == OUT_MULTI:
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    if out == OUT_POISSON:
+        return np.exp(z)
+    return z
+
+
+def data_loss_ref(Y, P, w, out, eps, squared_mean):
+    """sum_n w_n loss_n / sum(w), as scikit-learn's LOSS_FUNCTIONS (squared_loss divides
+    by K too when squared_mean)."""
+    Pc = np.clip(P, eps, 1 - eps)
+    if out == OUT_BINARY:
+        terms = -(xlogy(Y, Pc) + xlogy(1 - Y, 1 - Pc))
+    elif out == OUT_MULTI:
+        terms = -xlogy(Y, Pc)
+    elif out == OUT_POISSON:
+        terms = xlogy(Y, Y / P) - Y + P
+    else:
+        terms = 0.5 * (Y - P) ** 2
+        if squared_mean:
+            terms = terms / Y.shape[1]
+    return (w[:, None] * terms).sum() / w.sum()
+
+
+def numpy_loss_grad(net, params, X, Y, sw, act, out, squared_mean):
+    """Loss and flat gradient of the network, in float64, by scikit-learn's _backprop:
+
+    loss = L(Y, P) + 0.5 * alpha * sum ||W||^2 / sw_sum
+    delta_last = sw * (P - Y);  delta_{l-1} = (delta_l @ W_l.T) * act'(A_l)
+    coef grad = (A.T @ delta + alpha * W) / sw_sum;  intercept grad = delta.sum(0) / sw_sum
+    """
+    coefs, intercepts = unpack(net, params)
+    n = X.shape[0]
+    w = np.ones(n) if sw is None else sw.astype(np.float64)
+    sw_sum = w.sum()
+    activations = [X.astype(np.float64)]
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        z = activations[-1] @ W + b
+        activations.append(out_ref(z, out) if i == len(coefs) - 1 else act_ref(z, act))
+    P = activations[-1]
+    Y64 = Y.astype(np.float64)
+    loss = data_loss_ref(Y64, P, w, out, np.finfo(params.dtype).eps, squared_mean)
+    loss += 0.5 * ALPHA * sum(np.sum(W**2) for W in coefs) / sw_sum
+
+    coef_grads, intercept_grads = [None] * len(coefs), [None] * len(coefs)
+    delta = w[:, None] * (P - Y64)
+    for i in range(len(coefs) - 1, -1, -1):
+        coef_grads[i] = (activations[i].T @ delta + ALPHA * coefs[i]) / sw_sum
+        intercept_grads[i] = delta.sum(axis=0) / sw_sum
+        if i > 0:
+            delta = (delta @ coefs[i].T) * act_derivative_ref(activations[i], act)
+    grad = np.concatenate([g.ravel() for g in coef_grads + intercept_grads])
+    return loss, grad
+
+
+# ---------------------------------------------------------------- finite differences
+
+def central_differences(f, params, h=1e-6):
+    """(f(p + h e_i) - f(p - h e_i)) / 2h for every coordinate i."""
+    fd = np.empty(params.size)
+    for i in range(params.size):
+        step = np.zeros_like(params)
+        step[i] = h
+        fd[i] = (f(params + step) - f(params - step)) / (2 * h)
+    return fd
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["sw=None", "sw"])
+@pytest.mark.parametrize("out", OUTPUTS.values(), ids=OUTPUTS.keys())
+@pytest.mark.parametrize("act", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
+def test_gradient_matches_finite_differences(act, out, weighted):
+    """net.grad after loss_grad equals central finite differences of the loss it
+    returns (float64, h = 1e-6, two hidden layers, K = 3, alpha > 0).
+
+    squared_mean=False here: scikit-learn's gradient of the squared loss is that of
+    the un-averaged 1/2 sum_k (y - p)^2, the reported loss is not (see
+    test_squared_mean_scales_loss_only). Random inputs keep relu off its kink.
+    """
+    net, params, X, Y, sw = make_problem(act, out, np.float64, weighted=weighted)
+    _, grad = loss_grad(net, params, X, Y, sw, squared_mean=False)
+    fd = central_differences(lambda p: loss_grad(net, p, X, Y, sw, False)[0], params)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["sw=None", "sw"])
+@pytest.mark.parametrize("act", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
+def test_squared_gradient_matches_finite_differences_single_output(act, weighted):
+    """With one output, the loss scikit-learn reports for the squared error
+    (squared_mean=True, 0.5 * mean over outputs) is the one its gradient differentiates:
+    oracle central finite differences of that loss."""
+    net, params, X, Y, sw = make_problem(act, OUT_SQUARED, np.float64, n_outputs=1,
+                                         weighted=weighted)
+    _, grad = loss_grad(net, params, X, Y, sw, squared_mean=True)
+    fd = central_differences(lambda p: loss_grad(net, p, X, Y, sw, True)[0], params)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["sw=None", "sw"])
+def test_squared_mean_scales_loss_only(weighted):
+    """squared_mean divides the data term of the loss by K and leaves the L2 term and
+    the gradient alone. Oracle: the squared_mean=False call on the same inputs."""
+    net, params, X, Y, sw = make_problem(TANH, OUT_SQUARED, np.float64, n_outputs=3,
+                                         weighted=weighted)
+    sw_sum = N_SAMPLES if sw is None else sw.sum()
+    l2 = 0.5 * ALPHA * np.sum(params[:net.n_coef] ** 2) / sw_sum
+    loss_sum, grad_sum = loss_grad(net, params, X, Y, sw, squared_mean=False)
+    loss_mean, grad_mean = loss_grad(net, params, X, Y, sw, squared_mean=True)
+    np.testing.assert_allclose(loss_mean - l2, (loss_sum - l2) / 3, rtol=1e-12)
+    assert np.array_equal(grad_mean, grad_sum)
+
+
+# ---------------------------------------------------------------- NumPy forward/backward
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [False, True], ids=["sw=None", "sw"])
+@pytest.mark.parametrize("out", OUTPUTS.values(), ids=OUTPUTS.keys())
+@pytest.mark.parametrize("act", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
+def test_loss_grad_matches_numpy_backprop(act, out, weighted, dtype):
+    """Loss and gradient equal numpy_loss_grad (scikit-learn's _backprop formulas in
+    float64 from the same, possibly float32, parameters and data).
+
+    The gradient is compared relative to its largest entry: float32 sums over rows
+    can cancel to entries far below the rounding of the terms they add up.
+    """
+    squared_mean = out == OUT_SQUARED
+    net, params, X, Y, sw = make_problem(act, out, dtype, weighted=weighted, seed=1)
+    loss, grad = loss_grad(net, params, X, Y, sw, squared_mean)
+    assert grad.dtype == dtype
+    expected_loss, expected_grad = numpy_loss_grad(net, params, X, Y, sw, act, out,
+                                                   squared_mean)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(loss, expected_loss, rtol=rtol)
+    np.testing.assert_allclose(grad, expected_grad, rtol=rtol,
+                               atol=rtol * np.abs(expected_grad).max())
+
+
+def test_loss_grad_overwrites_gradient():
+    """A second call leaves the same gradient, not the sum of both (the gradient rule:
+    backward kernels overwrite). Oracle: the first call."""
+    net, params, X, Y, sw = make_problem(RELU, OUT_MULTI, np.float64, weighted=True)
+    first = loss_grad(net, params, X, Y, sw, False)
+    second = loss_grad(net, params, X, Y, sw, False)
+    assert first[0] == second[0]
+    assert np.array_equal(first[1], second[1])
+
+
+def test_loss_grad_fewer_rows_than_capacity():
+    """A batch shorter than the network's capacity uses only its own rows.
+    Oracle: numpy_loss_grad on those rows."""
+    net, params, X, Y, sw = make_problem(LOGISTIC, OUT_BINARY, np.float64, weighted=True)
+    loss_grad(net, params, X, Y, sw, False)  # fill every buffer row first
+    loss, grad = loss_grad(net, params, X[:5], Y[:5], sw[:5], False)
+    expected_loss, expected_grad = numpy_loss_grad(net, params, X[:5], Y[:5], sw[:5],
+                                                   LOGISTIC, OUT_BINARY, False)
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-12)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------- scikit-learn's _backprop
+
+SKLEARN_NAMES = {IDENTITY: "identity", LOGISTIC: "logistic", TANH: "tanh", RELU: "relu"}
+
+
+def sklearn_backprop(net, params, X, Y, sw, act, out):
+    """Loss and flat gradient from scikit-learn's BaseMultilayerPerceptron._backprop,
+    on an estimator whose fitted attributes are set to these weights."""
+    if out == OUT_SQUARED:
+        est, out_name = MLPRegressor(loss="squared_error"), "identity"
+    elif out == OUT_POISSON:
+        est, out_name = MLPRegressor(loss="poisson"), "exp"
+    else:
+        est = MLPClassifier()
+        out_name = "logistic" if out == OUT_BINARY else "softmax"
+    est.set_params(activation=SKLEARN_NAMES[act], alpha=ALPHA)
+    coefs, intercepts = unpack(net, params)
+    est.coefs_, est.intercepts_ = coefs, intercepts
+    est.n_layers_ = len(coefs) + 1
+    est.out_activation_ = out_name
+    L = len(coefs)
+    activations = [X.astype(np.float64)] + [None] * L
+    loss, coef_grads, intercept_grads = est._backprop(
+        X.astype(np.float64), Y.astype(np.float64),
+        None if sw is None else sw.astype(np.float64),
+        activations, [None] * L, [None] * L, [None] * L)
+    return loss, np.concatenate([g.ravel() for g in coef_grads + intercept_grads])
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["sw=None", "sw"])
+@pytest.mark.parametrize("out", OUTPUTS.values(), ids=OUTPUTS.keys())
+@pytest.mark.parametrize("act", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
+def test_loss_grad_matches_sklearn_backprop(act, out, weighted):
+    """Float64 loss and gradient equal scikit-learn's own _backprop on the same weights
+    (squared_mean=True for the squared error, as scikit-learn's squared_loss)."""
+    net, params, X, Y, sw = make_problem(act, out, np.float64, weighted=weighted, seed=2)
+    loss, grad = loss_grad(net, params, X, Y, sw, squared_mean=out == OUT_SQUARED)
+    expected_loss, expected_grad = sklearn_backprop(net, params, X, Y, sw, act, out)
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-12)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-12,
+                               atol=1e-12 * np.abs(expected_grad).max())
+
+
+# ---------------------------------------------------------------- prediction pass
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("out", OUTPUTS.values(), ids=OUTPUTS.keys())
+@pytest.mark.parametrize("act", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
+def test_forward_matches_numpy(act, out, dtype):
+    """_engine.forward (the predict pass, blocks of 1024 rows) equals the NumPy forward
+    of numpy_loss_grad's network on 2500 rows, in both dtypes."""
+    net, params, _, _, _ = make_problem(act, out, dtype, seed=3)
+    X = np.random.default_rng(4).standard_normal((2500, 5)).astype(dtype)
+    coefs, intercepts = unpack(net, params)
+    P = _engine.forward([c.astype(dtype) for c in coefs],
+                        [b.astype(dtype) for b in intercepts], X, act, out, 2)
+    expected = X.astype(np.float64)
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        z = expected @ W + b
+        expected = out_ref(z, out) if i == len(coefs) - 1 else act_ref(z, act)
+    assert P.dtype == dtype and P.shape == expected.shape
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(P, expected, rtol=rtol, atol=rtol * np.abs(expected).max())

@@ -1,0 +1,493 @@
+"""The kernel entry points of ``mlpfast._engine`` against plain NumPy references.
+
+Every test names its oracle: a NumPy function written below, in float64, from the
+same inputs. Kernels run over dtype x thread count x size, with one size below and
+one above the OpenMP threshold (``MLP_OMP_MIN_WORK`` = 16384 elements), so both the
+serial and the threaded branch of each kernel are exercised. The wrappers take
+C-contiguous arrays only (the other memory order is rejected, see
+``test_bad_shapes_raise``).
+
+Tolerances: ``rtol`` is 1e-5 for float32 and 1e-12 for float64. A result that is a
+sum or a difference is compared relative to the magnitude of the terms it combined
+(its condition), not to its own value, which cancellation can make arbitrarily small.
+"""
+
+import numpy as np
+import pytest
+from scipy.special import xlogy
+
+from mlpfast import _engine
+
+# Codes of csrc/mlpfast_kernels.h.
+IDENTITY, LOGISTIC, TANH, RELU = 0, 1, 2, 3
+OUT_SQUARED, OUT_BINARY, OUT_MULTI, OUT_POISSON = 0, 1, 2, 3
+ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
+OUTPUTS = {"squared": OUT_SQUARED, "binary": OUT_BINARY, "multi": OUT_MULTI,
+           "poisson": OUT_POISSON}
+
+DTYPES = [np.float32, np.float64]
+N_THREADS = [1, 2]
+# 35 and 29100 elements: either side of MLP_OMP_MIN_WORK. 97 columns also span
+# several of act_backward's 32-column blocks, the last one partial.
+SHAPES = [(7, 5), (300, 97)]
+
+def rtol_for(dtype):
+    return 1e-5 if np.dtype(dtype) == np.float32 else 1e-12
+
+
+def assert_close(got, expected, dtype, scale=0.0):
+    """|got - expected| <= rtol * (|expected| + scale), elementwise.
+
+    ``scale`` is the magnitude of the terms that were summed or subtracted to form
+    ``expected`` (scalar or broadcastable array); 0 makes this a pure relative check.
+    """
+    got = np.asarray(got, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert got.shape == expected.shape, (got.shape, expected.shape)
+    err = np.abs(got - expected)
+    bound = rtol_for(dtype) * (np.abs(expected) + scale)
+    bad = ~(err <= bound)
+    if bad.any():
+        worst = np.unravel_index(np.argmax(np.where(bad, err / np.maximum(bound, 1e-300), 0)),
+                                 err.shape)
+        raise AssertionError(
+            f"{bad.sum()} of {bad.size} entries off (dtype {np.dtype(dtype).name}); worst at "
+            f"{worst}: got {got[worst]!r}, expected {expected[worst]!r}, "
+            f"error {err[worst]:.3g} > bound {np.broadcast_to(bound, err.shape)[worst]:.3g}")
+
+
+# ---------------------------------------------------------------- NumPy references
+
+def act_ref(z, act):
+    """Hidden activation of z (float64), as sklearn.neural_network._base.ACTIVATIONS."""
+    if act == LOGISTIC:
+        return 1 / (1 + np.exp(-z))
+    if act == TANH:
+        return np.tanh(z)
+    if act == RELU:
+        return np.maximum(z, 0)
+    return z.copy()
+
+
+def act_derivative_ref(a, act):
+    """act'(z) written through the activation's output a = act(z)."""
+    if act == LOGISTIC:
+        return a * (1 - a)
+    if act == TANH:
+        return 1 - a**2
+    if act == RELU:
+        return (a > 0).astype(np.float64)
+    return np.ones_like(a)
+
+
+def act_derivative_scale(a, act):
+    """Magnitude of the terms act_derivative_ref subtracts: tanh's 1 - a^2 cancels as
+    |a| -> 1 (scikit-learn's float32 `1 - Z**2` rounds exactly like the kernel)."""
+    if act == TANH:
+        return 1 + a**2
+    return np.abs(act_derivative_ref(a, act))
+
+
+def out_ref(z, out):
+    """Output activation of z (float64): identity, logistic, row softmax or exp."""
+    if out == OUT_BINARY:
+        return 1 / (1 + np.exp(-z))
+    if out == OUT_MULTI:
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    if out == OUT_POISSON:
+        return np.exp(z)
+    return z.copy()
+
+
+def loss_terms_ref(Y, P, out, eps):
+    """Per-element loss terms (N, K) of the header's formulas; each row sums to loss_n.
+
+    squared 1/2 (y - p)^2; binary -[y log p + (1-y) log(1-p)] and multi -y log p with p
+    clipped to [eps, 1 - eps]; Poisson y log(y/p) - y + p (just p where y = 0).
+    """
+    Pc = np.clip(P, eps, 1 - eps)
+    if out == OUT_BINARY:
+        return -(xlogy(Y, Pc) + xlogy(1 - Y, 1 - Pc))
+    if out == OUT_MULTI:
+        return -xlogy(Y, Pc)
+    if out == OUT_POISSON:
+        return xlogy(Y, Y / P) - Y + P
+    return 0.5 * (Y - P) ** 2
+
+
+def targets(rng, shape, out):
+    """Targets valid for an output kind: one-hot rows, 0/1, counts, or reals."""
+    n, k = shape
+    if out == OUT_MULTI:
+        return np.eye(k)[rng.integers(0, k, size=n)]
+    if out == OUT_BINARY:
+        return rng.integers(0, 2, size=shape).astype(np.float64)
+    if out == OUT_POISSON:
+        return rng.poisson(1.0, size=shape).astype(np.float64)  # includes y = 0
+    return rng.standard_normal(shape)
+
+
+# ---------------------------------------------------------------- gather_rows
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", N_THREADS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gather_rows(dtype, n_threads, shape):
+    """out = X[idx] with repeated, unordered indices; oracle: NumPy fancy indexing."""
+    rng = np.random.default_rng(0)
+    n, d = shape
+    X = rng.standard_normal((n + 11, d)).astype(dtype)
+    idx = rng.integers(0, n + 11, size=n).astype(np.intp)
+    idx[: min(3, n)] = idx[0]
+    out = np.full((n, d), np.nan, dtype=dtype)
+    _engine.gather_rows(out, X, idx, n_threads)
+    assert np.array_equal(out, X[idx])
+
+
+@pytest.mark.parametrize("bad", [-1, 5])
+def test_gather_rows_rejects_out_of_range_index(bad):
+    """An index outside [0, len(X)) raises IndexError before any row is copied."""
+    X = np.zeros((5, 3))
+    out = np.full((2, 3), 7.0)
+    with pytest.raises(IndexError):
+        _engine.gather_rows(out, X, np.array([0, bad], dtype=np.intp), 1)
+    assert np.all(out == 7.0)
+
+
+# ---------------------------------------------------------------- hidden activations
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", N_THREADS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("act", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
+def test_bias_act_forward(dtype, n_threads, shape, act):
+    """Z <- act(Z + b) in place; oracle: act_ref in float64 of Z + b."""
+    rng = np.random.default_rng(1)
+    Z = (3 * rng.standard_normal(shape)).astype(dtype)
+    b = rng.standard_normal(shape[1]).astype(dtype)
+    # Z + b rounded to the kernel's dtype, as the kernel adds before activating.
+    expected = act_ref((Z + b).astype(np.float64), act)
+    _engine.bias_act_forward(Z, b, act, n_threads)
+    assert_close(Z, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", N_THREADS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("act", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
+def test_act_backward(dtype, n_threads, shape, act):
+    """dZ <- dZ * act'(A), db = dZ.sum(0), db overwritten; oracle: act_derivative_ref.
+
+    A is an activation's output (relu's has exact zeros, where the gradient stops).
+    """
+    rng = np.random.default_rng(2)
+    A = act_ref(2 * rng.standard_normal(shape), act).astype(dtype)
+    dZ = rng.standard_normal(shape).astype(dtype)
+    A_before = A.copy()
+    A64, dZ64 = A.astype(np.float64), dZ.astype(np.float64)
+    expected = dZ64 * act_derivative_ref(A64, act)
+    db = np.full(shape[1], 1e30, dtype=dtype)  # the kernel overwrites, never accumulates
+    _engine.act_backward(dZ, db, A, act, n_threads)
+    scale = np.abs(dZ64) * act_derivative_scale(A64, act)
+    assert_close(dZ, expected, dtype, scale=scale)
+    assert_close(db, expected.sum(axis=0), dtype, scale=scale.sum(axis=0))
+    assert np.array_equal(A, A_before)
+
+
+# ---------------------------------------------------------------- output layer
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", N_THREADS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("out", OUTPUTS.values(), ids=OUTPUTS.keys())
+def test_output_forward(dtype, n_threads, shape, out):
+    """Z <- out(Z + b); oracle: out_ref (stable row softmax) in float64 of Z + b."""
+    rng = np.random.default_rng(3)
+    Z = (2 * rng.standard_normal(shape)).astype(dtype)
+    b = rng.standard_normal(shape[1]).astype(dtype)
+    expected = out_ref((Z + b).astype(np.float64), out)
+    _engine.output_forward(Z, b, out, n_threads)
+    assert_close(Z, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", N_THREADS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("weighted", [False, True], ids=["sw=None", "sw"])
+@pytest.mark.parametrize("out", OUTPUTS.values(), ids=OUTPUTS.keys())
+def test_output_loss_backward(dtype, n_threads, shape, weighted, out):
+    """Fused output activation, loss and delta; oracle: out_ref and loss_terms_ref.
+
+    Z <- P = out(Z + b); row_loss = sw * loss_n; dZ = sw * (P - Y); db = dZ.sum(0);
+    the return value is row_loss.sum(). With sw=None every weight is 1.
+    """
+    rng = np.random.default_rng(4)
+    n, k = shape
+    Z = (2 * rng.standard_normal(shape)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    Y = targets(rng, shape, out).astype(dtype)
+    sw = rng.uniform(0.2, 3.0, size=n).astype(dtype) if weighted else None
+    w = sw.astype(np.float64) if weighted else np.ones(n)
+    Y64 = Y.astype(np.float64)
+
+    P = out_ref((Z + b).astype(np.float64), out)
+    terms = w[:, None] * loss_terms_ref(Y64, P, out, np.finfo(dtype).eps)
+    delta = w[:, None] * (P - Y64)
+
+    dZ = np.full(shape, np.nan, dtype=dtype)
+    db = np.full(k, 1e30, dtype=dtype)
+    row_loss = np.full(n, np.nan)
+    total = _engine.output_loss_backward(dZ, db, Z, row_loss, b, Y, sw, out, n_threads)
+
+    assert_close(Z, P, dtype)
+    assert_close(dZ, delta, dtype, scale=w[:, None] * (np.abs(P) + np.abs(Y64)))
+    assert_close(db, delta.sum(axis=0), dtype, scale=np.abs(delta).sum(axis=0))
+    assert_close(row_loss, terms.sum(axis=1), dtype, scale=np.abs(terms).sum(axis=1))
+    assert_close(total, terms.sum(), dtype, scale=np.abs(terms).sum())
+    assert total == np.cumsum(row_loss)[-1]  # exactly: row_loss summed in row order
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("out", [OUT_BINARY, OUT_MULTI], ids=["binary", "multi"])
+def test_output_loss_backward_clips_probabilities(dtype, out):
+    """Logits of +-1000 give P of exactly 0 and 1; the loss stays finite because p is
+    clipped to [eps, 1 - eps] (eps = np.finfo(dtype).eps, as scikit-learn's log_loss)
+    while the delta uses the unclipped P. Oracle: loss_terms_ref."""
+    Z = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, -1000.0]], dtype=dtype)
+    Y = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=dtype)  # wrong with certainty
+    b = np.zeros(3, dtype=dtype)
+    eps = np.finfo(dtype).eps
+    with np.errstate(over="ignore"):  # exp(1000) = inf gives logistic 0, as intended
+        P = out_ref(Z.astype(np.float64), out)
+    assert P.min() == 0 and P.max() == 1  # the case clipping exists for
+    terms = loss_terms_ref(Y.astype(np.float64), P, out, eps)
+    dZ = np.empty_like(Z)
+    db = np.empty(3, dtype=dtype)
+    row_loss = np.empty(2)
+    total = _engine.output_loss_backward(dZ, db, Z, row_loss, b, Y, None, out, 1)
+    assert np.isfinite(total)
+    assert total >= -np.log(eps)
+    assert_close(row_loss, terms.sum(axis=1), dtype, scale=np.abs(terms).sum(axis=1))
+    assert_close(dZ, P - Y, dtype)
+
+
+# ---------------------------------------------------------------- optimiser steps
+
+def finished_grad_ref(grad, params, n_coef, alpha, sw_sum):
+    """(grad + alpha * params) / sw_sum on the coefficients, grad / sw_sum on the rest."""
+    g = grad.copy()
+    g[:n_coef] += alpha * params[:n_coef]
+    return g / sw_sum
+
+
+def sgd_ref(params, velocity, grad, lr, momentum, nesterov):
+    """SGDOptimizer._get_updates of sklearn/neural_network/_stochastic_optimizers.py."""
+    updates = momentum * velocity - lr * grad
+    velocity = updates
+    if nesterov:
+        updates = momentum * velocity - lr * grad
+    return params + updates, velocity
+
+
+def adam_ref(params, ms, vs, grad, t, lr_init, beta_1, beta_2, epsilon):
+    """AdamOptimizer._get_updates of sklearn/neural_network/_stochastic_optimizers.py."""
+    ms = beta_1 * ms + (1 - beta_1) * grad
+    vs = beta_2 * vs + (1 - beta_2) * (grad**2)
+    learning_rate = lr_init * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+    updates = -learning_rate * ms / (np.sqrt(vs) + epsilon)
+    return params + updates, ms, vs
+
+
+OPTIMIZERS = {"sgd": (_engine.SOLVER_SGD, False), "sgd-nesterov": (_engine.SOLVER_SGD, True),
+              "adam": (_engine.SOLVER_ADAM, False)}
+# (n, n_coef): below the threshold; above it, over 8 reduction chunks with n_coef
+# ending inside a chunk.
+OPT_SIZES = [(35, 28), (30000, 29000)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", N_THREADS)
+@pytest.mark.parametrize("size", OPT_SIZES, ids=["small", "large"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+def test_optimizer_step(dtype, n_threads, size, optimizer):
+    """Three consecutive steps with fresh raw gradients; oracle: sgd_ref / adam_ref
+    (scikit-learn's update rules) on finished_grad_ref, in float64.
+
+    Checks the parameters, the optimiser state carried between steps, and the return
+    value: the sum of squares of the updated params[:n_coef].
+    """
+    solver, nesterov = optimizer
+    n, n_coef = size
+    alpha, sw_sum, lr, momentum = 0.3, 7.5, 0.1, 0.9
+    beta_1, beta_2, epsilon = 0.9, 0.999, 1e-8
+    rng = np.random.default_rng(5)
+    params = rng.standard_normal(n).astype(dtype)
+    state1 = np.zeros(n, dtype=dtype)
+    state2 = np.zeros(n, dtype=dtype)
+    p_ref, s1_ref, s2_ref = (a.astype(np.float64) for a in (params, state1, state2))
+    for t in range(1, 4):
+        grad = (5 * rng.standard_normal(n)).astype(dtype)
+        g = finished_grad_ref(grad.astype(np.float64), p_ref, n_coef, alpha, sw_sum)
+        if solver == _engine.SOLVER_SGD:
+            p_ref, s1_ref = sgd_ref(p_ref, s1_ref, g, lr, momentum, nesterov)
+            lr_step = lr
+        else:
+            p_ref, s1_ref, s2_ref = adam_ref(p_ref, s1_ref, s2_ref, g, t, lr,
+                                             beta_1, beta_2, epsilon)
+            lr_step = lr * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)  # the caller's job
+        grad_before = grad.copy()
+        sq = _engine.optimizer_step(solver, params, state1, state2, grad, n_coef, alpha,
+                                    sw_sum, lr_step, momentum, nesterov, beta_1, beta_2,
+                                    epsilon, n_threads)
+        assert np.array_equal(grad, grad_before)
+        assert_close(params, p_ref, dtype, scale=np.abs(p_ref).max())
+        assert_close(state1, s1_ref, dtype, scale=np.abs(s1_ref).max())
+        if solver == _engine.SOLVER_ADAM:
+            assert_close(state2, s2_ref, dtype, scale=np.abs(s2_ref).max())
+        assert_close(sq, np.sum(p_ref[:n_coef] ** 2), dtype)
+    if solver == _engine.SOLVER_SGD:
+        assert np.all(state2 == 0)  # SGD leaves the second state alone
+
+
+# ---------------------------------------------------------------- determinism
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
+def test_act_backward_thread_count_invariant(dtype, act):
+    """On a large input db and dZ are bitwise equal for 1 and 2 threads (oracle: the
+    single-threaded run); the header promises results free of the thread count."""
+    rng = np.random.default_rng(6)
+    shape = (20000, 97)
+    A = act_ref(2 * rng.standard_normal(shape), act).astype(dtype)
+    dZ0 = rng.standard_normal(shape).astype(dtype)
+    results = []
+    for n_threads in (1, 2):
+        dZ = dZ0.copy()
+        db = np.empty(shape[1], dtype=dtype)
+        _engine.act_backward(dZ, db, A, act, n_threads)
+        results.append((dZ, db))
+    assert np.array_equal(results[0][0], results[1][0])
+    assert np.array_equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True], ids=["sw=None", "sw"])
+@pytest.mark.parametrize("out", OUTPUTS.values(), ids=OUTPUTS.keys())
+def test_output_loss_backward_thread_count_invariant(dtype, weighted, out):
+    """On a large input the returned total, row_loss, dZ and db are bitwise equal for
+    1 and 2 threads (oracle: the single-threaded run)."""
+    rng = np.random.default_rng(7)
+    shape = (20000, 10)
+    Z0 = (2 * rng.standard_normal(shape)).astype(dtype)
+    b = rng.standard_normal(shape[1]).astype(dtype)
+    Y = targets(rng, shape, out).astype(dtype)
+    sw = rng.uniform(0.2, 3.0, size=shape[0]).astype(dtype) if weighted else None
+    results = []
+    for n_threads in (1, 2):
+        Z = Z0.copy()
+        dZ = np.empty_like(Z)
+        db = np.empty(shape[1], dtype=dtype)
+        row_loss = np.empty(shape[0])
+        total = _engine.output_loss_backward(dZ, db, Z, row_loss, b, Y, sw, out, n_threads)
+        results.append((total, row_loss, Z, dZ, db))
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+def test_optimizer_step_thread_count_invariant(dtype, optimizer):
+    """The returned sum of squares and the updated buffers are bitwise equal for 1 and 2
+    threads over many reduction chunks (oracle: the single-threaded run)."""
+    solver, nesterov = optimizer
+    rng = np.random.default_rng(8)
+    n = 100_000
+    params0 = rng.standard_normal(n).astype(dtype)
+    grad = rng.standard_normal(n).astype(dtype)
+    results = []
+    for n_threads in (1, 2):
+        params = params0.copy()
+        state1 = np.full(n, 0.01, dtype=dtype)
+        state2 = np.full(n, 0.02, dtype=dtype)
+        sq = _engine.optimizer_step(solver, params, state1, state2, grad, n - 500, 0.3, 3.0,
+                                    0.01, 0.9, nesterov, 0.9, 0.999, 1e-8, n_threads)
+        results.append((sq, params, state1, state2))
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
+
+
+# ---------------------------------------------------------------- argument checks
+
+def _bad_calls():
+    """(id, call) pairs, each a wrapper called with arrays it must refuse."""
+    f = np.float64
+    Z = np.zeros((4, 3))
+    b3, b2 = np.zeros(3), np.zeros(2)
+    p = np.zeros(10)
+    sgd = _engine.SOLVER_SGD
+    adam = _engine.SOLVER_ADAM
+
+    def step(solver, params=p, s1=p, s2=p, grad=p, n_coef=8):
+        return _engine.optimizer_step(solver, params.copy(), s1.copy(), s2.copy(), grad,
+                                      n_coef, 0.1, 1.0, 0.1, 0.9, False, 0.9, 0.999, 1e-8, 1)
+
+    return [
+        ("bias_act_forward b", lambda: _engine.bias_act_forward(Z.copy(), b2, TANH, 1)),
+        ("bias_act_forward F-order Z",
+         lambda: _engine.bias_act_forward(np.asfortranarray(Z), b3, TANH, 1)),
+        ("bias_act_forward mixed dtype",
+         lambda: _engine.bias_act_forward(Z.astype(np.float32), b3, TANH, 1)),
+        ("act_backward A", lambda: _engine.act_backward(Z.copy(), b3, np.zeros((4, 2)), TANH, 1)),
+        ("act_backward A rows",
+         lambda: _engine.act_backward(Z.copy(), b3, np.zeros((5, 3)), TANH, 1)),
+        ("act_backward db", lambda: _engine.act_backward(Z.copy(), b2, Z, TANH, 1)),
+        ("output_forward b", lambda: _engine.output_forward(Z.copy(), b2, OUT_MULTI, 1)),
+        ("output_forward F-order Z",
+         lambda: _engine.output_forward(np.asfortranarray(Z), b3, OUT_MULTI, 1)),
+        ("output_loss_backward sw", lambda: _engine.output_loss_backward(
+            Z.copy(), b3.copy(), Z.copy(), np.zeros(4), b3, Z, np.ones(3), OUT_MULTI, 1)),
+        ("output_loss_backward Y", lambda: _engine.output_loss_backward(
+            Z.copy(), b3.copy(), Z.copy(), np.zeros(4), b3, np.zeros((4, 2)), None, 0, 1)),
+        ("output_loss_backward dZ", lambda: _engine.output_loss_backward(
+            np.zeros((3, 3)), b3.copy(), Z.copy(), np.zeros(4), b3, Z, None, 0, 1)),
+        ("output_loss_backward db", lambda: _engine.output_loss_backward(
+            Z.copy(), b2.copy(), Z.copy(), np.zeros(4), b3, Z, None, 0, 1)),
+        ("output_loss_backward b", lambda: _engine.output_loss_backward(
+            Z.copy(), b3.copy(), Z.copy(), np.zeros(4), b2, Z, None, 0, 1)),
+        ("output_loss_backward row_loss", lambda: _engine.output_loss_backward(
+            Z.copy(), b3.copy(), Z.copy(), np.zeros(3), b3, Z, None, 0, 1)),
+        ("gather_rows out rows", lambda: _engine.gather_rows(
+            np.zeros((3, 3)), Z, np.array([0, 1], dtype=np.intp), 1)),
+        ("gather_rows out cols", lambda: _engine.gather_rows(
+            np.zeros((2, 2)), Z, np.array([0, 1], dtype=np.intp), 1)),
+        ("optimizer_step grad", lambda: step(sgd, grad=np.zeros(9, dtype=f))),
+        ("optimizer_step state1", lambda: step(sgd, s1=np.zeros(9, dtype=f))),
+        ("optimizer_step adam state2", lambda: step(adam, s2=np.zeros(9, dtype=f))),
+        ("optimizer_step n_coef > n", lambda: step(sgd, n_coef=11)),
+        ("optimizer_step n_coef < 0", lambda: step(adam, n_coef=-1)),
+    ]
+
+
+BAD_CALLS = _bad_calls()
+
+
+@pytest.mark.parametrize("call", [c for _, c in BAD_CALLS], ids=[i for i, _ in BAD_CALLS])
+def test_bad_shapes_raise(call):
+    """Mismatched shapes, the wrong memory order or mixed dtypes raise ValueError
+    (the wrappers check before any kernel runs)."""
+    with pytest.raises(ValueError):
+        call()
+
+
+def test_optimizer_step_rejects_unknown_solver():
+    """A solver code other than SOLVER_SGD / SOLVER_ADAM raises ValueError, as
+    Network.run_epoch does, instead of silently taking one of the two branches
+    (the state2 length check only applies to SOLVER_ADAM, so an unchecked code that
+    runs Adam could write past a short state2)."""
+    n = 10
+    unknown = max(_engine.SOLVER_SGD, _engine.SOLVER_ADAM) + 1
+    params = np.ones(n)
+    with pytest.raises(ValueError):
+        _engine.optimizer_step(unknown, params, np.zeros(n), np.zeros(n), np.ones(n), n, 0.1,
+                               1.0, 0.1, 0.9, False, 0.9, 0.999, 1e-8, 1)
