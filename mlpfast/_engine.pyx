@@ -90,63 +90,54 @@ cdef inline void _mm_nt(floating *C, const floating *A, const floating *B,
 
 
 # Threaded products. During fit and predict BLAS runs on one thread (the
-# estimator limits it with threadpoolctl) and the OpenMP threads split each
-# product into independent row or column blocks: one thread pool, no
-# oversubscription. Every element is still one BLAS dot product over the full
-# inner dimension, so the split does not change what is summed.
+# estimator limits it with threadpoolctl) and the OpenMP threads share out each
+# product in fixed blocks of BLOCK rows (or columns, for weight gradients).
+# One thread pool, no oversubscription; and as the blocks do not depend on the
+# thread count, neither does any result: every thread count makes the very
+# same BLAS calls.
 
-# Below this many multiply-adds a product runs on one thread.
-cdef Py_ssize_t PAR_MIN_MACS = 1 << 17
+# Rows (columns) per block of a threaded product.
+cdef Py_ssize_t BLOCK = 64
+# Below this many multiply-adds a product runs on the calling thread alone.
+cdef Py_ssize_t PAR_MIN_MACS = 1 << 18
 
 
-cdef inline int _split(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
-    if nt <= 1 or M * K * N < PAR_MIN_MACS:
+cdef inline int _threads_for(Py_ssize_t n_blocks, Py_ssize_t macs, int nt) noexcept nogil:
+    if nt <= 1 or n_blocks <= 1 or macs < PAR_MIN_MACS:
         return 1
-    return <int>min(<Py_ssize_t>nt, M)
+    return nt
 
 
 cdef void _mm_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
                   Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
-    # C[M,N] = A[M,K] @ B[K,N], rows of C split across threads
-    cdef int parts = _split(M, K, N, nt), t
-    cdef Py_ssize_t r0, r1
-    if parts == 1:
-        _mm(C, A, B, M, K, N)
-        return
-    for t in prange(parts, num_threads=parts, schedule="static"):
-        r0 = M * t // parts
-        r1 = M * (t + 1) // parts
-        _mm(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
+    # C[M,N] = A[M,K] @ B[K,N], in blocks of BLOCK rows of C
+    cdef Py_ssize_t n_blocks = (M + BLOCK - 1) // BLOCK, blk, r0
+    cdef int threads = _threads_for(n_blocks, M * K * N, nt)
+    for blk in prange(n_blocks, num_threads=threads, schedule="dynamic"):
+        r0 = blk * BLOCK
+        _mm(C + r0 * N, A + r0 * K, B, min(BLOCK, M - r0), K, N)
 
 
 cdef void _mm_nt_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
                      Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
-    # C[M,N] = A[M,K] @ B[N,K].T, rows of C split across threads
-    cdef int parts = _split(M, K, N, nt), t
-    cdef Py_ssize_t r0, r1
-    if parts == 1:
-        _mm_nt(C, A, B, M, K, N)
-        return
-    for t in prange(parts, num_threads=parts, schedule="static"):
-        r0 = M * t // parts
-        r1 = M * (t + 1) // parts
-        _mm_nt(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
+    # C[M,N] = A[M,K] @ B[N,K].T, in blocks of BLOCK rows of C
+    cdef Py_ssize_t n_blocks = (M + BLOCK - 1) // BLOCK, blk, r0
+    cdef int threads = _threads_for(n_blocks, M * K * N, nt)
+    for blk in prange(n_blocks, num_threads=threads, schedule="dynamic"):
+        r0 = blk * BLOCK
+        _mm_nt(C + r0 * N, A + r0 * K, B, min(BLOCK, M - r0), K, N)
 
 
 cdef void _mm_tn_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
                      Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
-    # C[M,N] = A[K,M].T @ B[K,N], column blocks of C split across threads
-    cdef int parts = _split(N, K, M, nt), t
-    cdef Py_ssize_t c0, c1
-    cdef int m = <int>M, kk = <int>K, ldb = <int>N
-    if parts == 1:
-        _mm_tn(C, A, B, M, K, N)
-        return
-    for t in prange(parts, num_threads=parts, schedule="static"):
-        c0 = N * t // parts
-        c1 = N * (t + 1) // parts
-        # C[:, c0:c1]^T (col-major) = B[:, c0:c1]^T A
-        _gemm(c'N', c'T', <int>(c1 - c0), m, kk, B + c0, ldb, A, m, C + c0, ldb)
+    # C[M,N] = A[K,M].T @ B[K,N], in blocks of BLOCK columns of C
+    cdef Py_ssize_t n_blocks = (N + BLOCK - 1) // BLOCK, blk, c0
+    cdef int threads = _threads_for(n_blocks, M * K * N, nt)
+    cdef int m = <int>M, kk = <int>K, ld = <int>N
+    for blk in prange(n_blocks, num_threads=threads, schedule="dynamic"):
+        c0 = blk * BLOCK
+        # C[:, c0:c1] = A.T @ B[:, c0:c1]; column-major: C_blk^T = B_blk^T A
+        _gemm(c'N', c'T', <int>min(BLOCK, N - c0), m, kk, B + c0, ld, A, m, C + c0, ld)
 
 
 # ---------------------------------------------------------------- kernel dispatch

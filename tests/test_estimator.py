@@ -1,0 +1,317 @@
+"""MLPClassifier / MLPRegressor against scikit-learn's own estimators.
+
+Oracle throughout: sklearn.neural_network's estimator fitted on the same data
+with the same parameters (and so the same random draws), or, where stated,
+from the same starting weights.
+"""
+
+import os
+import pickle
+import signal
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from sklearn import neural_network as sk
+from sklearn.base import clone
+from sklearn.datasets import load_digits, load_iris, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+import mlpfast
+from mlpfast import MLPClassifier, MLPRegressor
+
+# Long enough to compare trajectories, short enough for CI.
+EPOCHS = 20
+NO_STOP = dict(tol=0.0, n_iter_no_change=10_000)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    return train_test_split(X, y, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def regression():
+    X, y = make_regression(n_samples=600, n_features=12, noise=5.0, random_state=0)
+    X = StandardScaler().fit_transform(X)
+    y = (y - y.mean()) / y.std()
+    return train_test_split(X, y, random_state=0)
+
+
+def _fit_pair(ours, theirs, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    return ours, theirs
+
+
+def _assert_same_params(ours, theirs, rtol):
+    assert len(ours.coefs_) == len(theirs.coefs_)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_epoch_from_identical_weights_matches_sklearn(digits, solver, dtype):
+    """Oracle: sklearn's estimator, one epoch from the same hand-set starting weights."""
+    X_train, _, y_train, _ = digits
+    X = X_train.astype(dtype)
+    rng = np.random.RandomState(42)
+    params = dict(hidden_layer_sizes=(32, 16), solver=solver, max_iter=1, shuffle=False,
+                  warm_start=True, learning_rate_init=0.01, random_state=0, **NO_STOP)
+    ours, theirs = MLPClassifier(**params), sk.MLPClassifier(**params)
+    _fit_pair(ours, theirs, X, y_train)  # sets up classes_ and shapes
+    for model in (ours, theirs):
+        model.coefs_ = [rng.uniform(-0.3, 0.3, c.shape).astype(dtype) for c in theirs.coefs_]
+        model.intercepts_ = [rng.uniform(-0.3, 0.3, b.shape).astype(dtype)
+                             for b in theirs.intercepts_]
+        rng = np.random.RandomState(42)
+    _fit_pair(ours, theirs, X, y_train)
+    _assert_same_params(ours, theirs, rtol=1e-10 if dtype == np.float64 else 2e-5)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-10 if dtype == np.float64 else 1e-5)
+
+
+@pytest.mark.parametrize(
+    "solver, activation, extra",
+    [
+        ("adam", "relu", {}),
+        ("adam", "tanh", {"alpha": 1e-2}),
+        ("sgd", "logistic", {"learning_rate_init": 0.1}),
+        ("sgd", "relu", {"learning_rate": "invscaling", "learning_rate_init": 0.05,
+                         "nesterovs_momentum": False}),
+        ("sgd", "identity", {"momentum": 0.0, "learning_rate_init": 0.01}),
+        ("lbfgs", "tanh", {}),
+        ("lbfgs", "relu", {"alpha": 1e-3}),
+    ],
+)
+def test_same_seed_same_trajectory_classifier(digits, solver, activation, extra):
+    """Oracle: sklearn's MLPClassifier with the same random_state, EPOCHS epochs, float64."""
+    X_train, X_test, y_train, _ = digits
+    params = dict(hidden_layer_sizes=(40,), solver=solver, activation=activation,
+                  max_iter=EPOCHS, random_state=3, **NO_STOP, **extra)
+    ours, theirs = _fit_pair(MLPClassifier(**params), sk.MLPClassifier(**params),
+                             X_train, y_train)
+    assert ours.n_iter_ == theirs.n_iter_
+    if solver != "lbfgs":
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
+        assert ours.t_ == theirs.t_
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
+    _assert_same_params(ours, theirs, rtol=1e-6)
+    np.testing.assert_allclose(ours.predict_proba(X_test), theirs.predict_proba(X_test),
+                               rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+def test_same_seed_same_trajectory_regressor(regression, solver, loss):
+    """Oracle: sklearn's MLPRegressor with the same random_state, float64."""
+    X_train, _, y_train, _ = regression
+    y = np.exp(y_train / 2) if loss == "poisson" else y_train
+    params = dict(hidden_layer_sizes=(20, 10), solver=solver, loss=loss, max_iter=EPOCHS,
+                  random_state=1, learning_rate_init=1e-3 if solver == "sgd" else 1e-3,
+                  **NO_STOP)
+    ours, theirs = _fit_pair(MLPRegressor(**params), sk.MLPRegressor(**params), X_train, y)
+    if solver != "lbfgs":
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
+    _assert_same_params(ours, theirs, rtol=1e-6)
+
+
+def test_multioutput_regression_and_sample_weight_match_sklearn(regression):
+    """Oracle: sklearn's MLPRegressor on two outputs with sample weights."""
+    X_train, _, y_train, _ = regression
+    Y = np.column_stack([y_train, -0.5 * y_train + 0.1])
+    sw = np.random.RandomState(0).uniform(0.1, 2.0, X_train.shape[0])
+    params = dict(hidden_layer_sizes=(16,), max_iter=EPOCHS, random_state=0, **NO_STOP)
+    ours, theirs = MLPRegressor(**params), sk.MLPRegressor(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X_train, Y, sample_weight=sw)
+        theirs.fit(X_train, Y, sample_weight=sw)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
+    _assert_same_params(ours, theirs, rtol=1e-6)
+
+
+def test_binary_and_multilabel_match_sklearn(iris):
+    """Oracle: sklearn's MLPClassifier on a binary and a multilabel target."""
+    X_train, X_test, y_train, _ = iris
+    y_binary = (y_train == 2).astype(int)
+    y_multilabel = np.column_stack([y_train == 0, y_train == 2, y_train > 0]).astype(int)
+    params = dict(hidden_layer_sizes=(10,), max_iter=EPOCHS, random_state=0,
+                  learning_rate_init=0.01, **NO_STOP)
+    for y in (y_binary, y_multilabel):
+        ours, theirs = _fit_pair(MLPClassifier(**params), sk.MLPClassifier(**params),
+                                 X_train, y)
+        assert ours.out_activation_ == theirs.out_activation_ == "logistic"
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
+        np.testing.assert_array_equal(ours.predict(X_test), theirs.predict(X_test))
+        np.testing.assert_allclose(ours.predict_proba(X_test), theirs.predict_proba(X_test),
+                                   rtol=1e-6)
+
+
+@pytest.mark.parametrize("dataset, estimator", [
+    ("digits", "classifier"), ("iris", "classifier"), ("regression", "regressor"),
+])
+def test_score_within_0_01_of_sklearn(request, dataset, estimator):
+    """Oracle: sklearn's test accuracy / R^2 with default parameters (converged fits)."""
+    X_train, X_test, y_train, y_test = request.getfixturevalue(dataset)
+    ours_cls, their_cls = ((MLPClassifier, sk.MLPClassifier) if estimator == "classifier"
+                           else (MLPRegressor, sk.MLPRegressor))
+    params = dict(max_iter=300, random_state=0)
+    ours, theirs = _fit_pair(ours_cls(**params), their_cls(**params), X_train, y_train)
+    assert abs(ours.score(X_test, y_test) - theirs.score(X_test, y_test)) <= 0.01
+    assert ours.score(X_test, y_test) > (0.9 if estimator == "classifier" else 0.8)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_float32_training(digits, solver):
+    """Oracle: sklearn's dtype rules (float32 kept by sgd/adam, lbfgs works in float64)
+    and its predictions on the same float32 data."""
+    X_train, X_test, y_train, _ = digits
+    X32, T32 = X_train.astype(np.float32), X_test.astype(np.float32)
+    params = dict(hidden_layer_sizes=(30,), solver=solver, max_iter=10, random_state=0)
+    ours, theirs = _fit_pair(MLPClassifier(**params), sk.MLPClassifier(**params), X32, y_train)
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        assert a.dtype == b.dtype
+    assert ours.predict_proba(T32).dtype == theirs.predict_proba(T32).dtype
+    np.testing.assert_allclose(ours.predict_proba(T32), theirs.predict_proba(T32),
+                               atol=2e-3)
+
+
+def test_warm_start_and_partial_fit_match_sklearn(digits):
+    """Oracle: sklearn's warm_start continuation and partial_fit sequence."""
+    X_train, _, y_train, _ = digits
+    params = dict(hidden_layer_sizes=(20,), max_iter=3, random_state=0, warm_start=True,
+                  **NO_STOP)
+    ours, theirs = MLPClassifier(**params), sk.MLPClassifier(**params)
+    for _ in range(3):
+        _fit_pair(ours, theirs, X_train, y_train)
+    assert ours.n_iter_ == theirs.n_iter_ == 3
+    assert ours.t_ == theirs.t_
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
+
+    classes = np.unique(y_train)
+    ours, theirs = MLPClassifier(random_state=0), sk.MLPClassifier(random_state=0)
+    for start in range(0, 600, 200):
+        batch = slice(start, start + 200)
+        ours.partial_fit(X_train[batch], y_train[batch], classes=classes)
+        theirs.partial_fit(X_train[batch], y_train[batch], classes=classes)
+    assert ours.n_iter_ == theirs.n_iter_ == 1
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
+    _assert_same_params(ours, theirs, rtol=1e-6)
+
+
+def test_early_stopping_matches_sklearn(digits):
+    """Oracle: sklearn's validation split, validation scores and restored best weights."""
+    X_train, _, y_train, _ = digits
+    params = dict(hidden_layer_sizes=(20,), early_stopping=True, max_iter=40,
+                  n_iter_no_change=3, random_state=0)
+    ours, theirs = _fit_pair(MLPClassifier(**params), sk.MLPClassifier(**params),
+                             X_train, y_train)
+    assert ours.n_iter_ == theirs.n_iter_
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
+    assert ours.best_validation_score_ == theirs.best_validation_score_
+    assert ours.best_loss_ is None and theirs.best_loss_ is None
+    _assert_same_params(ours, theirs, rtol=1e-6)
+
+
+def test_sklearn_tools_clone_pickle_pipeline_gridsearch(iris):
+    """Oracle: the fitted model's own predictions, and sklearn's meta-estimators."""
+    X_train, X_test, y_train, y_test = iris
+    model = MLPClassifier(hidden_layer_sizes=(8,), max_iter=200, random_state=0)
+    assert clone(model).get_params() == model.get_params()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X_train, y_train)
+        restored = pickle.loads(pickle.dumps(model))
+        np.testing.assert_array_equal(restored.predict_proba(X_test),
+                                      model.predict_proba(X_test))
+        restored.set_params(warm_start=True, max_iter=2).fit(X_train, y_train)  # still trains
+
+        their_model = sk.MLPClassifier(**model.get_params())
+        pipe = make_pipeline(StandardScaler(), clone(model)).fit(X_train, y_train)
+        their_pipe = make_pipeline(StandardScaler(), clone(their_model)).fit(X_train, y_train)
+        np.testing.assert_array_equal(pipe.predict(X_test), their_pipe.predict(X_test))
+        scores = cross_val_score(clone(model), X_train, y_train, cv=3)
+        their_scores = cross_val_score(clone(their_model), X_train, y_train, cv=3)
+        np.testing.assert_allclose(scores, their_scores, atol=0.01)
+        search = GridSearchCV(clone(model), {"alpha": [1e-4, 1e-2]}, cv=3).fit(
+            X_train, y_train)
+        assert search.best_params_["alpha"] in (1e-4, 1e-2)
+
+
+def test_same_model_whatever_the_thread_count(digits):
+    """Oracle: the same fit on one thread (bit-identical models are a design goal)."""
+    X_train, _, y_train, _ = digits
+    X = np.tile(X_train, (4, 4))  # products and kernels above the threading thresholds
+    y = np.tile(y_train, 4)
+    params = dict(hidden_layer_sizes=(200,), max_iter=2, batch_size=500, random_state=0)
+    fits = []
+    for n_threads in (1, 2):
+        with threadpool_limits(limits=n_threads, user_api="openmp"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fits.append(MLPClassifier(**params).fit(X, y))
+    for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, fits[1].coefs_ + fits[1].intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert fits[0].loss_curve_ == fits[1].loss_curve_
+
+
+def test_ctrl_c_leaves_a_usable_model():
+    """Oracle: scikit-learn's contract: warning, early return, a model that predicts."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(20000, 50))
+    y = (X[:, 0] > 0).astype(int)
+    model = MLPClassifier(hidden_layer_sizes=(256, 256), max_iter=500, random_state=0,
+                          **NO_STOP)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.warns(UserWarning, match="Training interrupted by user."):
+            model.fit(X, y)
+    finally:
+        timer.cancel()
+    assert model.n_iter_ < 500
+    assert model.predict(X[:10]).shape == (10,)
+
+
+def test_show_config_reports_the_build():
+    """Oracle: the engine's own OpenMP flag and the effective thread count."""
+    import io
+
+    buffer = io.StringIO()
+    config = mlpfast.show_config(file=buffer)
+    assert config["openmp"] == mlpfast._engine.openmp_enabled()
+    assert config["n_threads"] >= 1
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert mlpfast.show_config(file=io.StringIO())["n_threads"] == 1
+    assert config["version"] in buffer.getvalue()
+
+
+def test_invalid_parameters_raise_like_sklearn(iris):
+    """Oracle: the error type sklearn raises for the same bad parameter."""
+    X_train, _, y_train, _ = iris
+    for bad in (dict(hidden_layer_sizes=(0,)), dict(activation="softmax"),
+                dict(solver="newton"), dict(alpha=-1.0), dict(batch_size=0),
+                dict(momentum=1.5), dict(beta_1=1.0)):
+        with pytest.raises(Exception) as theirs:
+            sk.MLPClassifier(**bad).fit(X_train, y_train)
+        with pytest.raises(type(theirs.value)):
+            MLPClassifier(**bad).fit(X_train, y_train)
+    with pytest.raises(ValueError, match="non-negative"):
+        MLPRegressor(loss="poisson").fit(X_train, -np.abs(y_train) - 1.0)
