@@ -1,4 +1,4 @@
-"""`python -m mlpfast`: the README's example fit, with the build configuration."""
+"""`mlpfast-example` / `python -m mlpfast`: the README example fit, with the build configuration."""
 
 import time
 
