@@ -61,7 +61,8 @@ def _blas_info():
     import scipy.linalg  # noqa: F401  (loads scipy's BLAS so threadpoolctl sees it)
 
     blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
-    scipy_blas = [lib for lib in blas if "scipy" in lib.get("filepath", "")]
+    # scipy's own copy (scipy.libs/ in its wheels), not numpy's libscipy_openblas64_
+    scipy_blas = [lib for lib in blas if os.sep + "scipy" in lib.get("filepath", "")]
     return (scipy_blas or blas or [None])[0]
 
 
