@@ -11,8 +11,8 @@
 #endif
 
 /* Below this many elements a kernel runs on one thread: forking costs more. */
-#define MLP_OMP_MIN_WORK 16384
-/* Columns per block in the column-split reductions (one cache line of doubles x 4). */
+#define MLP_OMP_MIN_WORK 65536
+/* act_backward splits columns across threads only when each gets 2x this many. */
 #define MLP_COL_BLOCK 32
 
 int mlp_openmp_enabled(void)

@@ -49,18 +49,17 @@ void FN(mlp_bias_act_forward)(REAL *Z, const REAL *b, int act, ptrdiff_t N,
 }
 
 /* dZ[N,O] <- dZ * act'(A);  db[O] = sum_n dZ.
- * Split by column blocks so each db[o] is summed by one thread in row order:
- * the result does not depend on the thread count. */
+ * Threads take column blocks and sweep the rows in order, so each db[o] is
+ * summed in row order whatever the number of threads. */
 void FN(mlp_act_backward)(REAL *dZ, REAL *db, const REAL *A, int act,
                           ptrdiff_t N, ptrdiff_t O, int n_threads)
 {
-    const ptrdiff_t n_blocks = (O + MLP_COL_BLOCK - 1) / MLP_COL_BLOCK;
-    ptrdiff_t blk;
+    const int n_blocks = (N * O >= MLP_OMP_MIN_WORK && O >= 2 * MLP_COL_BLOCK) ? n_threads : 1;
+    int blk;
     (void)n_threads;
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (N * O >= MLP_OMP_MIN_WORK && n_blocks > 1)
+#pragma omp parallel for schedule(static) num_threads(n_blocks) if (n_blocks > 1)
     for (blk = 0; blk < n_blocks; blk++) {
-        const ptrdiff_t o0 = blk * MLP_COL_BLOCK;
-        const ptrdiff_t o1 = o0 + MLP_COL_BLOCK < O ? o0 + MLP_COL_BLOCK : O;
+        const ptrdiff_t o0 = O * blk / n_blocks, o1 = O * (blk + 1) / n_blocks;
         ptrdiff_t n, o;
         for (o = o0; o < o1; o++)
             db[o] = 0;
@@ -69,10 +68,8 @@ void FN(mlp_act_backward)(REAL *dZ, REAL *db, const REAL *A, int act,
             const REAL *a = A + n * O;
             switch (act) {
             case MLP_ACT_LOGISTIC: /* s' = s (1 - s) */
-                for (o = o0; o < o1; o++) {
-                    REAL t = d[o] * a[o];
-                    d[o] = t * ((REAL)1 - a[o]);
-                }
+                for (o = o0; o < o1; o++)
+                    d[o] = d[o] * a[o] * ((REAL)1 - a[o]);
                 break;
             case MLP_ACT_TANH: /* tanh' = 1 - tanh^2 */
                 for (o = o0; o < o1; o++)
@@ -80,8 +77,7 @@ void FN(mlp_act_backward)(REAL *dZ, REAL *db, const REAL *A, int act,
                 break;
             case MLP_ACT_RELU: /* relu' = [relu > 0] */
                 for (o = o0; o < o1; o++)
-                    if (a[o] == 0)
-                        d[o] = 0;
+                    d[o] = a[o] == 0 ? (REAL)0 : d[o];
                 break;
             default:
                 break;
@@ -228,8 +224,10 @@ void FN(mlp_finish_grad)(REAL *grad, const REAL *params, ptrdiff_t n, ptrdiff_t 
         grad[i] = (i < n_coef ? grad[i] + a * params[i] : grad[i]) / s;
 }
 
-/* Shared skeleton of the optimiser steps: fixed chunks, the finished gradient g,
- * and the sum of squares of the updated coefficients. UPDATE(i, g) updates params[i]. */
+/* Shared skeleton of the optimiser steps: fixed chunks, the finished gradient g
+ * ((grad + alpha * params) / sw_sum on coefficients, grad / sw_sum on
+ * intercepts), and the sum of squares of the updated coefficients, summed per
+ * chunk and then in chunk order. UPDATE(i, g) updates params[i]. */
 #define MLP_STEP_LOOP(UPDATE)                                                        \
     const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;        \
     const REAL a = (REAL)alpha, s = (REAL)sw_sum;                                    \
@@ -238,14 +236,19 @@ void FN(mlp_finish_grad)(REAL *grad, const REAL *params, ptrdiff_t n, ptrdiff_t 
     (void)n_threads;                                                                 \
     _Pragma("omp parallel for schedule(static) num_threads(n_threads) if (n >= MLP_OMP_MIN_WORK)") \
     for (c = 0; c < n_chunks; c++) {                                                 \
-        const ptrdiff_t i1 = (c + 1) * MLP_REDUCE_CHUNK < n ? (c + 1) * MLP_REDUCE_CHUNK : n; \
+        const ptrdiff_t i0 = c * MLP_REDUCE_CHUNK;                                   \
+        const ptrdiff_t i1 = i0 + MLP_REDUCE_CHUNK < n ? i0 + MLP_REDUCE_CHUNK : n;  \
+        const ptrdiff_t ic = n_coef < i0 ? i0 : (n_coef > i1 ? i1 : n_coef);         \
         ptrdiff_t i;                                                                 \
         REAL sq = 0;                                                                 \
-        for (i = c * MLP_REDUCE_CHUNK; i < i1; i++) {                                \
-            const REAL g = (i < n_coef ? grad[i] + a * params[i] : grad[i]) / s;     \
+        for (i = i0; i < ic; i++) {                                                  \
+            const REAL g = (grad[i] + a * params[i]) / s;                            \
             UPDATE(i, g);                                                            \
-            if (i < n_coef)                                                          \
-                sq += params[i] * params[i];                                         \
+            sq += params[i] * params[i];                                             \
+        }                                                                            \
+        for (i = ic; i < i1; i++) {                                                  \
+            const REAL g = grad[i] / s;                                              \
+            UPDATE(i, g);                                                            \
         }                                                                            \
         partial[c] = sq;                                                             \
     }                                                                                \
@@ -259,14 +262,13 @@ double FN(mlp_sgd_step)(REAL *params, REAL *velocity, const REAL *grad, double *
                         ptrdiff_t n, ptrdiff_t n_coef, double alpha, double sw_sum,
                         double lr, double momentum, int nesterov, int n_threads)
 {
-    const REAL r = (REAL)lr, mu = (REAL)momentum;
+    const REAL r = (REAL)lr, mu = (REAL)momentum, nest = nesterov ? (REAL)1 : (REAL)0;
+    /* Nesterov: params += momentum * velocity - lr * g, with the new velocity */
 #define SGD_UPDATE(i, g)                                  \
     {                                                     \
-        REAL u = mu * velocity[i] - r * (g);              \
+        const REAL u = mu * velocity[i] - r * (g);        \
         velocity[i] = u;                                  \
-        if (nesterov)                                     \
-            u = mu * u - r * (g);                         \
-        params[i] += u;                                   \
+        params[i] += nest != 0 ? mu * u - r * (g) : u;    \
     }
     MLP_STEP_LOOP(SGD_UPDATE)
 #undef SGD_UPDATE

@@ -15,6 +15,11 @@ def _cpu_count():
     return max(1, os.cpu_count() or 1)
 
 
+# Products are split by the machine's CPU count, not by the thread count, so
+# results do not depend on how many threads run them.
+_engine.set_max_blocks(_cpu_count())
+
+
 def effective_n_threads():
     """OpenMP threads the kernels will use, resolved as scikit-learn does for its
     OpenMP estimators: ``omp_get_max_threads()`` (so ``OMP_NUM_THREADS`` and
@@ -28,6 +33,7 @@ def effective_n_threads():
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_limiter = None
+_blas_controller = None
 
 
 @contextmanager
@@ -37,12 +43,16 @@ def blas_single_threaded():
     Reference-counted, so overlapping fits in several Python threads restore
     BLAS's own thread count only when the last of them ends.
     """
-    global _blas_users, _blas_limiter
-    from threadpoolctl import ThreadpoolController
-
+    global _blas_users, _blas_limiter, _blas_controller
     with _blas_lock:
         if _blas_users == 0:
-            _blas_limiter = ThreadpoolController().limit(limits=1, user_api="blas")
+            if _blas_controller is None:
+                # Scanning the loaded libraries costs milliseconds: do it once.
+                # scipy's BLAS is loaded by then (mlpfast._engine links it).
+                from threadpoolctl import ThreadpoolController
+
+                _blas_controller = ThreadpoolController().select(user_api="blas")
+            _blas_limiter = _blas_controller.limit(limits=1)
         _blas_users += 1
     try:
         yield

@@ -91,53 +91,62 @@ cdef inline void _mm_nt(floating *C, const floating *A, const floating *B,
 
 # Threaded products. During fit and predict BLAS runs on one thread (the
 # estimator limits it with threadpoolctl) and the OpenMP threads share out each
-# product in fixed blocks of BLOCK rows (or columns, for weight gradients).
-# One thread pool, no oversubscription; and as the blocks do not depend on the
-# thread count, neither does any result: every thread count makes the very
-# same BLAS calls.
+# product in row blocks (column blocks for weight gradients): one thread pool,
+# no oversubscription. The blocks depend on the matrix sizes and on the CPUs
+# of the machine, never on the thread count, so every thread count makes the
+# very same BLAS calls and gets bit-identical results.
 
-# Rows (columns) per block of a threaded product.
-cdef Py_ssize_t BLOCK = 64
-# Below this many multiply-adds a product runs on the calling thread alone.
-cdef Py_ssize_t PAR_MIN_MACS = 1 << 18
+# A product is split in at most this many blocks (the machine's CPU count,
+# set once at import by mlpfast._config) ...
+cdef Py_ssize_t MAX_BLOCKS = 1
+# ... of at least this many rows (columns) each ...
+cdef Py_ssize_t MIN_BLOCK = 32
+# ... and only when it has this many multiply-adds.
+cdef Py_ssize_t PAR_MIN_MACS = 1 << 22
 
 
-cdef inline int _threads_for(Py_ssize_t n_blocks, Py_ssize_t macs, int nt) noexcept nogil:
-    if nt <= 1 or n_blocks <= 1 or macs < PAR_MIN_MACS:
+def set_max_blocks(Py_ssize_t n):
+    """Most blocks one product is split into (call once, with the CPU count)."""
+    global MAX_BLOCKS
+    MAX_BLOCKS = max(1, n)
+
+
+cdef inline Py_ssize_t _n_blocks(Py_ssize_t split, Py_ssize_t macs) noexcept nogil:
+    if macs < PAR_MIN_MACS:
         return 1
-    return nt
+    return max(1, min(split // MIN_BLOCK, MAX_BLOCKS))
 
 
 cdef void _mm_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
                   Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
-    # C[M,N] = A[M,K] @ B[K,N], in blocks of BLOCK rows of C
-    cdef Py_ssize_t n_blocks = (M + BLOCK - 1) // BLOCK, blk, r0
-    cdef int threads = _threads_for(n_blocks, M * K * N, nt)
-    for blk in prange(n_blocks, num_threads=threads, schedule="dynamic"):
-        r0 = blk * BLOCK
-        _mm(C + r0 * N, A + r0 * K, B, min(BLOCK, M - r0), K, N)
+    # C[M,N] = A[M,K] @ B[K,N], in row blocks of C
+    cdef Py_ssize_t n_blocks = _n_blocks(M, M * K * N), blk, r0, r1
+    for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
+        r0 = M * blk // n_blocks
+        r1 = M * (blk + 1) // n_blocks
+        _mm(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
 
 
 cdef void _mm_nt_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
                      Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
-    # C[M,N] = A[M,K] @ B[N,K].T, in blocks of BLOCK rows of C
-    cdef Py_ssize_t n_blocks = (M + BLOCK - 1) // BLOCK, blk, r0
-    cdef int threads = _threads_for(n_blocks, M * K * N, nt)
-    for blk in prange(n_blocks, num_threads=threads, schedule="dynamic"):
-        r0 = blk * BLOCK
-        _mm_nt(C + r0 * N, A + r0 * K, B, min(BLOCK, M - r0), K, N)
+    # C[M,N] = A[M,K] @ B[N,K].T, in row blocks of C
+    cdef Py_ssize_t n_blocks = _n_blocks(M, M * K * N), blk, r0, r1
+    for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
+        r0 = M * blk // n_blocks
+        r1 = M * (blk + 1) // n_blocks
+        _mm_nt(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
 
 
 cdef void _mm_tn_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
                      Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
-    # C[M,N] = A[K,M].T @ B[K,N], in blocks of BLOCK columns of C
-    cdef Py_ssize_t n_blocks = (N + BLOCK - 1) // BLOCK, blk, c0
-    cdef int threads = _threads_for(n_blocks, M * K * N, nt)
+    # C[M,N] = A[K,M].T @ B[K,N], in column blocks of C
+    cdef Py_ssize_t n_blocks = _n_blocks(N, M * K * N), blk, c0, c1
     cdef int m = <int>M, kk = <int>K, ld = <int>N
-    for blk in prange(n_blocks, num_threads=threads, schedule="dynamic"):
-        c0 = blk * BLOCK
+    for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
+        c0 = N * blk // n_blocks
+        c1 = N * (blk + 1) // n_blocks
         # C[:, c0:c1] = A.T @ B[:, c0:c1]; column-major: C_blk^T = B_blk^T A
-        _gemm(c'N', c'T', <int>min(BLOCK, N - c0), m, kk, B + c0, ld, A, m, C + c0, ld)
+        _gemm(c'N', c'T', <int>(c1 - c0), m, kk, B + c0, ld, A, m, C + c0, ld)
 
 
 # ---------------------------------------------------------------- kernel dispatch
