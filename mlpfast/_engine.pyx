@@ -520,7 +520,7 @@ cdef inline double _adam_step(floating *params, floating *m, floating *v, const 
 # ---------------------------------------------------------------- prediction
 
 # Rows per block of the prediction pass: each block's activations stay in cache.
-cdef Py_ssize_t PREDICT_BLOCK_ROWS = 1024
+cdef Py_ssize_t PREDICT_BLOCK_ROWS = 4096
 
 
 def forward(list coefs, list intercepts, const floating[:, ::1] X, int activation, int output,

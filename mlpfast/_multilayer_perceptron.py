@@ -185,7 +185,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations for X, computed by the compiled forward pass."""
-        if check_input:
+        if check_input and not self._is_plain_valid_array(X):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         dtype = np.result_type(X.dtype, self.coefs_[0].dtype, np.float32)
         if sp.issparse(X):
@@ -205,6 +205,21 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             return _engine.forward(*args, 1)
         with blas_single_threaded():
             return _engine.forward(*args, n_threads)
+
+    def _is_plain_valid_array(self, X):
+        """True for input that validate_data would pass through unchanged:
+        a 2-D float ndarray with the fitted width and only finite values, on a
+        model fitted without feature names. Anything else, including every
+        case that must raise or warn, takes scikit-learn's full validation."""
+        return (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype in (np.float32, np.float64)
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and not hasattr(self, "feature_names_in_")
+            and bool(np.isfinite(X).all())
+        )
 
     # ------------------------------------------------------------ fitting
 
@@ -846,7 +861,19 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
 
-        return self._label_binarizer.inverse_transform(y_pred)
+        return self._labels_from_output(y_pred)
+
+    def _labels_from_output(self, y_pred):
+        """LabelBinarizer.inverse_transform for the usual targets, without its
+        per-call overhead: the first argmax for multiclass, p > 0.5 for binary."""
+        binarizer = self._label_binarizer
+        classes = binarizer.classes_
+        if not getattr(binarizer, "sparse_input_", False) and not binarizer.sparse_output:
+            if binarizer.y_type_ == "multiclass" and y_pred.ndim == 2:
+                return classes[np.argmax(y_pred, axis=1)]
+            if binarizer.y_type_ == "binary" and y_pred.ndim == 1 and classes.shape[0] == 2:
+                return classes[(y_pred > 0.5).astype(np.intp)]
+        return binarizer.inverse_transform(y_pred)
 
     def _score(self, X, y, sample_weight=None):
         return super()._score_with_function(

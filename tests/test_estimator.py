@@ -315,3 +315,34 @@ def test_invalid_parameters_raise_like_sklearn(iris):
             MLPClassifier(**bad).fit(X_train, y_train)
     with pytest.raises(ValueError, match="non-negative"):
         MLPRegressor(loss="poisson").fit(X_train, -np.abs(y_train) - 1.0)
+
+
+@pytest.mark.parametrize("labels", ["binary", "multiclass"])
+def test_string_labels_predict_like_sklearn(iris, labels):
+    """Oracle: sklearn's predictions (LabelBinarizer.inverse_transform) on string labels."""
+    X_train, X_test, y_train, _ = iris
+    names = np.array(["setosa", "versicolor", "virginica"])
+    y = names[y_train] if labels == "multiclass" else np.where(y_train == 2, "yes", "no")
+    params = dict(hidden_layer_sizes=(10,), max_iter=EPOCHS, random_state=0)
+    ours, theirs = _fit_pair(MLPClassifier(**params), sk.MLPClassifier(**params), X_train, y)
+    np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+    np.testing.assert_array_equal(ours.predict(X_test), theirs.predict(X_test))
+    np.testing.assert_array_equal(ours.predict(X_test[:1]), theirs.predict(X_test[:1]))
+
+
+def test_feature_names_and_predict_input_checks_like_sklearn(iris):
+    """Oracle: sklearn's warnings and errors for inputs the fast predict path must not take."""
+    pd = pytest.importorskip("pandas")
+    X_train, X_test, y_train, _ = iris
+    frame = pd.DataFrame(X_train, columns=["a", "b", "c", "d"])
+    params = dict(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    ours, theirs = _fit_pair(MLPClassifier(**params), sk.MLPClassifier(**params), frame, y_train)
+    np.testing.assert_array_equal(ours.feature_names_in_, theirs.feature_names_in_)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        ours.predict(X_test)
+    bad = X_test.copy()
+    bad[0, 0] = np.nan
+    model = _fit_pair(MLPClassifier(**params), sk.MLPClassifier(**params), X_train, y_train)[0]
+    for wrong in (bad, X_test[:, :3], X_test[:0]):
+        with pytest.raises(ValueError):
+            model.predict(wrong)
