@@ -532,15 +532,15 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
     """
     cdef Py_ssize_t L = len(coefs), l, n = X.shape[0], start, m, width = 1
     cdef Py_ssize_t *units = NULL
-    cdef floating **W = NULL
-    cdef floating **b = NULL
+    cdef const floating **W = NULL
+    cdef const floating **b = NULL
     cdef floating *buf0
     cdef floating *buf1
     cdef floating *outp
     cdef floating *cur
     cdef floating *nxt
-    cdef floating[:, ::1] wv
-    cdef floating[::1] bv
+    cdef const floating[:, ::1] wv
+    cdef const floating[::1] bv
     cdef floating[:, ::1] P
     cdef floating[::1] scratch
     dtype = np.float32 if floating is float else np.float64
@@ -549,8 +549,8 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
     if L < 1 or len(intercepts) != L:
         raise ValueError("forward needs matching, non-empty coefs and intercepts")
     units = <Py_ssize_t *>malloc((L + 1) * sizeof(Py_ssize_t))
-    W = <floating **>malloc(L * sizeof(floating *))
-    b = <floating **>malloc(L * sizeof(floating *))
+    W = <const floating **>malloc(L * sizeof(floating *))
+    b = <const floating **>malloc(L * sizeof(floating *))
     try:
         if not (units and W and b):
             raise MemoryError()

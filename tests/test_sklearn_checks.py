@@ -1,0 +1,23 @@
+"""scikit-learn's own API conformance suite on both estimators.
+
+Oracle: sklearn.utils.estimator_checks (fit/predict contracts, cloning, pickling,
+read-only and memory-mapped input, dtype handling, error messages, ...).
+"""
+
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from mlpfast import MLPClassifier, MLPRegressor
+
+
+@parametrize_with_checks([MLPClassifier(), MLPRegressor()])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_tags_match_sklearn():
+    """Oracle: scikit-learn's own MLP tags."""
+    for ours, theirs in ((MLPClassifier(), SkMLPClassifier()),
+                         (MLPRegressor(), SkMLPRegressor())):
+        assert ours.__sklearn_tags__() == theirs.__sklearn_tags__()
