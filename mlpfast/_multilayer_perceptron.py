@@ -1103,7 +1103,10 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             )
         return X, y
 
-    @available_if(lambda est: est._check_solver())
+    # scikit-learn 1.9's MLPRegressor tests the method object, not its result,
+    # so partial_fit stays available (and runs a full lbfgs fit) for
+    # solver="lbfgs"; kept as is for a faithful drop-in.
+    @available_if(lambda est: est._check_solver)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with a single iteration over the given data.

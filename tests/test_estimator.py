@@ -7,6 +7,7 @@ from the same starting weights.
 
 import os
 import pickle
+import re
 import signal
 import threading
 import warnings
@@ -346,3 +347,64 @@ def test_feature_names_and_predict_input_checks_like_sklearn(iris):
     for wrong in (bad, X_test[:, :3], X_test[:0]):
         with pytest.raises(ValueError):
             model.predict(wrong)
+
+
+@pytest.mark.parametrize("params", [
+    dict(solver="sgd", learning_rate="adaptive", n_iter_no_change=2, tol=0.5, max_iter=12),
+    dict(solver="adam", early_stopping=True, n_iter_no_change=2, max_iter=12),
+    dict(solver="adam", n_iter_no_change=np.inf, max_iter=4),
+])
+def test_verbose_output_matches_sklearn(digits, capsys, params):
+    """Oracle: the lines sklearn prints (iterations, validation scores, stop and
+    learning-rate messages) for the same fit."""
+    X_train, _, y_train, _ = digits
+    common = dict(hidden_layer_sizes=(15,), random_state=0, verbose=True)
+    outputs = []
+    for cls in (MLPClassifier, sk.MLPClassifier):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            cls(**common, **params).fit(X_train, y_train)
+        outputs.append(capsys.readouterr().out)
+    assert "Iteration 1, loss = " in outputs[1]
+    ours, theirs = (out.splitlines() for out in outputs)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        # the same line; float fields may differ in the last printed digit at most
+        assert re.sub(r"\d", "#", a) == re.sub(r"\d", "#", b)
+        if a.startswith("Iteration"):
+            assert float(a.split("= ")[1]) == pytest.approx(float(b.split("= ")[1]), rel=1e-6)
+
+
+def test_sample_weight_routing_in_grid_search(iris):
+    """Oracle: sklearn's GridSearchCV with metadata routing and its own MLPClassifier."""
+    import sklearn
+
+    X_train, _, y_train, _ = iris
+    sw = np.random.RandomState(0).uniform(0.5, 2.0, X_train.shape[0])
+    results = []
+    with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for cls in (MLPClassifier, sk.MLPClassifier):
+            model = cls(hidden_layer_sizes=(8,), max_iter=30, random_state=0)
+            model.set_fit_request(sample_weight=True).set_score_request(sample_weight=True)
+            search = GridSearchCV(model, {"alpha": [1e-4, 1e-1]}, cv=3)
+            search.fit(X_train, y_train, sample_weight=sw)
+            results.append(search.cv_results_["mean_test_score"])
+    np.testing.assert_allclose(results[0], results[1], atol=1e-12)
+
+
+def test_sample_weight_changes_the_fit_like_sklearn(iris):
+    """Oracle: sklearn's partial_fit and score with sample weights."""
+    X_train, X_test, y_train, y_test = iris
+    sw = np.random.RandomState(1).uniform(0.1, 3.0, X_train.shape[0])
+    models = []
+    for cls in (MLPClassifier, sk.MLPClassifier):
+        model = cls(hidden_layer_sizes=(8,), random_state=0)
+        for _ in range(3):
+            model.partial_fit(X_train, y_train, sample_weight=sw, classes=[0, 1, 2])
+        models.append(model)
+    ours, theirs = models
+    _assert_same_params(ours, theirs, rtol=1e-6)
+    w = np.linspace(0.5, 1.5, X_test.shape[0])
+    assert ours.score(X_test, y_test, sample_weight=w) == theirs.score(X_test, y_test,
+                                                                       sample_weight=w)

@@ -1,0 +1,100 @@
+"""Bad input gets the same exception, with the same message, as scikit-learn.
+
+Oracle: scikit-learn's MLPClassifier / MLPRegressor called the same way.
+"""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from sklearn import neural_network as sk
+from sklearn.datasets import load_iris
+from sklearn.utils._param_validation import InvalidParameterError
+
+import mlpfast
+
+X, y = load_iris(return_X_y=True)
+
+CASES = {
+    "nan in X": lambda m: m.MLPClassifier(max_iter=2).fit(np.where(X > 7, np.nan, X), y),
+    "inf in X": lambda m: m.MLPClassifier(max_iter=2).fit(np.where(X > 7, np.inf, X), y),
+    "nan in y": lambda m: m.MLPRegressor(max_iter=2).fit(X, np.where(y > 1, np.nan, y)),
+    "empty X": lambda m: m.MLPClassifier(max_iter=2).fit(X[:0], y[:0]),
+    "1-D X": lambda m: m.MLPClassifier(max_iter=2).fit(X[:, 0], y),
+    "3-D X": lambda m: m.MLPClassifier(max_iter=2).fit(X[:, :, None], y),
+    "sample_weight length": lambda m: m.MLPClassifier(max_iter=2).fit(
+        X, y, sample_weight=np.ones(3)),
+    "partial_fit early_stopping": lambda m: m.MLPClassifier(early_stopping=True).partial_fit(
+        X, y, classes=[0, 1, 2]),
+    "partial_fit unseen label": lambda m: m.MLPClassifier().partial_fit(
+        X[y < 2], y[y < 2], classes=[0, 1]).partial_fit(X, y),
+    "partial_fit without classes": lambda m: m.MLPClassifier().partial_fit(X, y),
+    "predict wrong width": lambda m: m.MLPClassifier(max_iter=2).fit(X, y).predict(X[:, :2]),
+    "predict before fit": lambda m: m.MLPRegressor().predict(X),
+    "lbfgs classifier partial_fit": lambda m: m.MLPClassifier(solver="lbfgs").partial_fit(X, y),
+    "validation set too small": lambda m: m.MLPClassifier(
+        early_stopping=True, validation_fraction=0.01).fit(X[:30], y[:30]),
+    "warm_start new classes": lambda m: m.MLPClassifier(warm_start=True, max_iter=2).fit(
+        X[y < 2], y[y < 2]).fit(X, y),
+    "invalid hidden_layer_sizes": lambda m: m.MLPClassifier(hidden_layer_sizes=(5, 0)).fit(X, y),
+    "invalid activation": lambda m: m.MLPClassifier(activation="softmax").fit(X, y),
+    "invalid solver": lambda m: m.MLPRegressor(solver="newton").fit(X, y),
+    "invalid loss": lambda m: m.MLPRegressor(loss="huber").fit(X, y),
+    "negative alpha": lambda m: m.MLPRegressor(alpha=-1.0).fit(X, y),
+    "momentum above 1": lambda m: m.MLPClassifier(momentum=1.5).fit(X, y),
+    "beta_1 of 1": lambda m: m.MLPClassifier(beta_1=1.0).fit(X, y),
+    "n_iter_no_change 0": lambda m: m.MLPClassifier(n_iter_no_change=0).fit(X, y),
+}
+
+
+def _outcome(module, case):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            CASES[case](module)
+        except Exception as error:  # noqa: BLE001 - the type is what is compared
+            return type(error), str(error)
+    return None, None
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_same_error_as_sklearn(case):
+    """Oracle: the exception type and message scikit-learn raises for the same call."""
+    theirs = _outcome(sk, case)
+    assert theirs[0] is not None, "scikit-learn accepted this case; it is not a bad input"
+    ours = _outcome(mlpfast, case)
+    assert ours[0] is theirs[0]
+    assert _normalised(ours[1]) == _normalised(theirs[1])
+
+
+def _normalised(message):
+    """The message with memory addresses dropped and {set, literals} sorted
+    (their printed order follows string hashing, not the code)."""
+    message = re.sub(r"0x[0-9a-f]+", "", message)
+    return re.sub(r"\{([^{}]*)\}", lambda m: "{" + ", ".join(sorted(m.group(1).split(", "))) + "}",
+                  message)
+
+
+def test_invalid_parameter_is_invalid_parameter_error():
+    """Oracle: scikit-learn's InvalidParameterError (a ValueError and a TypeError)."""
+    with pytest.raises(InvalidParameterError, match="activation"):
+        mlpfast.MLPClassifier(activation="softmax").fit(X, y)
+
+
+def test_poisson_negative_target_is_a_clear_error():
+    """Oracle: the Poisson deviance is undefined for y < 0 (scikit-learn lets the loss go NaN)."""
+    with pytest.raises(ValueError, match="non-negative"):
+        mlpfast.MLPRegressor(loss="poisson").fit(X, y - 1.0)
+
+
+def test_regressor_partial_fit_with_lbfgs_is_available_like_sklearn():
+    """Oracle: scikit-learn 1.9 exposes MLPRegressor.partial_fit for every solver."""
+    ours = mlpfast.MLPRegressor(solver="lbfgs", max_iter=5, random_state=0)
+    theirs = sk.MLPRegressor(solver="lbfgs", max_iter=5, random_state=0)
+    assert hasattr(ours, "partial_fit") == hasattr(theirs, "partial_fit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours.partial_fit(X, y)
+        theirs.partial_fit(X, y)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
