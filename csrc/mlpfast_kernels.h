@@ -49,6 +49,15 @@ double mlp_monotonic_seconds(void);
 #define MLP_DECLARE(REAL, SUF)                                                   \
     void mlp_gather_rows_##SUF(REAL *out, const REAL *X, const ptrdiff_t *idx,   \
                                ptrdiff_t N, ptrdiff_t D, int n_threads);         \
+    void mlp_csr_matmul_##SUF(REAL *Z, const REAL *data, const ptrdiff_t *indices, \
+                              const ptrdiff_t *indptr, const ptrdiff_t *rows,    \
+                              ptrdiff_t row0, ptrdiff_t N, const REAL *W,        \
+                              ptrdiff_t O, int n_threads);                       \
+    void mlp_csr_matmul_tn_##SUF(REAL *dW, const REAL *data,                     \
+                                 const ptrdiff_t *indices, const ptrdiff_t *indptr, \
+                                 const ptrdiff_t *rows, ptrdiff_t row0,          \
+                                 ptrdiff_t N, const REAL *D, ptrdiff_t I,        \
+                                 ptrdiff_t O, int n_threads);                    \
     void mlp_bias_act_forward_##SUF(REAL *Z, const REAL *b, int act,             \
                                     ptrdiff_t N, ptrdiff_t O, int n_threads);    \
     void mlp_act_backward_##SUF(REAL *dZ, REAL *db, const REAL *A, int act,      \
@@ -82,6 +91,9 @@ MLP_DECLARE(double, f64)
 /* Kernel contracts (shown for _f64; _f32 is the same with float):
  *
  * mlp_gather_rows:          out[N,D] = X[idx[n], :]
+ * mlp_csr_matmul:           Z[N,O] = X[rows] @ W[I,O] for a CSR X (data, indices, indptr);
+ *                           batch row n is X row rows[n], or row0 + n if rows is NULL.
+ * mlp_csr_matmul_tn:        dW[I,O] = X[rows].T @ D[N,O] for the same CSR rows.
  * mlp_bias_act_forward:     Z[N,O] <- act(Z + b)                    (in place)
  * mlp_act_backward:         dZ[N,O] <- dZ * act'(A);  db[O] = sum_n dZ
  *                           A is the activation's forward OUTPUT.

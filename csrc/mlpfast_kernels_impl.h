@@ -17,6 +17,61 @@ void FN(mlp_gather_rows)(REAL *out, const REAL *X, const ptrdiff_t *idx,
         memcpy(out + n * D, X + idx[n] * D, (size_t)D * sizeof(REAL));
 }
 
+/* Z[N,O] = X[rows] @ W[I,O], X in CSR form (data, indices, indptr);
+ * batch row n is X's row rows[n], or row0 + n when rows is NULL. */
+void FN(mlp_csr_matmul)(REAL *Z, const REAL *data, const ptrdiff_t *indices,
+                        const ptrdiff_t *indptr, const ptrdiff_t *rows, ptrdiff_t row0,
+                        ptrdiff_t N, const REAL *W, ptrdiff_t O, int n_threads)
+{
+    ptrdiff_t n;
+    (void)n_threads;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (N * O >= MLP_OMP_MIN_WORK)
+    for (n = 0; n < N; n++) {
+        const ptrdiff_t r = rows ? rows[n] : row0 + n;
+        REAL *z = Z + n * O;
+        ptrdiff_t p, o;
+        for (o = 0; o < O; o++)
+            z[o] = 0;
+        for (p = indptr[r]; p < indptr[r + 1]; p++) {
+            const REAL x = data[p];
+            const REAL *w = W + indices[p] * O;
+            for (o = 0; o < O; o++)
+                z[o] += x * w[o];
+        }
+    }
+}
+
+/* dW[I,O] = X[rows].T @ D[N,O] (overwrites dW), X in CSR form as above.
+ * Threads take column blocks and walk the non-zeros in row order, so every
+ * dW[i,o] is summed in the same order whatever the number of threads. */
+void FN(mlp_csr_matmul_tn)(REAL *dW, const REAL *data, const ptrdiff_t *indices,
+                           const ptrdiff_t *indptr, const ptrdiff_t *rows, ptrdiff_t row0,
+                           ptrdiff_t N, const REAL *D, ptrdiff_t I, ptrdiff_t O,
+                           int n_threads)
+{
+    const int n_blocks = (I * O >= MLP_OMP_MIN_WORK && O >= 2 * MLP_COL_BLOCK) ? n_threads : 1;
+    int blk;
+    (void)n_threads;
+#pragma omp parallel for schedule(static) num_threads(n_blocks) if (n_blocks > 1)
+    for (blk = 0; blk < n_blocks; blk++) {
+        const ptrdiff_t o0 = O * blk / n_blocks, o1 = O * (blk + 1) / n_blocks;
+        ptrdiff_t n, i, p, o;
+        for (i = 0; i < I; i++)
+            for (o = o0; o < o1; o++)
+                dW[i * O + o] = 0;
+        for (n = 0; n < N; n++) {
+            const ptrdiff_t r = rows ? rows[n] : row0 + n;
+            const REAL *d = D + n * O;
+            for (p = indptr[r]; p < indptr[r + 1]; p++) {
+                const REAL x = data[p];
+                REAL *g = dW + indices[p] * O;
+                for (o = o0; o < o1; o++)
+                    g[o] += x * d[o];
+            }
+        }
+    }
+}
+
 /* Z[N,O] <- act(Z + b) */
 void FN(mlp_bias_act_forward)(REAL *Z, const REAL *b, int act, ptrdiff_t N,
                               ptrdiff_t O, int n_threads)

@@ -20,6 +20,22 @@ cdef extern from "mlpfast_kernels.h" nogil:
                              Py_ssize_t N, Py_ssize_t D, int n_threads)
     void mlp_gather_rows_f64(double *out, const double *X, const Py_ssize_t *idx,
                              Py_ssize_t N, Py_ssize_t D, int n_threads)
+    void mlp_csr_matmul_f32(float *Z, const float *data, const Py_ssize_t *indices,
+                            const Py_ssize_t *indptr, const Py_ssize_t *rows,
+                            Py_ssize_t row0, Py_ssize_t N, const float *W, Py_ssize_t O,
+                            int n_threads)
+    void mlp_csr_matmul_f64(double *Z, const double *data, const Py_ssize_t *indices,
+                            const Py_ssize_t *indptr, const Py_ssize_t *rows,
+                            Py_ssize_t row0, Py_ssize_t N, const double *W, Py_ssize_t O,
+                            int n_threads)
+    void mlp_csr_matmul_tn_f32(float *dW, const float *data, const Py_ssize_t *indices,
+                               const Py_ssize_t *indptr, const Py_ssize_t *rows,
+                               Py_ssize_t row0, Py_ssize_t N, const float *D, Py_ssize_t I,
+                               Py_ssize_t O, int n_threads)
+    void mlp_csr_matmul_tn_f64(double *dW, const double *data, const Py_ssize_t *indices,
+                               const Py_ssize_t *indptr, const Py_ssize_t *rows,
+                               Py_ssize_t row0, Py_ssize_t N, const double *D, Py_ssize_t I,
+                               Py_ssize_t O, int n_threads)
     void mlp_bias_act_forward_f32(float *Z, const float *b, int act, Py_ssize_t N,
                                   Py_ssize_t O, int n_threads)
     void mlp_bias_act_forward_f64(double *Z, const double *b, int act, Py_ssize_t N,

@@ -210,6 +210,46 @@ cdef inline void _finish_grad(floating *grad, const floating *params, Py_ssize_t
         k.mlp_finish_grad_f64(grad, params, n, n_coef, alpha, sw_sum, nt)
 
 
+cdef inline void _csr_matmul(floating *Z, const floating *data, const Py_ssize_t *indices,
+                             const Py_ssize_t *indptr, const Py_ssize_t *rows,
+                             Py_ssize_t row0, Py_ssize_t N, const floating *W, Py_ssize_t O,
+                             int nt) noexcept nogil:
+    if floating is float:
+        k.mlp_csr_matmul_f32(Z, data, indices, indptr, rows, row0, N, W, O, nt)
+    else:
+        k.mlp_csr_matmul_f64(Z, data, indices, indptr, rows, row0, N, W, O, nt)
+
+
+cdef inline void _csr_matmul_tn(floating *dW, const floating *data, const Py_ssize_t *indices,
+                                const Py_ssize_t *indptr, const Py_ssize_t *rows,
+                                Py_ssize_t row0, Py_ssize_t N, const floating *D,
+                                Py_ssize_t I, Py_ssize_t O, int nt) noexcept nogil:
+    if floating is float:
+        k.mlp_csr_matmul_tn_f32(dW, data, indices, indptr, rows, row0, N, D, I, O, nt)
+    else:
+        k.mlp_csr_matmul_tn_f64(dW, data, indices, indptr, rows, row0, N, D, I, O, nt)
+
+
+# A CSR input matrix (scipy's data / indices / indptr, indices as intp).
+cdef struct CSR:
+    const void *data
+    const Py_ssize_t *indices
+    const Py_ssize_t *indptr
+
+
+def _csr_arrays(X, Py_ssize_t n_features):
+    """(data, indices, indptr) of a CSR input tuple, checked once per call."""
+    data, indices, indptr = X
+    if (indptr.shape[0] < 2 or indices.shape[0] != data.shape[0]
+            or indptr[indptr.shape[0] - 1] > data.shape[0]):
+        raise ValueError("malformed CSR input")
+    if indices.shape[0] and (indices.min() < 0 or indices.max() >= n_features):
+        raise ValueError("CSR column index out of range")
+    if np.any(np.diff(indptr) < 0) or indptr[0] < 0:
+        raise ValueError("CSR indptr must be non-decreasing")
+    return data, indices, indptr
+
+
 # ---------------------------------------------------------------- the network
 
 cdef class Network:
@@ -229,9 +269,13 @@ cdef class Network:
         The most rows one forward/backward pass handles (the batch size).
     n_threads : int
         OpenMP threads for the element-wise kernels.
+    dense_input : bool, default=True
+        False when X will be CSR: then no dense batch buffer is allocated
+        (a (batch, n_features) buffer could be huge for sparse data).
     """
     cdef readonly Py_ssize_t n_layers, n_params, n_coef, capacity, n_features, n_outputs
     cdef readonly int activation, output, n_threads
+    cdef readonly bint dense_input
     cdef readonly object dtype
     cdef Py_ssize_t *units
     cdef Py_ssize_t *coef_off
@@ -246,6 +290,7 @@ cdef class Network:
     cdef double *partial
     cdef list _owned
     cdef readonly object grad
+    cdef CSR csr
 
     def __cinit__(self):
         self.units = NULL
@@ -255,7 +300,7 @@ cdef class Network:
         self.D = NULL
 
     def __init__(self, layer_units, int activation, int output, dtype,
-                 Py_ssize_t capacity, int n_threads):
+                 Py_ssize_t capacity, int n_threads, bint dense_input=True):
         cdef Py_ssize_t l, off = 0
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -293,7 +338,8 @@ cdef class Network:
         for l in range(self.n_layers):
             self.A[l] = self._buffer(capacity * self.units[l + 1])
             self.D[l] = self._buffer(capacity * self.units[l + 1])
-        self.xbuf = self._buffer(capacity * self.n_features)
+        self.dense_input = dense_input
+        self.xbuf = self._buffer(capacity * self.n_features if dense_input else 1)
         self.ybuf = self._buffer(capacity * self.n_outputs)
         self.swbuf = self._buffer(capacity)
         self.grad = np.zeros(self.n_params, dtype=self.dtype)
@@ -325,22 +371,23 @@ cdef class Network:
                   for l in range(self.n_layers)]
         return coefs, inters
 
-    def loss_grad(self, floating[::1] params, const floating[:, ::1] X,
-                  const floating[:, ::1] Y, const floating[::1] sw, bint has_sw,
-                  double alpha, bint squared_mean):
+    def loss_grad(self, floating[::1] params, X, const floating[:, ::1] Y,
+                  const floating[::1] sw, bint has_sw, double alpha, bint squared_mean):
         """Full-batch loss; the finished gradient is left in ``self.grad``.
 
-        loss = L(Y, f(X)) + alpha / 2 * ||coefs||^2 / sum(sw), as scikit-learn's _backprop.
+        X is a C-contiguous 2-D array, or a CSR matrix as ``(data, indices, indptr)``
+        with intp indices. loss = L(Y, f(X)) + alpha / 2 * ||coefs||^2 / sum(sw),
+        as scikit-learn's _backprop.
         """
-        cdef Py_ssize_t n = X.shape[0]
+        cdef const floating *xp = self._input(params, X, Y, sw, has_sw)
+        cdef Py_ssize_t n = Y.shape[0]
         cdef double raw, sq, sw_sum
-        self._check(params, X, Y, sw, has_sw)
         if n > self.capacity:
             raise ValueError(f"{n} rows exceed the network capacity {self.capacity}")
         with nogil:
             sw_sum = _weight_sum(&sw[0], n, has_sw)
-            raw = self._forward_backward(&params[0], &X[0, 0], &Y[0, 0],
-                                         &sw[0] if has_sw else NULL, n)
+            raw = self._forward_backward(&params[0], xp, &Y[0, 0],
+                                         &sw[0] if has_sw else NULL, n, NULL, 0)
             sq = _sum_squares(&params[0], self.n_coef, self.partial, self.n_threads)
             _finish_grad(<floating *>self.grad_ptr, &params[0], self.n_params, self.n_coef,
                          alpha, sw_sum, self.n_threads)
@@ -352,25 +399,51 @@ cdef class Network:
             raw /= self.n_outputs
         return raw / sw_sum + 0.5 * alpha * sq / sw_sum
 
-    def _check(self, floating[::1] params, const floating[:, ::1] X,
-               const floating[:, ::1] Y, const floating[::1] sw, bint has_sw):
+    cdef const floating *_input(self, floating[::1] params, X, const floating[:, ::1] Y,
+                                const floating[::1] sw, bint has_sw) except? NULL:
+        """Check the arguments; return X's data pointer, or NULL for a CSR X
+        (then held in self.csr)."""
+        cdef const floating[:, ::1] dense
+        cdef const floating[::1] data
+        cdef const Py_ssize_t[::1] indices
+        cdef const Py_ssize_t[::1] indptr
+        cdef Py_ssize_t n_rows
         if params.shape[0] != self.n_params:
             raise ValueError(f"params has {params.shape[0]} entries, expected {self.n_params}")
-        if X.shape[1] != self.n_features or Y.shape[1] != self.n_outputs:
-            raise ValueError("X or Y does not match the network's layer sizes")
-        if X.shape[0] != Y.shape[0] or X.shape[0] < 1:
-            raise ValueError("X and Y need the same, positive, number of rows")
         if np.dtype(self.dtype).itemsize != sizeof(floating):
             raise TypeError(f"arrays must have the network's dtype {self.dtype}")
-        if has_sw and sw.shape[0] != X.shape[0]:
+        if Y.shape[1] != self.n_outputs:
+            raise ValueError("Y does not match the network's output size")
+        if isinstance(X, tuple):
+            data, indices, indptr = _csr_arrays(X, self.n_features)
+            n_rows = indptr.shape[0] - 1
+        else:
+            if not self.dense_input:
+                raise ValueError("this Network was built for CSR input (dense_input=False)")
+            dense = X
+            if dense.shape[1] != self.n_features:
+                raise ValueError("X does not match the network's input size")
+            n_rows = dense.shape[0]
+        if n_rows != Y.shape[0] or n_rows < 1:
+            raise ValueError("X and Y need the same, positive, number of rows")
+        if has_sw and sw.shape[0] != n_rows:
             raise ValueError("sample_weight must have one entry per row")
         if sw.shape[0] < 1:
             raise ValueError("sw needs at least one entry (pass a dummy when has_sw is False)")
+        if isinstance(X, tuple):
+            self.csr.data = &data[0] if data.shape[0] else NULL
+            self.csr.indices = &indices[0] if indices.shape[0] else NULL
+            self.csr.indptr = &indptr[0]
+            return NULL
+        return &dense[0, 0]
 
     cdef double _forward_backward(self, floating *params, const floating *Xb,
-                                  const floating *Yb, const floating *swb,
-                                  Py_ssize_t n) noexcept nogil:
-        """Forward and backward pass over n rows; raw gradient into self.grad."""
+                                  const floating *Yb, const floating *swb, Py_ssize_t n,
+                                  const Py_ssize_t *rows, Py_ssize_t row0) noexcept nogil:
+        """Forward and backward pass over n rows; raw gradient into self.grad.
+
+        Xb is the dense batch; when NULL the batch is rows ``rows[:n]`` (or
+        ``row0 + arange(n)``) of the CSR matrix in self.csr."""
         cdef Py_ssize_t L = self.n_layers, l
         cdef floating *grad = <floating *>self.grad_ptr
         cdef const floating *inp
@@ -378,8 +451,13 @@ cdef class Network:
         for l in range(L):
             inp = Xb if l == 0 else <floating *>self.A[l - 1]
             # A[l] = inp @ W[l]
-            _mm_par(<floating *>self.A[l], inp, params + self.coef_off[l],
-                    n, self.units[l], self.units[l + 1], self.n_threads)
+            if inp == NULL:
+                _csr_matmul(<floating *>self.A[l], <const floating *>self.csr.data,
+                            self.csr.indices, self.csr.indptr, rows, row0, n,
+                            params + self.coef_off[l], self.units[l + 1], self.n_threads)
+            else:
+                _mm_par(<floating *>self.A[l], inp, params + self.coef_off[l],
+                        n, self.units[l], self.units[l + 1], self.n_threads)
             if l < L - 1:
                 # A[l] = act(A[l] + b[l])
                 _bias_act_forward(<floating *>self.A[l], params + self.inter_off[l],
@@ -392,8 +470,14 @@ cdef class Network:
         for l in range(L - 1, -1, -1):
             inp = Xb if l == 0 else <floating *>self.A[l - 1]
             # dW[l] = inp.T @ D[l]
-            _mm_tn_par(grad + self.coef_off[l], inp, <floating *>self.D[l],
-                       self.units[l], n, self.units[l + 1], self.n_threads)
+            if inp == NULL:
+                _csr_matmul_tn(grad + self.coef_off[l], <const floating *>self.csr.data,
+                               self.csr.indices, self.csr.indptr, rows, row0, n,
+                               <floating *>self.D[l], self.units[l], self.units[l + 1],
+                               self.n_threads)
+            else:
+                _mm_tn_par(grad + self.coef_off[l], inp, <floating *>self.D[l],
+                           self.units[l], n, self.units[l + 1], self.n_threads)
             if l > 0:
                 # D[l-1] = (D[l] @ W[l].T) * act'(A[l-1]);  db[l-1] = sum(D[l-1], axis=0)
                 _mm_nt_par(<floating *>self.D[l - 1], <floating *>self.D[l],
@@ -404,8 +488,7 @@ cdef class Network:
                               self.units[l], self.n_threads)
         return raw
 
-    def run_epoch(self, floating[::1] params, const floating[:, ::1] X,
-                  const floating[:, ::1] Y, const floating[::1] sw, bint has_sw,
+    def run_epoch(self, floating[::1] params, X, const floating[:, ::1] Y, const floating[::1] sw, bint has_sw,
                   const Py_ssize_t[::1] order, bint shuffled, Py_ssize_t batch_size,
                   int solver, floating[::1] state1, floating[::1] state2,
                   double alpha, double learning_rate, double momentum, bint nesterov,
@@ -413,18 +496,21 @@ cdef class Network:
                   bint squared_mean):
         """One epoch of mini-batch training, entirely without the GIL.
 
-        Batches are ``order[i:i + batch_size]`` when ``shuffled``, else contiguous
+        X is a C-contiguous 2-D array, or a CSR matrix as ``(data, indices,
+        indptr)`` with intp indices (its batches are never densified). Batches
+        are ``order[i:i + batch_size]`` when ``shuffled``, else contiguous
         slices of X. Returns ``(sum over batches of batch_loss * batch_rows, n_steps)``,
         the quantities scikit-learn accumulates into ``loss_``.
         """
-        cdef Py_ssize_t n = X.shape[0], start, m, d = self.n_features, K = self.n_outputs
+        cdef const floating *xp = self._input(params, X, Y, sw, has_sw)
+        cdef Py_ssize_t n = Y.shape[0], start, m, d = self.n_features, K = self.n_outputs
+        cdef const Py_ssize_t *rows
         cdef const floating *xb
         cdef const floating *yb
         cdef const floating *swb
         cdef floating *p = &params[0]
         cdef double raw, sq, sw_sum, lr, acc = 0, last_check
         cdef long steps = 0, t
-        self._check(params, X, Y, sw, has_sw)
         if batch_size < 1 or batch_size > self.capacity:
             raise ValueError(f"batch_size must be in [1, {self.capacity}], got {batch_size}")
         if shuffled and order.shape[0] != n:
@@ -444,12 +530,17 @@ cdef class Network:
             start = 0
             while start < n:
                 m = min(batch_size, n - start)
+                rows = NULL
                 if shuffled:
-                    _gather_rows(<floating *>self.xbuf, &X[0, 0], &order[start], m, d,
-                                 self.n_threads)
+                    if xp == NULL:
+                        rows = &order[start]
+                        xb = NULL
+                    else:
+                        _gather_rows(<floating *>self.xbuf, xp, &order[start], m, d,
+                                     self.n_threads)
+                        xb = <floating *>self.xbuf
                     _gather_rows(<floating *>self.ybuf, &Y[0, 0], &order[start], m, K,
                                  self.n_threads)
-                    xb = <floating *>self.xbuf
                     yb = <floating *>self.ybuf
                     if has_sw:
                         _gather_rows(<floating *>self.swbuf, &sw[0], &order[start], m, 1,
@@ -458,11 +549,11 @@ cdef class Network:
                     else:
                         swb = NULL
                 else:
-                    xb = &X[start, 0]
+                    xb = NULL if xp == NULL else xp + start * d
                     yb = &Y[start, 0]
                     swb = &sw[start] if has_sw else NULL
                 sw_sum = _weight_sum(swb, m, has_sw)
-                raw = self._forward_backward(p, xb, yb, swb, m)
+                raw = self._forward_backward(p, xb, yb, swb, m, rows, start)
                 acc += self._batch_loss(raw, sq, sw_sum, alpha, squared_mean) * m
                 if solver == _SGD:
                     sq = _sgd_step(p, &state1[0], <floating *>self.grad_ptr, self.partial,
@@ -524,13 +615,19 @@ cdef Py_ssize_t PREDICT_BLOCK_ROWS = 4096
 
 
 def forward(list coefs, list intercepts, const floating[:, ::1] X, int activation, int output,
-            int n_threads):
+            int n_threads, csr=None):
     """Output-layer activations for X: ``out(... act(X @ W0 + b0) ... @ WL + bL)``.
 
     ``coefs[l]`` are C-contiguous (fan_in, fan_out) arrays and ``intercepts[l]``
-    contiguous vectors, all of X's dtype.
+    contiguous vectors, all of X's dtype. For a sparse X pass
+    ``csr=(data, indices, indptr)`` (intp indices) and, as X, an empty
+    ``(0, n_features)`` array that fixes the dtype and width.
     """
     cdef Py_ssize_t L = len(coefs), l, n = X.shape[0], start, m, width = 1
+    cdef const floating[::1] xdata
+    cdef const Py_ssize_t[::1] xindices
+    cdef const Py_ssize_t[::1] xindptr
+    cdef CSR sparse
     cdef Py_ssize_t *units = NULL
     cdef const floating **W = NULL
     cdef const floating **b = NULL
@@ -555,6 +652,14 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
         if not (units and W and b):
             raise MemoryError()
         units[0] = X.shape[1]
+        if csr is not None:
+            if n != 0:
+                raise ValueError("with csr, X must be an empty (0, n_features) array")
+            xdata, xindices, xindptr = _csr_arrays(csr, units[0])
+            n = xindptr.shape[0] - 1
+            sparse.data = &xdata[0] if xdata.shape[0] else NULL
+            sparse.indices = &xindices[0] if xindices.shape[0] else NULL
+            sparse.indptr = &xindptr[0]
         for l in range(L):
             wv = coefs[l]
             bv = intercepts[l]
@@ -576,11 +681,16 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
             start = 0
             while start < n:
                 m = min(PREDICT_BLOCK_ROWS, n - start)
-                cur = <floating *>&X[start, 0]
+                cur = NULL if csr is not None else <floating *>&X[start, 0]
                 for l in range(L):
                     nxt = &P[start, 0] if l == L - 1 else (buf0 if l % 2 == 0 else buf1)
                     # nxt = cur @ W[l]
-                    _mm_par(nxt, cur, W[l], m, units[l], units[l + 1], n_threads)
+                    if cur == NULL:
+                        _csr_matmul(nxt, <const floating *>sparse.data, sparse.indices,
+                                    sparse.indptr, NULL, start, m, W[l], units[l + 1],
+                                    n_threads)
+                    else:
+                        _mm_par(nxt, cur, W[l], m, units[l], units[l + 1], n_threads)
                     if l < L - 1:
                         _bias_act_forward(nxt, b[l], activation, m, units[l + 1], n_threads)
                     else:

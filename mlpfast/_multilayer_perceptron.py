@@ -170,7 +170,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.intercepts_[i] = params[start:end]
             start = end
 
-    def _network(self, layer_units, dtype, capacity):
+    def _network(self, layer_units, dtype, capacity, X):
         output_code, _ = OUTPUT_CODES[self.out_activation_]
         return _engine.Network(
             layer_units,
@@ -179,6 +179,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             dtype,
             capacity,
             effective_n_threads(),
+            dense_input=not isinstance(X, tuple),
         )
 
     # ------------------------------------------------------------ prediction
@@ -188,9 +189,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if check_input and not self._is_plain_valid_array(X):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         dtype = np.result_type(X.dtype, self.coefs_[0].dtype, np.float32)
-        if sp.issparse(X):
-            X = X.toarray()
-        X = np.ascontiguousarray(X, dtype=dtype)
+        X, csr = _engine_input(X, dtype)
         coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
         intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
         n_threads = effective_n_threads()
@@ -201,10 +200,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             ACTIVATION_CODES[self.activation],
             OUTPUT_CODES[self.out_activation_][0],
         )
-        if n_threads == 1 or X.shape[0] < _PREDICT_MIN_ROWS_THREADED:
-            return _engine.forward(*args, 1)
+        n_rows = X.shape[0] if csr is None else csr[2].shape[0] - 1
+        if n_threads == 1 or n_rows < _PREDICT_MIN_ROWS_THREADED:
+            return _engine.forward(*args, 1, csr=csr)
         with blas_single_threaded():
-            return _engine.forward(*args, n_threads)
+            return _engine.forward(*args, n_threads, csr=csr)
 
     def _is_plain_valid_array(self, X):
         """True for input that validate_data would pass through unchanged:
@@ -303,10 +303,6 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 "warm_start and partial_fit need the same hidden_layer_sizes."
             )
 
-        if sp.issparse(X):
-            # TODO(issue 3): multiply the sparse X directly in the first layer.
-            X = X.toarray()
-
         with blas_single_threaded():
             if self.solver in _STOCHASTIC_SOLVERS:
                 self._fit_stochastic(X, y, sample_weight, layer_units, incremental)
@@ -322,12 +318,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return self
 
     def _engine_arrays(self, X, y, sample_weight, dtype):
-        """C-contiguous X, Y and weights in the training dtype (one conversion at most)."""
-        X = np.ascontiguousarray(X, dtype=dtype)
+        """X as the engine takes it, C-contiguous Y and weights in the training dtype
+        (one conversion at most)."""
+        X, csr = _engine_input(X, dtype)
         Y = np.ascontiguousarray(y, dtype=dtype)
         if sample_weight is None:
-            return X, Y, np.ones(1, dtype=dtype), False
-        return X, Y, np.ascontiguousarray(sample_weight, dtype=dtype), True
+            return (X if csr is None else csr), Y, np.ones(1, dtype=dtype), False
+        sw = np.ascontiguousarray(sample_weight, dtype=dtype)
+        return (X if csr is None else csr), Y, sw, True
 
     def _fit_lbfgs(self, X, y, sample_weight, layer_units):
         # scipy's L-BFGS-B works in float64; like scikit-learn, lbfgs trains and
@@ -335,7 +333,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         dtype = np.float64
         X, Y, sw, has_sw = self._engine_arrays(X, y, sample_weight, dtype)
         params = self._pack_params(dtype)
-        network = self._network(layer_units, dtype, X.shape[0])
+        network = self._network(layer_units, dtype, Y.shape[0], X)
         squared_mean = OUTPUT_CODES[self.out_activation_][1]
         alpha = float(self.alpha)
 
@@ -429,7 +427,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         X_train, Y_train, sw_train, has_sw = self._engine_arrays(
             X_train, y_train, sample_weight_train, dtype
         )
-        network = self._network(layer_units, dtype, batch_size)
+        network = self._network(layer_units, dtype, batch_size, X_train)
         squared_mean = OUTPUT_CODES[self.out_activation_][1]
 
         try:
@@ -454,7 +452,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 self._optimizer.steps_done(n_steps)
 
                 self.n_iter_ += 1
-                self.loss_ = accumulated_loss / X_train.shape[0]
+                self.loss_ = accumulated_loss / n_samples
 
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
@@ -575,6 +573,21 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _engine_input(X, dtype):
+    """(dense C-contiguous X, None), or for sparse X an empty (0, n_features)
+    array and the CSR arrays (data, intp indices, intp indptr): the engine
+    multiplies the sparse rows directly and never densifies X."""
+    if not sp.issparse(X):
+        return np.ascontiguousarray(X, dtype=dtype), None
+    X = X.tocsr()
+    csr = (
+        np.ascontiguousarray(X.data, dtype=dtype),
+        np.ascontiguousarray(X.indices, dtype=np.intp),
+        np.ascontiguousarray(X.indptr, dtype=np.intp),
+    )
+    return np.empty((0, X.shape[1]), dtype=dtype), csr
 
 
 def _scipy_takes_iprint():
