@@ -408,3 +408,32 @@ def test_sample_weight_changes_the_fit_like_sklearn(iris):
     w = np.linspace(0.5, 1.5, X_test.shape[0])
     assert ours.score(X_test, y_test, sample_weight=w) == theirs.score(X_test, y_test,
                                                                        sample_weight=w)
+
+
+@pytest.mark.parametrize("cls_name", ["MLPClassifier", "MLPRegressor"])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_early_stopping_trajectory_over_20_epochs(digits, regression, cls_name, solver):
+    """Oracle: sklearn's estimator with early_stopping=True, same seed, EPOCHS epochs
+    (validation split, shuffles and validation scores all follow the same draws)."""
+    X_train, _, y_train, _ = digits if cls_name == "MLPClassifier" else regression
+    params = dict(hidden_layer_sizes=(24,), solver=solver, early_stopping=True,
+                  validation_fraction=0.2, max_iter=EPOCHS, random_state=7,
+                  learning_rate_init=0.01 if solver == "sgd" else 0.001, **NO_STOP)
+    ours_cls, their_cls = globals()[cls_name], getattr(sk, cls_name)
+    ours, theirs = _fit_pair(ours_cls(**params), their_cls(**params), X_train, y_train)
+    assert ours.n_iter_ == theirs.n_iter_ == EPOCHS
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_,
+                               rtol=1e-6)
+    _assert_same_params(ours, theirs, rtol=1e-6)
+
+
+def test_convergence_warning_like_sklearn(iris):
+    """Oracle: sklearn's ConvergenceWarning text when max_iter is reached."""
+    X_train, _, y_train, _ = iris
+    messages = []
+    for cls in (MLPClassifier, sk.MLPClassifier):
+        with pytest.warns(ConvergenceWarning) as record:
+            cls(max_iter=3, random_state=0).fit(X_train, y_train)
+        messages.append([str(w.message) for w in record if w.category is ConvergenceWarning])
+    assert messages[0] == messages[1]
