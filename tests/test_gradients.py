@@ -16,13 +16,24 @@ import pytest
 from scipy.special import xlogy
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
+from _references import (
+    ACTIVATIONS,
+    IDENTITY,
+    LOGISTIC,
+    OUT_BINARY,
+    OUT_MULTI,
+    OUT_POISSON,
+    OUT_SQUARED,
+    OUTPUTS,
+    RELU,
+    TANH,
+    act_derivative_ref,
+    act_ref,
+    out_ref,
+)
+
 from mlpfast import _engine
 
-IDENTITY, LOGISTIC, TANH, RELU = 0, 1, 2, 3
-OUT_SQUARED, OUT_BINARY, OUT_MULTI, OUT_POISSON = 0, 1, 2, 3
-ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
-OUTPUTS = {"squared": OUT_SQUARED, "binary": OUT_BINARY, "multi": OUT_MULTI,
-           "poisson": OUT_POISSON}
 
 N_SAMPLES = 12
 ALPHA = 0.3
@@ -70,36 +81,10 @@ def unpack(net, params):
 
 # ---------------------------------------------------------------- NumPy reference network
 
-def act_ref(z, act):
-    if act == LOGISTIC:
-        return 1 / (1 + np.exp(-z))
-    if act == TANH:
-        return np.tanh(z)
-    if act == RELU:
-        return np.maximum(z, 0)
-    return z
 
 
-def act_derivative_ref(a, act):
-    """act'(z) through the activation's output a = act(z)."""
-    if act == LOGISTIC:
-        return a * (1 - a)
-    if act == TANH:
-        return 1 - a**2
-    if act == RELU:
-        return (a > 0).astype(np.float64)
-    return np.ones_like(a)
 
 
-def out_ref(z, out):
-    if out == OUT_BINARY:
-        return 1 / (1 + np.exp(-z))
-    if out == OUT_MULTI:
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    if out == OUT_POISSON:
-        return np.exp(z)
-    return z
 
 
 def data_loss_ref(Y, P, w, out, eps, squared_mean):

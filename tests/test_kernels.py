@@ -2,7 +2,7 @@
 
 Every test names its oracle: a NumPy function written below, in float64, from the
 same inputs. Kernels run over dtype x thread count x size, with one size below and
-one above the OpenMP threshold (``MLP_OMP_MIN_WORK`` = 16384 elements), so both the
+one above the OpenMP threshold (``MLP_OMP_MIN_WORK`` = 65536 elements), so both the
 serial and the threaded branch of each kernel are exercised. The wrappers take
 C-contiguous arrays only (the other memory order is rejected, see
 ``test_bad_shapes_raise``).
@@ -16,20 +16,26 @@ import numpy as np
 import pytest
 from scipy.special import xlogy
 
+from _references import (
+    ACTIVATIONS,
+    OUT_BINARY,
+    OUT_MULTI,
+    OUT_POISSON,
+    OUTPUTS,
+    TANH,
+    act_derivative_ref,
+    act_ref,
+    out_ref,
+)
+
 from mlpfast import _engine
 
-# Codes of csrc/mlpfast_kernels.h.
-IDENTITY, LOGISTIC, TANH, RELU = 0, 1, 2, 3
-OUT_SQUARED, OUT_BINARY, OUT_MULTI, OUT_POISSON = 0, 1, 2, 3
-ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
-OUTPUTS = {"squared": OUT_SQUARED, "binary": OUT_BINARY, "multi": OUT_MULTI,
-           "poisson": OUT_POISSON}
 
 DTYPES = [np.float32, np.float64]
 N_THREADS = [1, 2]
-# 35 and 29100 elements: either side of MLP_OMP_MIN_WORK. 97 columns also span
-# several of act_backward's 32-column blocks, the last one partial.
-SHAPES = [(7, 5), (300, 97)]
+# 35 and 67900 elements: either side of MLP_OMP_MIN_WORK. 97 columns are enough
+# for act_backward to split its columns between two threads (it needs 64).
+SHAPES = [(7, 5), (700, 97)]
 
 def rtol_for(dtype):
     return 1e-5 if np.dtype(dtype) == np.float32 else 1e-12
@@ -58,26 +64,8 @@ def assert_close(got, expected, dtype, scale=0.0):
 
 # ---------------------------------------------------------------- NumPy references
 
-def act_ref(z, act):
-    """Hidden activation of z (float64), as sklearn.neural_network._base.ACTIVATIONS."""
-    if act == LOGISTIC:
-        return 1 / (1 + np.exp(-z))
-    if act == TANH:
-        return np.tanh(z)
-    if act == RELU:
-        return np.maximum(z, 0)
-    return z.copy()
 
 
-def act_derivative_ref(a, act):
-    """act'(z) written through the activation's output a = act(z)."""
-    if act == LOGISTIC:
-        return a * (1 - a)
-    if act == TANH:
-        return 1 - a**2
-    if act == RELU:
-        return (a > 0).astype(np.float64)
-    return np.ones_like(a)
 
 
 def act_derivative_scale(a, act):
@@ -88,16 +76,6 @@ def act_derivative_scale(a, act):
     return np.abs(act_derivative_ref(a, act))
 
 
-def out_ref(z, out):
-    """Output activation of z (float64): identity, logistic, row softmax or exp."""
-    if out == OUT_BINARY:
-        return 1 / (1 + np.exp(-z))
-    if out == OUT_MULTI:
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    if out == OUT_POISSON:
-        return np.exp(z)
-    return z.copy()
 
 
 def loss_terms_ref(Y, P, out, eps):
@@ -303,7 +281,7 @@ OPTIMIZERS = {"sgd": (_engine.SOLVER_SGD, False), "sgd-nesterov": (_engine.SOLVE
               "adam": (_engine.SOLVER_ADAM, False)}
 # (n, n_coef): below the threshold; above it, over 8 reduction chunks with n_coef
 # ending inside a chunk.
-OPT_SIZES = [(35, 28), (30000, 29000)]
+OPT_SIZES = [(35, 28), (70000, 69000)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
