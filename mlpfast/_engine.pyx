@@ -118,23 +118,16 @@ cdef inline Py_ssize_t _n_blocks(Py_ssize_t split, Py_ssize_t macs) noexcept nog
 
 
 cdef void _mm_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
-                  Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
-    # C[M,N] = A[M,K] @ B[K,N], in row blocks of C
+                  Py_ssize_t K, Py_ssize_t N, int nt, bint b_transposed=False) noexcept nogil:
+    # C[M,N] = A[M,K] @ B[K,N]  (b_transposed: A[M,K] @ B[N,K].T), in row blocks of C
     cdef Py_ssize_t n_blocks = _n_blocks(M, M * K * N), blk, r0, r1
     for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
         r0 = M * blk // n_blocks
         r1 = M * (blk + 1) // n_blocks
-        _mm(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
-
-
-cdef void _mm_nt_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
-                     Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
-    # C[M,N] = A[M,K] @ B[N,K].T, in row blocks of C
-    cdef Py_ssize_t n_blocks = _n_blocks(M, M * K * N), blk, r0, r1
-    for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
-        r0 = M * blk // n_blocks
-        r1 = M * (blk + 1) // n_blocks
-        _mm_nt(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
+        if b_transposed:
+            _mm_nt(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
+        else:
+            _mm(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
 
 
 cdef void _mm_tn_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
@@ -480,9 +473,9 @@ cdef class Network:
                            self.units[l], n, self.units[l + 1], self.n_threads)
             if l > 0:
                 # D[l-1] = (D[l] @ W[l].T) * act'(A[l-1]);  db[l-1] = sum(D[l-1], axis=0)
-                _mm_nt_par(<floating *>self.D[l - 1], <floating *>self.D[l],
-                           params + self.coef_off[l], n, self.units[l + 1], self.units[l],
-                           self.n_threads)
+                _mm_par(<floating *>self.D[l - 1], <floating *>self.D[l],
+                        params + self.coef_off[l], n, self.units[l + 1], self.units[l],
+                        self.n_threads, b_transposed=True)
                 _act_backward(<floating *>self.D[l - 1], grad + self.inter_off[l - 1],
                               <floating *>self.A[l - 1], self.activation, n,
                               self.units[l], self.n_threads)
