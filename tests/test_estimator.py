@@ -437,3 +437,22 @@ def test_convergence_warning_like_sklearn(iris):
             cls(max_iter=3, random_state=0).fit(X_train, y_train)
         messages.append([str(w.message) for w in record if w.category is ConvergenceWarning])
     assert messages[0] == messages[1]
+
+
+def test_lbfgs_max_fun_and_integer_input_like_sklearn(digits):
+    """Oracle: sklearn's lbfgs stopped by max_fun (same iterations, loss and warning),
+    and its float64 training on integer input."""
+    X_train, _, y_train, _ = digits
+    X_int = np.rint(X_train * 16).astype(np.int64)
+    params = dict(hidden_layer_sizes=(20,), solver="lbfgs", max_fun=15, random_state=0)
+    results = []
+    for cls in (MLPClassifier, sk.MLPClassifier):
+        with pytest.warns(ConvergenceWarning) as record:
+            model = cls(**params).fit(X_int, y_train)
+        results.append((model, [str(w.message) for w in record
+                                if w.category is ConvergenceWarning]))
+    (ours, our_warnings), (theirs, their_warnings) = results
+    assert our_warnings == their_warnings
+    assert ours.n_iter_ == theirs.n_iter_
+    assert ours.coefs_[0].dtype == theirs.coefs_[0].dtype == np.float64
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
