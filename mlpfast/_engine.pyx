@@ -269,6 +269,8 @@ cdef class Network:
     cdef readonly Py_ssize_t n_layers, n_params, n_coef, capacity, n_features, n_outputs
     cdef readonly int activation, output, n_threads
     cdef readonly bint dense_input
+    # Optimiser steps made by the last run_epoch so far (read it after Ctrl-C).
+    cdef readonly long last_epoch_steps
     cdef readonly object dtype
     cdef Py_ssize_t *units
     cdef Py_ssize_t *coef_off
@@ -517,6 +519,7 @@ cdef class Network:
             for start in range(n):
                 if order[start] < 0 or order[start] >= n:
                     raise IndexError("order holds an index out of range")
+        self.last_epoch_steps = 0
         with nogil:
             last_check = k.mlp_monotonic_seconds()
             sq = _sum_squares(p, self.n_coef, self.partial, self.n_threads)
@@ -559,6 +562,7 @@ cdef class Network:
                                     self.partial, self.n_params, self.n_coef, alpha, sw_sum,
                                     lr, beta_1, beta_2, epsilon, self.n_threads)
                 steps += 1
+                self.last_epoch_steps = steps
                 start += m
                 if k.mlp_monotonic_seconds() - last_check > SIGNAL_CHECK_SECONDS:
                     with gil:

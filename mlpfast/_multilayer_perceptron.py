@@ -436,20 +436,23 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 if self.shuffle:
                     # Same draws as scikit-learn: the previous order, shuffled again.
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
-                accumulated_loss, n_steps = network.run_epoch(
-                    params,
-                    X_train,
-                    Y_train,
-                    sw_train,
-                    has_sw,
-                    sample_idx,
-                    bool(self.shuffle),
-                    batch_size,
-                    alpha=float(self.alpha),
-                    squared_mean=squared_mean,
-                    **self._optimizer.epoch_args(),
-                )
-                self._optimizer.steps_done(n_steps)
+                try:
+                    accumulated_loss, _ = network.run_epoch(
+                        params,
+                        X_train,
+                        Y_train,
+                        sw_train,
+                        has_sw,
+                        sample_idx,
+                        bool(self.shuffle),
+                        batch_size,
+                        alpha=float(self.alpha),
+                        squared_mean=squared_mean,
+                        **self._optimizer.epoch_args(),
+                    )
+                finally:
+                    # also after Ctrl-C: Adam's step count must match the weights
+                    self._optimizer.steps_done(network.last_epoch_steps)
 
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples
