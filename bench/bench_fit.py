@@ -19,7 +19,7 @@ is checked again. A failed check fails the benchmark (it is not timed).
 
 Run from the repository root (``bench/conftest.py`` makes pytest collect this file)::
 
-    python -m pytest bench/ --benchmark-only --benchmark-json=bench/results.json
+    pytest bench/ --benchmark-only --benchmark-json=bench/results.json
     python bench/report.py --json bench/results.json
 """
 
@@ -58,7 +58,8 @@ class Case:
     batch_size: int
     epochs: int
     fit_rounds: dict  # impl -> rounds
-    predict_rounds: int
+    predict_rounds: int  # 0: no predict benchmark for this case
+    regression: bool = False  # MLPRegressor instead of MLPClassifier
 
 
 CASES = {
@@ -68,7 +69,7 @@ CASES = {
         hidden_layer_sizes=(100,),
         batch_size=200,
         epochs=10,
-        fit_rounds={"mlpfast": 30, "sklearn": 30},
+        fit_rounds={"mlpfast": 30, "sklearn": 20, "torch": 20, "floor": 30},
         predict_rounds=100,
     ),
     "mnist": Case(
@@ -77,8 +78,38 @@ CASES = {
         hidden_layer_sizes=(256, 256),
         batch_size=256,
         epochs=2,
-        fit_rounds={"mlpfast": 7, "sklearn": 7},
+        fit_rounds={"mlpfast": 7, "sklearn": 5, "torch": 5, "floor": 7},
         predict_rounds=15,
+    ),
+    "tabular": Case(
+        name="tabular",
+        description="make_classification 40000x54, 7 classes, 20 informative, standardised",
+        hidden_layer_sizes=(64, 64),
+        batch_size=128,
+        # 1 epoch: after 2, float32 fits of mlpfast and scikit-learn drift apart by
+        # 0.051 in predict_proba on one row of 40000 (above END_TO_END_ATOL).
+        epochs=1,
+        fit_rounds={"mlpfast": 10, "sklearn": 7, "torch": 7, "floor": 10},
+        predict_rounds=0,
+    ),
+    "wide": Case(
+        name="wide",
+        description="make_classification 20000x784, 10 classes, 50 informative, standardised",
+        hidden_layer_sizes=(512, 512),
+        batch_size=512,
+        epochs=1,
+        fit_rounds={"mlpfast": 7, "sklearn": 5, "torch": 5, "floor": 7},
+        predict_rounds=0,
+    ),
+    "regression": Case(
+        name="regression",
+        description="make_regression 20000x100, 1 target, 30 informative, noise 10, X and y standardised",
+        hidden_layer_sizes=(128,),
+        batch_size=200,
+        epochs=3,
+        fit_rounds={"mlpfast": 7, "sklearn": 5, "torch": 5, "floor": 7},
+        predict_rounds=0,
+        regression=True,
     ),
 }
 
@@ -88,15 +119,16 @@ CASES = {
 
 @functools.cache
 def _data64(case_name):
+    from sklearn.datasets import make_classification, make_regression
+    from sklearn.preprocessing import StandardScaler
+
     if case_name == "small":
         from sklearn.datasets import load_digits
 
         X, y = load_digits(return_X_y=True)
         X = X / 16.0
-    elif case_name == "mnist":
-        from sklearn.datasets import make_classification
-        from sklearn.preprocessing import StandardScaler
-
+    elif case_name in ("mnist", "wide"):
+        # The same data: the two cases differ by the network and the batch size.
         X, y = make_classification(
             n_samples=20000,
             n_features=784,
@@ -106,6 +138,23 @@ def _data64(case_name):
             random_state=SEED,
         )
         X = StandardScaler().fit_transform(X)
+    elif case_name == "tabular":
+        X, y = make_classification(
+            n_samples=40000,
+            n_features=54,
+            n_informative=20,
+            n_redundant=0,
+            n_classes=7,
+            random_state=SEED,
+        )
+        X = StandardScaler().fit_transform(X)
+    elif case_name == "regression":
+        X, y = make_regression(
+            n_samples=20000, n_features=100, n_informative=30, noise=10.0,
+            random_state=SEED,
+        )
+        X = StandardScaler().fit_transform(X)
+        y = (y - y.mean()) / y.std()
     else:
         raise KeyError(case_name)
     return np.ascontiguousarray(X, dtype=np.float64), y
@@ -115,25 +164,28 @@ def _data64(case_name):
 def data(case_name, dtype):
     X, y = _data64(case_name)
     X = np.ascontiguousarray(X, dtype=dtype)
-    X.setflags(write=False)  # neither estimator may modify it between rounds
+    X.setflags(write=False)
+    if CASES[case_name].regression:
+        y = np.ascontiguousarray(y, dtype=dtype)
+        y.setflags(write=False)  # neither estimator may modify it between rounds
     return X, y
 
 
 # ---------------------------------------------------------------- estimators
 
 
-def estimator_class(impl):
+def estimator_class(impl, regression=False):
     if impl == "mlpfast":
-        from mlpfast import MLPClassifier
+        import mlpfast as module
     elif impl == "sklearn":
-        from sklearn.neural_network import MLPClassifier
+        import sklearn.neural_network as module
     else:
         raise KeyError(impl)
-    return MLPClassifier
+    return module.MLPRegressor if regression else module.MLPClassifier
 
 
 def make_estimator(impl, case):
-    return estimator_class(impl)(
+    return estimator_class(impl, case.regression)(
         hidden_layer_sizes=case.hidden_layer_sizes,
         activation="relu",
         solver="adam",
@@ -209,41 +261,50 @@ def validate(impl, case_name, dtype):
 
     est = fitted(impl, case_name, dtype)
     check_ran_all_epochs(est, case, X.shape[0], dtype)
-    assert_array_equal(est.classes_, ref.classes_)
+    if not case.regression:
+        assert_array_equal(est.classes_, ref.classes_)
     assert [c.shape for c in est.coefs_] == [c.shape for c in ref.coefs_]
     assert_allclose(
         est.loss_curve_, ref.loss_curve_, rtol=LOSS_RTOL[dtype],
         err_msg=f"{impl} loss_curve_ differs from scikit-learn's",
     )
 
-    proba = est.predict_proba(X)
-    labels = est.predict(X)
-    assert proba.dtype == np.dtype(dtype), f"predict_proba dtype {proba.dtype}"
+    proba, labels = outputs(est, X)
+    assert proba.dtype == np.dtype(dtype), f"predict_proba/predict dtype {proba.dtype}"
 
     oracle_proba, oracle_labels = same_weights_oracle(impl, case_name, dtype)
     assert_allclose(
         proba, oracle_proba, rtol=0, atol=SAME_WEIGHTS_ATOL[dtype],
-        err_msg=f"{impl} predict_proba differs from scikit-learn's on the same weights",
+        err_msg=f"{impl} output differs from scikit-learn's on the same weights",
     )
-    check_labels(labels, oracle_labels, oracle_proba, SAME_WEIGHTS_ATOL[dtype])
-
-    ref_proba = ref.predict_proba(X)
+    ref_proba, ref_labels = outputs(ref, X)
     assert_allclose(
         proba, ref_proba, rtol=0, atol=END_TO_END_ATOL[dtype],
-        err_msg=f"{impl} predict_proba differs from scikit-learn's fit",
+        err_msg=f"{impl} output differs from scikit-learn's fit",
     )
-    check_labels(labels, ref.predict(X), ref_proba, END_TO_END_ATOL[dtype])
+    if not case.regression:
+        check_labels(labels, oracle_labels, oracle_proba, SAME_WEIGHTS_ATOL[dtype])
+        check_labels(labels, ref_labels, ref_proba, END_TO_END_ATOL[dtype])
+
+
+def outputs(est, X):
+    """(predict_proba, predict) of a classifier; (predict, None) of a regressor
+    (the targets of the regression case are standardised, so absolute tolerances
+    mean the same thing as for probabilities)."""
+    if hasattr(est, "predict_proba"):
+        return est.predict_proba(X), est.predict(X)
+    return est.predict(X), None
 
 
 @functools.cache
 def same_weights_oracle(impl, case_name, dtype):
-    """scikit-learn's predict_proba and predict on X with ``impl``'s fitted weights."""
+    """scikit-learn's outputs on X with ``impl``'s fitted weights (see ``outputs``)."""
     X, _ = data(case_name, dtype)
     est = fitted(impl, case_name, dtype)
     oracle = copy.deepcopy(fitted("sklearn", case_name, dtype))
     oracle.coefs_ = [np.array(c) for c in est.coefs_]
     oracle.intercepts_ = [np.array(b) for b in est.intercepts_]
-    return oracle.predict_proba(X), oracle.predict(X)
+    return outputs(oracle, X)
 
 
 @functools.cache
@@ -265,11 +326,12 @@ def require_valid(impl, case_name, dtype):
 # ---------------------------------------------------------------- benchmarks
 
 
-def _params():
+def _params(op="fit"):
     # Peers adjacent: for each case and dtype, mlpfast then sklearn.
     return [
         pytest.param(case_name, dtype, impl, id=f"{case_name}-{dtype}-{impl}")
-        for case_name in CASES
+        for case_name, case in CASES.items()
+        if op == "fit" or case.predict_rounds
         for dtype in DTYPES
         for impl in IMPLS
     ]
@@ -289,6 +351,7 @@ def _label(benchmark, op, case, dtype, impl, X, rounds):
         batch_size=case.batch_size,
         epochs=case.epochs,
         solver="adam",
+        estimator="MLPRegressor" if case.regression else "MLPClassifier",
         rounds=rounds,
     )
 
@@ -309,7 +372,7 @@ def test_fit(benchmark, case_name, dtype, impl):
                     rtol=LOSS_RTOL[dtype], err_msg="timed fit differs from the validated fit")
 
 
-@pytest.mark.parametrize("case_name, dtype, impl", _params())
+@pytest.mark.parametrize("case_name, dtype, impl", _params("predict"))
 def test_predict(benchmark, case_name, dtype, impl):
     case = CASES[case_name]
     X, _ = data(case_name, dtype)
@@ -326,4 +389,7 @@ def test_predict(benchmark, case_name, dtype, impl):
         assert_array_equal(labels, est.predict(X))
     else:
         oracle_proba, oracle_labels = same_weights_oracle(impl, case_name, dtype)
-        check_labels(labels, oracle_labels, oracle_proba, SAME_WEIGHTS_ATOL[dtype])
+        if case.regression:
+            assert_allclose(labels, oracle_proba, rtol=0, atol=SAME_WEIGHTS_ATOL[dtype])
+        else:
+            check_labels(labels, oracle_labels, oracle_proba, SAME_WEIGHTS_ATOL[dtype])

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m pytest bench/ --benchmark-only --benchmark-json=bench/results.json
+    pytest bench/ --benchmark-only --benchmark-json=bench/results.json
 
 pytest only collects ``test_*.py`` by default; the hook below makes it collect the
 ``bench_*.py`` modules of this directory as well, so no ini option is needed.
@@ -54,6 +54,12 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "scipy": scipy.__version__,
         "scikit-learn": sklearn.__version__,
     }
+    try:  # the optional peer of bench_peers.py
+        import torch
+
+        versions["torch"] = f"{torch.__version__} ({torch.get_num_threads()} threads)"
+    except ImportError:
+        versions["torch"] = "not installed"
     mlpfast_config = None
     try:
         import mlpfast

@@ -1,15 +1,23 @@
 """Print the mlpfast benchmark as one table per case and dtype.
 
-Either runs the benchmark suite (``python -m pytest bench/ --benchmark-only``) and
+Either runs the benchmark suite (``pytest bench/ --benchmark-only``) and
 reads the JSON it writes, or reads a pytest-benchmark JSON given with ``--json``::
 
     python bench/report.py                              # run, then report
     python bench/report.py --json bench/results.json    # report a saved run
 
-Each table gives the median time of mlpfast and of scikit-learn for ``fit`` and
-``predict`` and the ratio sklearn / mlpfast (above 1: mlpfast is faster) of the
-medians, and of the minima (steadier on a shared, noisy machine). The
-tables are Markdown, so they can be pasted into bench/README.md as they are.
+    python bench/report.py --json bench/results.json \
+        --json-1thread bench/results-1thread.json        # and the thread comparison
+
+It prints one summary table per dtype: for each case the ratios of the median fit
+times sklearn / mlpfast and torch / mlpfast (above 1: mlpfast is faster) and
+mlpfast / floor (the GEMM floor: numpy doing only the matrix products; 1 is the
+best possible), then the predict rows (one row at a time; all rows at once, with
+the floor of the forward products). Then the targets of issue 4, passed or not,
+and, with ``--json-1thread``, the same tables for that run and the speed-up of each
+peer from one thread to the default. ``--details`` adds one table per case and dtype
+with every peer's median and the ratios of the minima too. The tables are Markdown,
+so they can be pasted into bench/README.md as they are.
 """
 
 import argparse
@@ -21,13 +29,18 @@ from collections import defaultdict
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
-IMPLS = ("mlpfast", "sklearn")
-OPS = ("fit", "predict")
+IMPLS = ("mlpfast", "sklearn", "torch", "floor")
+OPS = ("fit", "predict", "predict1")
+DTYPES = ("float32", "float64")
 
 
 def run_benchmarks(json_path, pytest_args):
-    """Run the suite from the repository root; return pytest's exit code."""
-    cmd = [sys.executable, "-m", "pytest", os.path.relpath(BENCH_DIR, REPO_ROOT),
+    """Run the suite from the repository root; return pytest's exit code.
+
+    ``-P`` keeps the checkout's unbuilt ``mlpfast/`` from shadowing the installed
+    package (``python -m`` would put the working directory first on sys.path)."""
+    safe_path = ["-P"] if sys.version_info >= (3, 11) else []
+    cmd = [sys.executable, *safe_path, "-m", "pytest", os.path.relpath(BENCH_DIR, REPO_ROOT),
            "--benchmark-only", f"--benchmark-json={os.path.abspath(json_path)}",
            *pytest_args]
     print("$", " ".join(cmd), file=sys.stderr)
@@ -86,23 +99,125 @@ def _describe(ops):
 
 
 def format_table(case, dtype, ops):
+    """Every peer's median for each op, and the ratios peer / mlpfast of the medians
+    (and of the minima, in brackets)."""
     lines = [f"#### {case}, {dtype}", ""]
     description = _describe(ops)
     if description:
         lines += [description, ""]
+    present = [i for i in IMPLS if any(i in impls for impls in ops.values())]
     lines += [
-        "| op | mlpfast median | sklearn median | sklearn / mlpfast, medians "
-        "| sklearn / mlpfast, minima | rounds (mlpfast, sklearn) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| op | " + " | ".join(f"{i} median" for i in present) + " | "
+        + " | ".join(f"{i} / mlpfast" for i in present if i != "mlpfast") + " | rounds |",
+        "| --- |" + " ---: |" * (2 * len(present)),
     ]
     for op in OPS:
-        impls = ops.get(op, {})
-        stats = {impl: impls[impl]["stats"] if impl in impls else None for impl in IMPLS}
-        median = {impl: s and s["median"] for impl, s in stats.items()}
-        minimum = {impl: s and s["min"] for impl, s in stats.items()}
+        impls = ops.get(op)
+        if not impls:
+            continue
+        stats = {i: impls[i]["stats"] if i in impls else None for i in present}
+        cells = [fmt_time(s and s["median"]) for s in stats.values()]
+        for i in present:
+            if i == "mlpfast":
+                continue
+            med = ratio(stats[i] and stats[i]["median"], stats["mlpfast"] and stats["mlpfast"]["median"])
+            mn = ratio(stats[i] and stats[i]["min"], stats["mlpfast"] and stats["mlpfast"]["min"])
+            cells.append(f"{med} ({mn})" if med != "n/a" else "n/a")
         rounds = ", ".join(str(s["rounds"]) if s else "-" for s in stats.values())
-        lines.append(f"| {op} | {fmt_time(median['mlpfast'])} | {fmt_time(median['sklearn'])} "
-                     f"| {fmt_ratio(median)} | {fmt_ratio(minimum)} | {rounds} |")
+        lines.append(f"| {op} | " + " | ".join(cells) + f" | {rounds} |")
+    return "\n".join(lines)
+
+
+def ratio(a, b):
+    if not (a and b):
+        return "n/a"
+    return f"{a / b:.2f}x"
+
+
+def median(tables, case, dtype, op, impl):
+    # .get: tables are defaultdicts, a look-up must not add an entry.
+    bench = tables.get((case, dtype), {}).get(op, {}).get(impl)
+    return bench["stats"]["median"] if bench else None
+
+
+def _n_rows(tables, case, dtype, op):
+    for bench in tables.get((case, dtype), {}).get(op, {}).values():
+        return (bench.get("extra_info") or {}).get("n_samples")
+    return None
+
+
+def format_summary(tables, dtype, title=""):
+    """One table for a dtype: the fit ratios of every case, then the predict rows."""
+    cases = list(dict.fromkeys(case for case, d in tables if d == dtype))
+    lines = [f"#### {title}{dtype}", "",
+             "| case | mlpfast median | sklearn / mlpfast | torch / mlpfast | mlpfast / floor |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for case in cases:
+        m = lambda impl, op="fit": median(tables, case, dtype, op, impl)  # noqa: E731
+        if m("mlpfast") is None:
+            continue
+        lines.append(f"| {case} fit | {fmt_time(m('mlpfast'))} | {ratio(m('sklearn'), m('mlpfast'))} "
+                     f"| {ratio(m('torch'), m('mlpfast'))} | {ratio(m('mlpfast'), m('floor'))} |")
+    for op, what in (("predict1", "predict, 1 row"), ("predict", "predict, {n} rows")):
+        for case in cases:
+            m = lambda impl: median(tables, case, dtype, op, impl)  # noqa: E731
+            if m("mlpfast") is None:
+                continue
+            label = what.format(n=_n_rows(tables, case, dtype, op))
+            lines.append(f"| {case} {label} | {fmt_time(m('mlpfast'))} "
+                         f"| {ratio(m('sklearn'), m('mlpfast'))} | - "
+                         f"| {ratio(m('mlpfast'), m('floor'))} |")
+    return "\n".join(lines)
+
+
+# The targets of issue 4: (case, op, peer, kind, bound, dtypes).
+# kind "speedup": peer / mlpfast >= bound; "floor": mlpfast / floor <= bound.
+TARGETS = [
+    *[(c, "fit", "sklearn", "speedup", 5.0, DTYPES) for c in ("small", "tabular", "regression")],
+    *[(c, "fit", "sklearn", "speedup", 3.0, DTYPES) for c in ("mnist", "wide")],
+    *[(c, "fit", "torch", "speedup", 2.0, DTYPES)
+      for c in ("small", "mnist", "tabular", "wide", "regression")],
+    ("mnist", "fit", "floor", "floor", 1.5, ("float32",)),
+    ("small", "predict1", "sklearn", "speedup", 15.0, DTYPES),
+    ("mnist", "predict", "floor", "floor", 1.3, DTYPES),
+]
+
+
+def format_targets(tables):
+    lines = ["| target | dtype | measured | met |", "| --- | --- | ---: | --- |"]
+    for case, op, peer, kind, bound, dtypes in TARGETS:
+        for dtype in dtypes:
+            mine, theirs = (median(tables, case, dtype, op, i) for i in ("mlpfast", peer))
+            if kind == "speedup":
+                name = f"{case} {op}: {peer} / mlpfast >= {bound:g}"
+                value = theirs / mine if mine and theirs else None
+                met = value is not None and value >= bound
+            else:
+                name = f"{case} {op}: mlpfast / floor <= {bound:g}"
+                value = mine / theirs if mine and theirs else None
+                met = value is not None and value <= bound
+            lines.append(f"| {name} | {dtype} | "
+                         + (f"{value:.2f}x" if value is not None else "n/a")
+                         + " | " + ("yes" if met else "**no**" if value is not None else "n/a")
+                         + " |")
+    return "\n".join(lines)
+
+
+def format_threads(tables, tables1, n_threads):
+    """Speed-up of each peer from 1 thread to the default run, by case and op."""
+    lines = [f"| case | op | dtype | mlpfast, 1 thread | mlpfast, {n_threads} threads "
+             + "".join(f"| {i} 1 -> {n_threads} " for i in IMPLS) + "|",
+             "| --- | --- | --- | ---: | ---: |" + " ---: |" * len(IMPLS)]
+    for (case, dtype), ops in tables.items():
+        for op in OPS:
+            if op not in ops:
+                continue
+            one = median(tables1, case, dtype, op, "mlpfast")
+            many = median(tables, case, dtype, op, "mlpfast")
+            cells = [ratio(median(tables1, case, dtype, op, i), median(tables, case, dtype, op, i))
+                     for i in IMPLS]
+            lines.append(f"| {case} | {op} | {dtype} | {fmt_time(one)} | {fmt_time(many)} | "
+                         + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -115,8 +230,15 @@ def format_machine(data):
     flags = ", ".join(extra.get("cpu_flags", []))
     lines.append(f"- machine: {brand}, {extra.get('cpu_count', '?')} logical CPUs"
                  + (f" ({flags})" if flags else ""))
+    versions = dict(extra.get("versions", {}))
+    if "torch" not in versions:  # runs whose conftest did not record it
+        for bench in data.get("benchmarks", []):
+            info = bench.get("extra_info") or {}
+            if "torch_version" in info:
+                versions["torch"] = f"{info['torch_version']} ({info.get('torch_threads')} threads)"
+                break
     lines.append(f"- python {machine.get('python_version', '?')}, "
-                 + ", ".join(f"{k} {v}" for k, v in extra.get("versions", {}).items()))
+                 + ", ".join(f"{k} {v}" for k, v in versions.items()))
     config = extra.get("mlpfast_config")
     if isinstance(config, dict):
         blas = config.get("blas") or {}
@@ -144,6 +266,11 @@ def main(argv=None):
                         help="read this pytest-benchmark JSON instead of running the suite")
     parser.add_argument("--out", metavar="PATH", default=os.path.join(BENCH_DIR, "results.json"),
                         help="where a run writes its JSON (default: bench/results.json)")
+    parser.add_argument("--json-1thread", metavar="PATH",
+                        help="a saved run with one thread (OMP_NUM_THREADS=1 "
+                             "OPENBLAS_NUM_THREADS=1): adds its tables and a thread comparison")
+    parser.add_argument("--details", action="store_true",
+                        help="also one table per case and dtype with every peer's times")
     parser.add_argument("pytest_args", nargs="*",
                         help="extra arguments for pytest when running, after '--' "
                              "(e.g. -- -k small)")
@@ -166,9 +293,34 @@ def main(argv=None):
         return status or 1
 
     print(format_machine(data))
-    for (case, dtype), ops in tables.items():
+    for dtype in DTYPES:
         print()
-        print(format_table(case, dtype, ops))
+        print(format_summary(tables, dtype))
+    print()
+    print("#### Targets of issue 4 (default threads)")
+    print()
+    print(format_targets(tables))
+    if args.json_1thread:
+        with open(args.json_1thread) as f:
+            data1 = json.load(f)
+        tables1 = collect(data1.get("benchmarks", []))
+        print()
+        print(format_machine(data1))
+        for dtype in DTYPES:
+            print()
+            print(format_summary(tables1, dtype, title="1 thread, "))
+        config = (data.get("machine_info", {}).get("mlpfast_bench", {})
+                  .get("mlpfast_config"))
+        n = config.get("n_threads") if isinstance(config, dict) else None
+        print()
+        print(f"#### Threads: time at 1 thread / time at {n or 'default'} threads "
+              "(above 1: the threads help)")
+        print()
+        print(format_threads(tables, tables1, n or "N"))
+    if args.details:
+        for (case, dtype), ops in tables.items():
+            print()
+            print(format_table(case, dtype, ops))
     if status:
         print(f"\npytest exited with {status}: a benchmark failed (see above); "
               "its figures are missing from the tables.", file=sys.stderr)

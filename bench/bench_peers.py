@@ -1,0 +1,282 @@
+"""More peers for the cases of ``bench_fit.py``: PyTorch, the GEMM floor, one-row predict.
+
+For each case and dtype of ``bench_fit.CASES`` (same data, network, batch size,
+epochs), in the same pytest-benchmark group ``<case>-<dtype>-fit`` as mlpfast and
+scikit-learn:
+
+* ``torch``: a plain ``torch.nn.Sequential`` of ``Linear``/``ReLU`` on the CPU trained
+  with ``torch.optim.Adam`` (lr 1e-3, betas (0.9, 0.999), eps 1e-8), softmax
+  cross-entropy (MSE for the regression case), the same batch size and epochs,
+  a new permutation each epoch, the dtype of X, ``torch.set_num_threads`` = the
+  OpenMP thread count. scikit-learn's L2 term adds ``alpha * W / n_batch`` to the
+  gradient of the weights only: the torch peer gives the weights (not the biases)
+  ``weight_decay = alpha / batch_size``, which is the same except on the last,
+  shorter batch of an epoch. Weights and biases start Glorot-uniform like
+  scikit-learn's (bound ``sqrt(6 / (fan_in + fan_out))``). Skipped when torch is
+  not installed. Validated: its mean training loss over the last epoch (as
+  scikit-learn's ``loss_curve_``, half the MSE for regression, without the small L2
+  term) must be within 20% of scikit-learn's ``loss_curve_[-1]``, on the
+  validation fit and on the last timed fit.
+* ``floor``: numpy (same dtype, numpy's BLAS at its thread count) doing only the
+  matrix products of the same epochs: per batch and layer ``A @ W``, ``A.T @ D``
+  and, for every layer but the first, ``D @ W.T``, into preallocated outputs, on
+  batches gathered before timing; no activations, losses or updates.
+
+Predict, group ``<case>-<dtype>-predict1`` (the ``small`` case): the median time of
+``predict`` on one row, mlpfast against scikit-learn, with the validated models of
+``bench_fit``. Group ``<case>-<dtype>-predict`` (the ``mnist`` case) gets a
+``floor`` peer: the forward products alone on all 20000 rows.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+import bench_fit
+from bench_fit import CASES, DTYPES, SEED, data, fitted, require_valid
+
+ALPHA = 1e-4  # scikit-learn's default L2 penalty, which the estimators use
+TORCH_LOSS_RTOL = 0.20
+PREDICT1_CASES = ("small",)
+PREDICT1_ROUNDS = 1000
+PREDICT_FLOOR_CASES = ("mnist",)
+
+
+def _params(cases=None):
+    return [
+        pytest.param(case_name, dtype, id=f"{case_name}-{dtype}")
+        for case_name in (cases or CASES)
+        for dtype in DTYPES
+    ]
+
+
+def n_threads():
+    """The OpenMP thread count mlpfast uses (what torch is given)."""
+    try:
+        import io
+
+        import mlpfast
+
+        n = mlpfast.show_config(file=io.StringIO()).get("n_threads")
+        if n:
+            return int(n)
+    except Exception:  # noqa: BLE001
+        pass
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() else os.cpu_count()
+
+
+def _label(benchmark, op, case, dtype, impl, X, rounds, **extra):
+    bench_fit._label(benchmark, op, case, dtype, impl, X, rounds)
+    benchmark.extra_info.update(extra)
+
+
+# ---------------------------------------------------------------- torch
+
+
+def torch_fit(torch, case, Xt, yt, generator_seed=SEED):
+    """One timed unit: build the torch model and train it; returns the mean
+    training loss of each epoch (scikit-learn's convention)."""
+    nn = torch.nn
+    dtype = Xt.dtype
+    gen = torch.Generator().manual_seed(generator_seed)
+    n_out = 1 if case.regression else int(yt.max()) + 1
+    sizes = [Xt.shape[1], *case.hidden_layer_sizes, n_out]
+    layers = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        lin = nn.Linear(fan_in, fan_out, dtype=dtype)
+        bound = (6.0 / (fan_in + fan_out)) ** 0.5
+        with torch.no_grad():
+            lin.weight.uniform_(-bound, bound, generator=gen)
+            lin.bias.uniform_(-bound, bound, generator=gen)
+        layers.append(lin)
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    model = nn.Sequential(*layers)
+    weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
+    biases = [p for name, p in model.named_parameters() if name.endswith("bias")]
+    opt = torch.optim.Adam(
+        [{"params": weights, "weight_decay": ALPHA / case.batch_size},
+         {"params": biases, "weight_decay": 0.0}],
+        lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+    )
+    loss_fn = nn.functional.mse_loss if case.regression else nn.functional.cross_entropy
+    n = Xt.shape[0]
+    curve = []
+    for _ in range(case.epochs):
+        perm = torch.randperm(n, generator=gen)
+        total = 0.0
+        for start in range(0, n, case.batch_size):
+            idx = perm[start:start + case.batch_size]
+            xb, yb = Xt[idx], yt[idx]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        mean = total / n
+        curve.append(mean / 2 if case.regression else mean)  # sklearn: 0.5 * MSE
+    return curve
+
+
+def _torch_data(torch, case_name, dtype):
+    X, y = data(case_name, dtype)
+    Xt = torch.tensor(np.array(X))
+    if CASES[case_name].regression:
+        yt = torch.tensor(np.array(y)).reshape(-1, 1)
+    else:
+        _, codes = np.unique(y, return_inverse=True)
+        yt = torch.tensor(codes, dtype=torch.long)
+    return Xt, yt
+
+
+def check_torch_loss(curve, case_name, dtype):
+    ref = fitted("sklearn", case_name, dtype).loss_curve_[-1]
+    assert len(curve) == CASES[case_name].epochs
+    assert np.isfinite(curve[-1]), f"torch loss {curve[-1]}"
+    rel = abs(curve[-1] - ref) / abs(ref)
+    assert rel <= TORCH_LOSS_RTOL, (
+        f"torch final training loss {curve[-1]:.5g} vs scikit-learn's {ref:.5g}: "
+        f"{rel:.1%} apart (> {TORCH_LOSS_RTOL:.0%})")
+
+
+@pytest.mark.parametrize("case_name, dtype", _params())
+def test_fit_torch(benchmark, case_name, dtype):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(n_threads())
+    case = CASES[case_name]
+    X, _ = data(case_name, dtype)
+    rounds = case.fit_rounds["torch"]
+    _label(benchmark, "fit", case, dtype, "torch", X, rounds,
+           torch_version=torch.__version__, torch_threads=torch.get_num_threads())
+
+    Xt, yt = _torch_data(torch, case_name, dtype)
+    # Validate, then time.
+    curve = torch_fit(torch, case, Xt, yt)
+    check_torch_loss(curve, case_name, dtype)
+    benchmark.extra_info["torch_loss"] = curve[-1]
+    benchmark.extra_info["sklearn_loss"] = fitted("sklearn", case_name, dtype).loss_curve_[-1]
+    curve = benchmark.pedantic(torch_fit, args=(torch, case, Xt, yt), rounds=rounds,
+                               iterations=1)
+    check_torch_loss(curve, case_name, dtype)
+
+
+# ---------------------------------------------------------------- GEMM floor
+
+
+class GemmFloor:
+    """The matrix products of ``case.epochs`` epochs of minibatch training, alone."""
+
+    def __init__(self, case, X, n_out):
+        rng = np.random.default_rng(SEED)
+        dtype = X.dtype
+        sizes = [X.shape[1], *case.hidden_layer_sizes, n_out]
+        self.W = [rng.standard_normal((a, b)).astype(dtype) * 0.05
+                  for a, b in zip(sizes[:-1], sizes[1:])]
+        self.gW = [np.empty_like(w) for w in self.W]
+        n = X.shape[0]
+        # One epoch's batches, gathered from a permutation before timing.
+        perm = rng.permutation(n)
+        self.batches = [np.ascontiguousarray(X[perm[s:s + case.batch_size]])
+                        for s in range(0, n, case.batch_size)]
+        self.epochs = case.epochs
+        self.buffers = {}
+        for m in {len(b) for b in self.batches}:
+            Z = [np.empty((m, b), dtype=dtype) for b in sizes[1:]]
+            D = [rng.standard_normal((m, b)).astype(dtype) for b in sizes[1:]]
+            dA = [np.empty((m, a), dtype=dtype) for a in sizes[:-1]]
+            self.buffers[m] = Z, D, dA
+
+    def products(self, xb):
+        Z, D, dA = self.buffers[len(xb)]
+        A = xb
+        for l, W in enumerate(self.W):  # forward: the next layer takes X @ W as its input
+            np.matmul(A, W, out=Z[l])
+            A = Z[l]
+        for l in range(len(self.W) - 1, -1, -1):  # backward
+            A = xb if l == 0 else Z[l - 1]
+            np.matmul(A.T, D[l], out=self.gW[l])
+            if l > 0:
+                np.matmul(D[l], self.W[l].T, out=dA[l])
+
+    def fit(self):
+        for _ in range(self.epochs):
+            for xb in self.batches:
+                self.products(xb)
+        return self.gW
+
+    def forward(self, X, outs):
+        A = X
+        for W, out in zip(self.W, outs):
+            np.matmul(A, W, out=out)
+            A = out
+        return A
+
+
+def _n_out(case_name):
+    case = CASES[case_name]
+    return 1 if case.regression else len(np.unique(data(case_name, "float64")[1]))
+
+
+@pytest.mark.parametrize("case_name, dtype", _params())
+def test_fit_floor(benchmark, case_name, dtype):
+    case = CASES[case_name]
+    X, _ = data(case_name, dtype)
+    rounds = case.fit_rounds["floor"]
+    _label(benchmark, "fit", case, dtype, "floor", X, rounds)
+    floor = GemmFloor(case, X, _n_out(case_name))
+    # Validate: the products are the ones named, in the dtype (check one batch).
+    xb = floor.batches[0]
+    floor.products(xb)
+    Z, D, dA = floor.buffers[len(xb)]
+    np.testing.assert_allclose(Z[0], xb.astype(np.float64) @ floor.W[0],
+                               rtol=1e-3 if dtype == "float32" else 1e-10, atol=1e-3)
+    assert all(g.dtype == np.dtype(dtype) for g in floor.gW)
+    benchmark.pedantic(floor.fit, rounds=rounds, iterations=1, warmup_rounds=1)
+
+
+# ---------------------------------------------------------------- predict
+
+
+@pytest.mark.parametrize("case_name, dtype", _params(PREDICT_FLOOR_CASES))
+def test_predict_floor(benchmark, case_name, dtype):
+    case = CASES[case_name]
+    X, _ = data(case_name, dtype)
+    rounds = case.predict_rounds
+    _label(benchmark, "predict", case, dtype, "floor", X, rounds)
+    floor = GemmFloor(case, X, _n_out(case_name))
+    # Same shapes as the fitted model's products.
+    floor.W = [np.array(c) for c in fitted("sklearn", case_name, dtype).coefs_]
+    outs = [np.empty((X.shape[0], w.shape[1]), dtype=dtype) for w in floor.W]
+    out = floor.forward(X, outs)
+    assert out.shape == (X.shape[0], _n_out(case_name)) and out.dtype == np.dtype(dtype)
+    benchmark.pedantic(floor.forward, args=(X, outs), rounds=rounds, iterations=1,
+                       warmup_rounds=1)
+
+
+@pytest.mark.parametrize("case_name, dtype, impl", [
+    pytest.param(c, d, i, id=f"{c}-{d}-{i}")
+    for c in PREDICT1_CASES for d in DTYPES for i in bench_fit.IMPLS])
+def test_predict1(benchmark, case_name, dtype, impl):
+    """``predict`` on one row (row i of X in round i), the median of single calls."""
+    case = CASES[case_name]
+    X, _ = data(case_name, dtype)
+    _label(benchmark, "predict1", case, dtype, impl, X[:1], PREDICT1_ROUNDS)
+    require_valid(impl, case_name, dtype)
+    est = fitted(impl, case_name, dtype)
+    rows = [X[i:i + 1] for i in range(PREDICT1_ROUNDS)]
+    _, want = bench_fit.same_weights_oracle(impl, case_name, dtype)
+    for i in range(0, PREDICT1_ROUNDS, 50):  # validate: one row gives that row's label
+        assert est.predict(rows[i])[0] == (want[i] if impl != "sklearn" else est.predict(X)[i])
+    it = iter(range(10 ** 9))
+    got = {}
+
+    def one():
+        i = next(it) % PREDICT1_ROUNDS
+        got[i] = est.predict(rows[i])[0]
+
+    benchmark.pedantic(one, rounds=PREDICT1_ROUNDS, iterations=1, warmup_rounds=5)
+    labels = est.predict(X[:PREDICT1_ROUNDS]) if impl == "sklearn" else want
+    bad = [i for i, v in got.items() if v != labels[i]]
+    assert not bad, f"one-row predict differs at rows {bad[:10]}"
