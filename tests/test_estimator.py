@@ -458,3 +458,25 @@ def test_lbfgs_max_fun_and_integer_input_like_sklearn(digits):
     assert ours.n_iter_ == theirs.n_iter_
     assert ours.coefs_[0].dtype == theirs.coefs_[0].dtype == np.float64
     np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_concurrent_fits_in_threads_match_sequential_fits(digits):
+    """Oracle: the same fits run one after the other (the engine releases the GIL,
+    so the threaded fits really overlap)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X_train, X_test, y_train, _ = digits
+    params = [dict(hidden_layer_sizes=(64,), max_iter=5, random_state=seed, **NO_STOP)
+              for seed in range(4)]
+
+    def fit(p):  # warnings.catch_warnings is not thread-safe: the mark filters instead
+        return MLPClassifier(**p).fit(X_train, y_train)
+
+    sequential = [fit(p) for p in params]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(fit, params))
+    for a, b in zip(sequential, threaded):
+        for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+            np.testing.assert_array_equal(wa, wb)
+        np.testing.assert_array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
