@@ -12,8 +12,15 @@
 
 /* Below this many elements a kernel runs on one thread: forking costs more. */
 #define MLP_OMP_MIN_WORK 65536
-/* act_backward splits columns across threads only when each gets 2x this many. */
-#define MLP_COL_BLOCK 32
+/* Column-split kernels give each thread at least this many columns. */
+#define MLP_COL_BLOCK 64
+
+/* How many column blocks (one per thread) a column-split kernel uses for
+ * `work` elements over O columns: 1 when the work or the columns are too few. */
+static int mlp_column_blocks(ptrdiff_t work, ptrdiff_t O, int n_threads)
+{
+    return (work >= MLP_OMP_MIN_WORK && O >= MLP_COL_BLOCK) ? n_threads : 1;
+}
 
 int mlp_openmp_enabled(void)
 {

@@ -49,7 +49,7 @@ void FN(mlp_csr_matmul_tn)(REAL *dW, const REAL *data, const ptrdiff_t *indices,
                            ptrdiff_t N, const REAL *D, ptrdiff_t I, ptrdiff_t O,
                            int n_threads)
 {
-    const int n_blocks = (I * O >= MLP_OMP_MIN_WORK && O >= 2 * MLP_COL_BLOCK) ? n_threads : 1;
+    const int n_blocks = mlp_column_blocks(I * O, O, n_threads);
     int blk;
     (void)n_threads;
 #pragma omp parallel for schedule(static) num_threads(n_blocks) if (n_blocks > 1)
@@ -109,7 +109,7 @@ void FN(mlp_bias_act_forward)(REAL *Z, const REAL *b, int act, ptrdiff_t N,
 void FN(mlp_act_backward)(REAL *dZ, REAL *db, const REAL *A, int act,
                           ptrdiff_t N, ptrdiff_t O, int n_threads)
 {
-    const int n_blocks = (N * O >= MLP_OMP_MIN_WORK && O >= 2 * MLP_COL_BLOCK) ? n_threads : 1;
+    const int n_blocks = mlp_column_blocks(N * O, O, n_threads);
     int blk;
     (void)n_threads;
 #pragma omp parallel for schedule(static) num_threads(n_blocks) if (n_blocks > 1)

@@ -494,8 +494,9 @@ cdef class Network:
         X is a C-contiguous 2-D array, or a CSR matrix as ``(data, indices,
         indptr)`` with intp indices (its batches are never densified). Batches
         are ``order[i:i + batch_size]`` when ``shuffled``, else contiguous
-        slices of X. Returns ``(sum over batches of batch_loss * batch_rows, n_steps)``,
-        the quantities scikit-learn accumulates into ``loss_``.
+        slices of X. Returns the sum over batches of batch_loss * batch_rows,
+        what scikit-learn accumulates into ``loss_``; the optimiser steps made
+        are in ``last_epoch_steps`` (kept up to date, so also after Ctrl-C).
         """
         cdef const floating *xp = self._input(params, X, Y, sw, has_sw)
         cdef Py_ssize_t n = Y.shape[0], start, m, d = self.n_features, K = self.n_outputs
@@ -568,7 +569,7 @@ cdef class Network:
                     with gil:
                         PyErr_CheckSignals()
                     last_check = k.mlp_monotonic_seconds()
-        return acc, steps
+        return acc
 
 
 cdef inline double _weight_sum(const floating *sw, Py_ssize_t n, bint has_sw) noexcept nogil:
@@ -630,7 +631,6 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
     cdef const floating **b = NULL
     cdef floating *buf0
     cdef floating *buf1
-    cdef floating *outp
     cdef floating *cur
     cdef floating *nxt
     cdef const floating[:, ::1] wv

@@ -321,11 +321,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         """X as the engine takes it, C-contiguous Y and weights in the training dtype
         (one conversion at most)."""
         X, csr = _engine_input(X, dtype)
+        X = X if csr is None else csr
         Y = np.ascontiguousarray(y, dtype=dtype)
         if sample_weight is None:
-            return (X if csr is None else csr), Y, np.ones(1, dtype=dtype), False
-        sw = np.ascontiguousarray(sample_weight, dtype=dtype)
-        return (X if csr is None else csr), Y, sw, True
+            return X, Y, np.ones(1, dtype=dtype), False
+        return X, Y, np.ascontiguousarray(sample_weight, dtype=dtype), True
 
     def _fit_lbfgs(self, X, y, sample_weight, layer_units):
         # scipy's L-BFGS-B works in float64; like scikit-learn, lbfgs trains and
@@ -437,7 +437,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     # Same draws as scikit-learn: the previous order, shuffled again.
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 try:
-                    accumulated_loss, _ = network.run_epoch(
+                    accumulated_loss = network.run_epoch(
                         params,
                         X_train,
                         Y_train,
