@@ -1,4 +1,9 @@
-/* Instantiates mlpfast_kernels_impl.h for float and double. */
+/* Instantiates mlpfast_kernels_impl.h for float and double, once for the
+ * compiler's baseline target and, with GCC or clang on x86-64, once more for
+ * AVX2 + FMA; the public entry points call whichever mlp_set_isa chose.
+ * Both instantiations give bit-identical results: the build turns off
+ * floating-point contraction (-ffp-contract=off), so FMA is never fused
+ * into a * b + c, and every reduction's order is written out in the source. */
 #define _POSIX_C_SOURCE 199309L
 #include <math.h>
 #include <string.h>
@@ -14,6 +19,44 @@
 #define MLP_OMP_MIN_WORK 65536
 /* Column-split kernels give each thread at least this many columns. */
 #define MLP_COL_BLOCK 64
+/* Running sums in the vectorised reductions (a multiple of every vector width). */
+#define MLP_LANES 16
+
+#define MLP_CAT_(a, b) a##_##b
+#define MLP_CAT(a, b) MLP_CAT_(a, b)
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define MLP_HAVE_AVX2 1
+#endif
+
+/* The instruction set the public entry points dispatch to. */
+static int mlp_isa = MLP_ISA_BASELINE;
+
+int mlp_isa_supported(int isa)
+{
+    if (isa == MLP_ISA_BASELINE)
+        return 1;
+#ifdef MLP_HAVE_AVX2
+    if (isa == MLP_ISA_AVX2) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+#endif
+    return 0;
+}
+
+int mlp_set_isa(int isa)
+{
+    if (!mlp_isa_supported(isa))
+        return -1;
+    mlp_isa = isa;
+    return 0;
+}
+
+int mlp_get_isa(void)
+{
+    return mlp_isa;
+}
 
 /* How many column blocks (one per thread) a column-split kernel uses for
  * `work` elements over O columns: 1 when the work or the columns are too few. */
@@ -47,27 +90,35 @@ double mlp_monotonic_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+#define ISA baseline
+#include "mlpfast_kernels_dtypes.h"
+#undef ISA
+
+#ifdef MLP_HAVE_AVX2
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+#define ISA avx2
+#include "mlpfast_kernels_dtypes.h"
+#undef ISA
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
+
 #define REAL float
 #define SUF f32
-#define EXP expf
-#define LOG logf
-#define TANH tanhf
-#define SQRT sqrtf
-#define REAL_EPS 1.1920928955078125e-07f /* FLT_EPSILON, as numpy's finfo(float32).eps */
-#include "mlpfast_kernels_impl.h"
+#include "mlpfast_dispatch_impl.h"
 #undef REAL
 #undef SUF
-#undef EXP
-#undef LOG
-#undef TANH
-#undef SQRT
-#undef REAL_EPS
 
 #define REAL double
 #define SUF f64
-#define EXP exp
-#define LOG log
-#define TANH tanh
-#define SQRT sqrt
-#define REAL_EPS 2.220446049250313e-16 /* DBL_EPSILON, as numpy's finfo(float64).eps */
-#include "mlpfast_kernels_impl.h"
+#include "mlpfast_dispatch_impl.h"
+#undef REAL
+#undef SUF

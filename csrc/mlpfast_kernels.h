@@ -39,6 +39,21 @@ enum mlp_output {
 /* Rows per chunk of the deterministic chunked reductions. */
 #define MLP_REDUCE_CHUNK 4096
 
+/* Instruction sets the kernels are compiled for, chosen at run time. */
+enum mlp_isa {
+    MLP_ISA_BASELINE = 0, /* the compiler's default target (x86-64: SSE2) */
+    MLP_ISA_AVX2 = 1      /* x86-64 with AVX2 and FMA                     */
+};
+
+/* 1 when this build has `isa` and this CPU runs it, else 0. */
+int mlp_isa_supported(int isa);
+/* Dispatch every kernel to `isa`; returns 0, or -1 (and changes nothing) when
+ * unsupported. Results do not depend on the choice. Not thread-safe: call it
+ * before any kernel runs. */
+int mlp_set_isa(int isa);
+/* The instruction set in use (MLP_ISA_BASELINE until mlp_set_isa). */
+int mlp_get_isa(void);
+
 /* Returns 1 when the kernels were compiled with OpenMP, else 0. */
 int mlp_openmp_enabled(void);
 /* omp_get_max_threads() (OMP_NUM_THREADS, omp_set_num_threads), or 1 without OpenMP. */

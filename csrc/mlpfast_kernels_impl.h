@@ -1,10 +1,10 @@
-/* Kernel bodies, written once and included twice by mlpfast_kernels.c with
- * REAL / SUF / EXP / LOG / TANH / SQRT / REAL_EPS defined for float and double.
- * No include guard on purpose. */
+/* Kernel bodies, written once and included by mlpfast_kernels.c for each
+ * (dtype, instruction set) pair, with REAL / SUF / EXP / LOG / TANH / SQRT /
+ * REAL_EPS defined for float or double and ISA naming the instruction set.
+ * Every kernel here is name_SUF_ISA; mlpfast_dispatch_impl.h defines the
+ * public name_SUF. No include guard on purpose. */
 
-#define MLP_CAT_(a, b) a##_##b
-#define MLP_CAT(a, b) MLP_CAT_(a, b)
-#define FN(name) MLP_CAT(name, SUF)
+#define FN(name) MLP_CAT(MLP_CAT(name, SUF), ISA)
 
 /* out[N,D] = X[idx[n], :] */
 void FN(mlp_gather_rows)(REAL *out, const REAL *X, const ptrdiff_t *idx,
@@ -246,25 +246,78 @@ double FN(mlp_output_loss_backward)(REAL *dZ, REAL *db, REAL *Z, double *row_los
     return total;
 }
 
+/* Shared driver of the chunked reductions: n elements in fixed chunks of
+ * MLP_REDUCE_CHUNK, partial[c] = CHUNK_CALL(i0, i1, ic) for chunk c = [i0, i1)
+ * (ic: where the coefficients end inside it), summed in chunk order. */
+#define MLP_CHUNKS(CHUNK_CALL)                                                       \
+    const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;        \
+    ptrdiff_t c;                                                                     \
+    double total = 0;                                                                \
+    (void)n_threads;                                                                 \
+    _Pragma("omp parallel for schedule(static) num_threads(n_threads) if (n >= MLP_OMP_MIN_WORK)") \
+    for (c = 0; c < n_chunks; c++) {                                                 \
+        const ptrdiff_t i0 = c * MLP_REDUCE_CHUNK;                                   \
+        const ptrdiff_t i1 = i0 + MLP_REDUCE_CHUNK < n ? i0 + MLP_REDUCE_CHUNK : n;  \
+        const ptrdiff_t ic = n_coef < i0 ? i0 : (n_coef > i1 ? i1 : n_coef);         \
+        (void)ic;                                                                    \
+        partial[c] = (double)CHUNK_CALL(i0, i1, ic);                                 \
+    }                                                                                \
+    for (c = 0; c < n_chunks; c++)                                                   \
+        total += partial[c];                                                         \
+    return total;
+
+/* Body of one chunk of an optimiser step over x[0:n] (x = params, grad and the
+ * state, already offset to the chunk): the finished gradient g is
+ * (grad + alpha * params) / sw_sum for the first nc entries (coefficients) and
+ * grad / sw_sum after; UPDATE(i, g) updates params[i]. Returns the sum of
+ * squares of the updated params[0:nc], kept in MLP_LANES running sums so the
+ * loop vectorises with a fixed summation order (no reassociation needed). */
+#define MLP_CHUNK_LOOP(UPDATE)                                     \
+    REAL lane[MLP_LANES] = {0}, sq = 0;                            \
+    ptrdiff_t i = 0;                                               \
+    int j;                                                         \
+    for (; i + MLP_LANES <= nc; i += MLP_LANES)                    \
+        for (j = 0; j < MLP_LANES; j++) {                          \
+            const REAL g = (grad[i + j] + a * params[i + j]) / s;  \
+            UPDATE(i + j, g);                                      \
+            lane[j] += params[i + j] * params[i + j];              \
+        }                                                          \
+    for (j = 0; i < nc; i++, j++) {                                \
+        const REAL g = (grad[i] + a * params[i]) / s;              \
+        UPDATE(i, g);                                              \
+        lane[j] += params[i] * params[i];                          \
+    }                                                              \
+    for (; i < n; i++) {                                           \
+        const REAL g = grad[i] / s;                                \
+        UPDATE(i, g);                                              \
+    }                                                              \
+    for (j = 0; j < MLP_LANES; j++)                                \
+        sq += lane[j];                                             \
+    return sq;
+
+/* sum_i x[i]^2 over one chunk, in MLP_LANES running sums */
+static REAL FN(sum_squares_chunk)(const REAL *restrict x, ptrdiff_t n)
+{
+    REAL lane[MLP_LANES] = {0}, sq = 0;
+    ptrdiff_t i = 0;
+    int j;
+    for (; i + MLP_LANES <= n; i += MLP_LANES)
+        for (j = 0; j < MLP_LANES; j++)
+            lane[j] += x[i + j] * x[i + j];
+    for (j = 0; i < n; i++, j++)
+        lane[j] += x[i] * x[i];
+    for (j = 0; j < MLP_LANES; j++)
+        sq += lane[j];
+    return sq;
+}
+
 /* returns sum_i x[i]^2, summed in fixed chunks so the result is thread-count free */
 double FN(mlp_sum_squares)(const REAL *x, ptrdiff_t n, double *partial, int n_threads)
 {
-    const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;
-    ptrdiff_t c;
-    double total = 0;
-    (void)n_threads;
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (n >= MLP_OMP_MIN_WORK)
-    for (c = 0; c < n_chunks; c++) {
-        const ptrdiff_t i1 = (c + 1) * MLP_REDUCE_CHUNK < n ? (c + 1) * MLP_REDUCE_CHUNK : n;
-        ptrdiff_t i;
-        REAL s = 0;
-        for (i = c * MLP_REDUCE_CHUNK; i < i1; i++)
-            s += x[i] * x[i];
-        partial[c] = s;
-    }
-    for (c = 0; c < n_chunks; c++)
-        total += partial[c];
-    return total;
+    const ptrdiff_t n_coef = n;
+#define SUM_SQUARES_CALL(i0, i1, ic) FN(sum_squares_chunk)(x + (i0), (i1) - (i0))
+    MLP_CHUNKS(SUM_SQUARES_CALL)
+#undef SUM_SQUARES_CALL
 }
 
 /* grad <- (grad + alpha * params) / sw_sum on coefficients, grad / sw_sum on intercepts */
@@ -279,75 +332,65 @@ void FN(mlp_finish_grad)(REAL *grad, const REAL *params, ptrdiff_t n, ptrdiff_t 
         grad[i] = (i < n_coef ? grad[i] + a * params[i] : grad[i]) / s;
 }
 
-/* Shared skeleton of the optimiser steps: fixed chunks, the finished gradient g
- * ((grad + alpha * params) / sw_sum on coefficients, grad / sw_sum on
- * intercepts), and the sum of squares of the updated coefficients, summed per
- * chunk and then in chunk order. UPDATE(i, g) updates params[i]. */
-#define MLP_STEP_LOOP(UPDATE)                                                        \
-    const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;        \
-    const REAL a = (REAL)alpha, s = (REAL)sw_sum;                                    \
-    ptrdiff_t c;                                                                     \
-    double total = 0;                                                                \
-    (void)n_threads;                                                                 \
-    _Pragma("omp parallel for schedule(static) num_threads(n_threads) if (n >= MLP_OMP_MIN_WORK)") \
-    for (c = 0; c < n_chunks; c++) {                                                 \
-        const ptrdiff_t i0 = c * MLP_REDUCE_CHUNK;                                   \
-        const ptrdiff_t i1 = i0 + MLP_REDUCE_CHUNK < n ? i0 + MLP_REDUCE_CHUNK : n;  \
-        const ptrdiff_t ic = n_coef < i0 ? i0 : (n_coef > i1 ? i1 : n_coef);         \
-        ptrdiff_t i;                                                                 \
-        REAL sq = 0;                                                                 \
-        for (i = i0; i < ic; i++) {                                                  \
-            const REAL g = (grad[i] + a * params[i]) / s;                            \
-            UPDATE(i, g);                                                            \
-            sq += params[i] * params[i];                                             \
-        }                                                                            \
-        for (i = ic; i < i1; i++) {                                                  \
-            const REAL g = grad[i] / s;                                              \
-            UPDATE(i, g);                                                            \
-        }                                                                            \
-        partial[c] = sq;                                                             \
-    }                                                                                \
-    for (c = 0; c < n_chunks; c++)                                                   \
-        total += partial[c];                                                         \
-    return total;
-
 /* velocity = momentum * velocity - lr * g;  params += velocity
- * (Nesterov: params += momentum * velocity - lr * g) */
-double FN(mlp_sgd_step)(REAL *params, REAL *velocity, const REAL *grad, double *partial,
-                        ptrdiff_t n, ptrdiff_t n_coef, double alpha, double sw_sum,
-                        double lr, double momentum, int nesterov, int n_threads)
+ * (Nesterov: params += momentum * velocity - lr * g, with the new velocity) */
+static REAL FN(sgd_chunk)(REAL *restrict params, REAL *restrict velocity,
+                          const REAL *restrict grad, ptrdiff_t n, ptrdiff_t nc, REAL a,
+                          REAL s, REAL r, REAL mu, REAL nest)
 {
-    const REAL r = (REAL)lr, mu = (REAL)momentum, nest = nesterov ? (REAL)1 : (REAL)0;
-    /* Nesterov: params += momentum * velocity - lr * g, with the new velocity */
 #define SGD_UPDATE(i, g)                                  \
     {                                                     \
         const REAL u = mu * velocity[i] - r * (g);        \
         velocity[i] = u;                                  \
         params[i] += nest != 0 ? mu * u - r * (g) : u;    \
     }
-    MLP_STEP_LOOP(SGD_UPDATE)
+    MLP_CHUNK_LOOP(SGD_UPDATE)
 #undef SGD_UPDATE
+}
+
+double FN(mlp_sgd_step)(REAL *params, REAL *velocity, const REAL *grad, double *partial,
+                        ptrdiff_t n, ptrdiff_t n_coef, double alpha, double sw_sum,
+                        double lr, double momentum, int nesterov, int n_threads)
+{
+    const REAL a = (REAL)alpha, s = (REAL)sw_sum, r = (REAL)lr, mu = (REAL)momentum;
+    const REAL nest = nesterov ? (REAL)1 : (REAL)0;
+#define SGD_CALL(i0, i1, ic)                                                          \
+    FN(sgd_chunk)(params + (i0), velocity + (i0), grad + (i0), (i1) - (i0), (ic) - (i0), \
+                  a, s, r, mu, nest)
+    MLP_CHUNKS(SGD_CALL)
+#undef SGD_CALL
 }
 
 /* m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  params += -lr m / (sqrt(v) + eps)
  * lr already carries the bias correction sqrt(1 - b2^t) / (1 - b1^t). */
-double FN(mlp_adam_step)(REAL *params, REAL *m, REAL *v, const REAL *grad, double *partial,
-                         ptrdiff_t n, ptrdiff_t n_coef, double alpha, double sw_sum,
-                         double lr, double beta1, double beta2, double eps, int n_threads)
+static REAL FN(adam_chunk)(REAL *restrict params, REAL *restrict m, REAL *restrict v,
+                           const REAL *restrict grad, ptrdiff_t n, ptrdiff_t nc, REAL a,
+                           REAL s, REAL r, REAL b1, REAL b2, REAL c1, REAL c2, REAL e)
 {
-    const REAL r = (REAL)lr, b1 = (REAL)beta1, b2 = (REAL)beta2, e = (REAL)eps;
-    const REAL c1 = (REAL)(1 - beta1), c2 = (REAL)(1 - beta2);
 #define ADAM_UPDATE(i, g)                                 \
     {                                                     \
         m[i] = b1 * m[i] + c1 * (g);                      \
         v[i] = b2 * v[i] + c2 * ((g) * (g));              \
         params[i] += -r * m[i] / (SQRT(v[i]) + e);        \
     }
-    MLP_STEP_LOOP(ADAM_UPDATE)
+    MLP_CHUNK_LOOP(ADAM_UPDATE)
 #undef ADAM_UPDATE
 }
 
-#undef MLP_STEP_LOOP
+double FN(mlp_adam_step)(REAL *params, REAL *m, REAL *v, const REAL *grad, double *partial,
+                         ptrdiff_t n, ptrdiff_t n_coef, double alpha, double sw_sum,
+                         double lr, double beta1, double beta2, double eps, int n_threads)
+{
+    const REAL a = (REAL)alpha, s = (REAL)sw_sum, r = (REAL)lr, e = (REAL)eps;
+    const REAL b1 = (REAL)beta1, b2 = (REAL)beta2;
+    const REAL c1 = (REAL)(1 - beta1), c2 = (REAL)(1 - beta2);
+#define ADAM_CALL(i0, i1, ic)                                                         \
+    FN(adam_chunk)(params + (i0), m + (i0), v + (i0), grad + (i0), (i1) - (i0),       \
+                   (ic) - (i0), a, s, r, b1, b2, c1, c2, e)
+    MLP_CHUNKS(ADAM_CALL)
+#undef ADAM_CALL
+}
+
+#undef MLP_CHUNKS
+#undef MLP_CHUNK_LOOP
 #undef FN
-#undef MLP_CAT
-#undef MLP_CAT_

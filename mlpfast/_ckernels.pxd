@@ -11,7 +11,12 @@ cdef extern from "mlpfast_kernels.h" nogil:
         MLP_OUT_SOFTMAX_MULTI
         MLP_OUT_EXP_POISSON
         MLP_REDUCE_CHUNK
+        MLP_ISA_BASELINE
+        MLP_ISA_AVX2
 
+    int mlp_isa_supported(int isa)
+    int mlp_set_isa(int isa)
+    int mlp_get_isa()
     int mlp_openmp_enabled()
     int mlp_max_threads()
     double mlp_monotonic_seconds()

@@ -88,15 +88,16 @@ def show_config(file=None):
     -------
     config : dict
         ``version``, ``openmp`` (compiled with OpenMP), ``n_threads`` (threads
-        the kernels will use now), ``blas`` (threadpoolctl's record of the BLAS
-        used for the matrix products, or None).
+        the kernels will use now), ``kernels`` (the instruction set the
+        element-wise kernels run with: ``"avx2"`` or ``"baseline"``), ``blas``
+        (threadpoolctl's record of the BLAS used for the matrix products, or None).
 
     Examples
     --------
     >>> import io, mlpfast
     >>> config = mlpfast.show_config(file=io.StringIO())
     >>> sorted(config)
-    ['blas', 'n_threads', 'openmp', 'version']
+    ['blas', 'kernels', 'n_threads', 'openmp', 'version']
     """
     from mlpfast import __version__
 
@@ -105,12 +106,14 @@ def show_config(file=None):
         "version": __version__,
         "openmp": _engine.openmp_enabled(),
         "n_threads": effective_n_threads(),
+        "kernels": _engine.kernel_isa(),
         "blas": blas,
     }
     out = sys.stdout if file is None else file
     print(f"mlpfast {config['version']}", file=out)
     print(f"  OpenMP:    {'on' if config['openmp'] else 'off (serial kernels)'}", file=out)
     print(f"  threads:   {config['n_threads']}", file=out)
+    print(f"  kernels:   {config['kernels']}", file=out)
     if blas is None:
         print("  BLAS:      unknown", file=out)
     else:

@@ -36,6 +36,33 @@ SOLVER_SGD = _SGD
 SOLVER_ADAM = _ADAM
 
 
+# Instruction sets of the element-wise kernels; the best available is used.
+_KERNEL_ISAS = {"baseline": k.MLP_ISA_BASELINE, "avx2": k.MLP_ISA_AVX2}
+
+
+def kernel_isas():
+    """Instruction sets this build and this CPU can run the kernels with."""
+    return [name for name, code in _KERNEL_ISAS.items() if k.mlp_isa_supported(code)]
+
+
+def kernel_isa():
+    """The instruction set the kernels run with now."""
+    code = k.mlp_get_isa()
+    return next(name for name, c in _KERNEL_ISAS.items() if c == code)
+
+
+def set_kernel_isa(str name):
+    """Run the kernels with instruction set ``name`` (results do not change).
+
+    Not thread-safe; for tests and benchmarks.
+    """
+    if name not in _KERNEL_ISAS or k.mlp_set_isa(_KERNEL_ISAS[name]) != 0:
+        raise ValueError(f"kernel ISA {name!r} is not available; have {kernel_isas()}")
+
+
+set_kernel_isa(max(kernel_isas(), key=_KERNEL_ISAS.get))
+
+
 def openmp_enabled():
     """True when the kernels were compiled with OpenMP."""
     return bool(k.mlp_openmp_enabled())

@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 import mlpfast
-from mlpfast import MLPClassifier, MLPRegressor
+from mlpfast import MLPClassifier, MLPRegressor, _engine
 
 # Long enough to compare trajectories, short enough for CI.
 EPOCHS = 20
@@ -273,6 +273,32 @@ def test_same_model_whatever_the_thread_count(digits):
     assert fits[0].loss_curve_ == fits[1].loss_curve_
 
 
+@pytest.mark.skipif(len(_engine.kernel_isas()) < 2, reason="one kernel instruction set only")
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_same_model_whatever_the_kernel_instruction_set(digits, solver):
+    """Oracle: the same fit with the baseline kernels (the AVX2 + FMA build fuses no
+    multiply-adds and sums in the same order, so the models are bit-identical)."""
+    X_train, _, y_train, _ = digits
+    X = np.tile(X_train, (4, 4))  # kernels above the threading thresholds
+    y = np.tile(y_train, 4)
+    params = dict(hidden_layer_sizes=(200,), max_iter=2, batch_size=500, solver=solver,
+                  random_state=0)
+    default = _engine.kernel_isa()
+    fits = []
+    for isa in _engine.kernel_isas():
+        _engine.set_kernel_isa(isa)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                fits.append(MLPClassifier(**params).fit(X, y))
+        finally:
+            _engine.set_kernel_isa(default)
+    for fit in fits[1:]:
+        for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, fit.coefs_ + fit.intercepts_):
+            np.testing.assert_array_equal(a, b)
+        assert fits[0].loss_curve_ == fit.loss_curve_
+
+
 def test_ctrl_c_leaves_a_usable_model():
     """Oracle: scikit-learn's contract: warning, early return, a model that predicts."""
     rng = np.random.RandomState(0)
@@ -295,12 +321,13 @@ def test_ctrl_c_leaves_a_usable_model():
 
 
 def test_show_config_reports_the_build():
-    """Oracle: the engine's own OpenMP flag and the effective thread count."""
+    """Oracle: the engine's own OpenMP flag, kernel instruction set and thread count."""
     import io
 
     buffer = io.StringIO()
     config = mlpfast.show_config(file=buffer)
     assert config["openmp"] == mlpfast._engine.openmp_enabled()
+    assert config["kernels"] == mlpfast._engine.kernel_isa() in mlpfast._engine.kernel_isas()
     assert config["n_threads"] >= 1
     with threadpool_limits(limits=1, user_api="openmp"):
         assert mlpfast.show_config(file=io.StringIO())["n_threads"] == 1

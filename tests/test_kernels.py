@@ -3,7 +3,9 @@
 Every test names its oracle: a NumPy function written below, in float64, from the
 same inputs. Kernels run over dtype x thread count x size, with one size below and
 one above the OpenMP threshold (``MLP_OMP_MIN_WORK`` = 65536 elements), so both the
-serial and the threaded branch of each kernel are exercised. The wrappers take
+serial and the threaded branch of each kernel are exercised, and every test runs
+once per instruction set the kernels are built for and this CPU runs (baseline and,
+on x86-64, AVX2 + FMA: ``isa`` below). The wrappers take
 C-contiguous arrays only (the other memory order is rejected, see
 ``test_bad_shapes_raise``).
 
@@ -36,6 +38,16 @@ N_THREADS = [1, 2]
 # 35 and 67900 elements: either side of MLP_OMP_MIN_WORK. 97 columns are enough
 # for act_backward to split its columns between two threads (it needs 64).
 SHAPES = [(7, 5), (700, 97)]
+
+
+@pytest.fixture(autouse=True, params=_engine.kernel_isas())
+def isa(request):
+    """Run the test with the kernels of one instruction set, then restore the default."""
+    default = _engine.kernel_isa()
+    _engine.set_kernel_isa(request.param)
+    yield request.param
+    _engine.set_kernel_isa(default)
+
 
 def rtol_for(dtype):
     return 1e-5 if np.dtype(dtype) == np.float32 else 1e-12
