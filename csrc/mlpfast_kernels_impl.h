@@ -328,8 +328,10 @@ void FN(mlp_finish_grad)(REAL *grad, const REAL *params, ptrdiff_t n, ptrdiff_t 
     ptrdiff_t i;
     (void)n_threads;
 #pragma omp parallel for schedule(static) num_threads(n_threads) if (n >= MLP_OMP_MIN_WORK)
-    for (i = 0; i < n; i++)
-        grad[i] = (i < n_coef ? grad[i] + a * params[i] : grad[i]) / s;
+    for (i = 0; i < n_coef; i++)
+        grad[i] = (grad[i] + a * params[i]) / s;
+    for (i = n_coef; i < n; i++)
+        grad[i] /= s;
 }
 
 /* velocity = momentum * velocity - lr * g;  params += velocity

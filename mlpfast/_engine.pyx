@@ -695,9 +695,10 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
             b[l] = &bv[0]
             if l < L - 1:
                 width = max(width, units[l + 1])
-        P = np.empty((n, units[L]), dtype=dtype)
+        out = np.empty((n, units[L]), dtype=dtype)
+        P = out
         if n == 0:
-            return np.asarray(P)
+            return out
         scratch = np.empty(2 * min(n, PREDICT_BLOCK_ROWS) * width, dtype=dtype)
         buf0 = &scratch[0]
         buf1 = buf0 + min(n, PREDICT_BLOCK_ROWS) * width
@@ -721,7 +722,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
                         _output_forward(nxt, b[l], output, m, units[l + 1], n_threads)
                     cur = nxt
                 start += m
-        return np.asarray(P)
+        return out
     finally:
         free(units)
         free(W)

@@ -23,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d, shuffle
+from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
@@ -186,13 +186,16 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations for X, computed by the compiled forward pass."""
+        coef_dtype = self.coefs_[0].dtype
         if check_input and not self._is_plain_valid_array(X):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        dtype = np.result_type(X.dtype, self.coefs_[0].dtype, np.float32)
+        if X.dtype == coef_dtype and coef_dtype in (np.float32, np.float64):
+            dtype = coef_dtype  # np.result_type below, without its microseconds
+        else:
+            dtype = np.result_type(X.dtype, coef_dtype, np.float32)
         X, csr = _engine_input(X, dtype)
         coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
         intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
-        n_threads = effective_n_threads()
         args = (
             coefs,
             intercepts,
@@ -201,10 +204,18 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             OUTPUT_CODES[self.out_activation_][0],
         )
         n_rows = X.shape[0] if csr is None else csr[2].shape[0] - 1
-        if n_threads == 1 or n_rows < _PREDICT_MIN_ROWS_THREADED:
+        if n_rows < _PREDICT_MIN_ROWS_THREADED:
+            return _engine.forward(*args, 1, csr=csr)
+        n_threads = effective_n_threads()
+        if n_threads == 1:
             return _engine.forward(*args, 1, csr=csr)
         with blas_single_threaded():
             return _engine.forward(*args, n_threads, csr=csr)
+
+    def _check_is_fitted(self):
+        """check_is_fitted(self), minus its microseconds when the model is fitted."""
+        if not hasattr(self, "coefs_"):
+            check_is_fitted(self)
 
     def _is_plain_valid_array(self, X):
         """True for input that validate_data would pass through unchanged:
@@ -434,8 +445,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.n_iter_ = 0
             for it in range(self.max_iter):
                 if self.shuffle:
-                    # Same draws as scikit-learn: the previous order, shuffled again.
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    # Same draws as scikit-learn's utils.shuffle(sample_idx): the
+                    # previous order, permuted by a shuffled arange (its resample
+                    # without the validation that costs milliseconds per fit).
+                    perm = np.arange(n_samples, dtype=np.intp)
+                    self._random_state.shuffle(perm)
+                    sample_idx = sample_idx[perm]
                 try:
                     accumulated_loss = network.run_epoch(
                         params,
@@ -850,9 +865,30 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
 
-        # bool, so that float32 training data is never upcast by the targets
-        y = self._label_binarizer.transform(y).astype(bool)
-        return X, y
+        return X, self._binarize(y)
+
+    def _binarize(self, y):
+        """``_label_binarizer.transform(y)`` as bool (so that float32 training data
+        is never upcast by the targets); for 1-D binary and multiclass labels,
+        computed directly: the binarizer re-checks the target type at a cost of
+        milliseconds per fit. y's labels are known to be in ``classes_`` here."""
+        binarizer = self._label_binarizer
+        classes = binarizer.classes_
+        if not (
+            type(y) is np.ndarray
+            and y.ndim == 1
+            and y.dtype.kind in "biuSU"
+            and binarizer.y_type_ in ("binary", "multiclass")
+            and len(classes) >= 2
+            and not binarizer.sparse_output
+        ):
+            return binarizer.transform(y).astype(bool)
+        index = np.searchsorted(classes, y)
+        if len(classes) == 2:  # one column, true for the second class
+            return (index == 1).reshape(-1, 1)
+        Y = np.zeros((y.shape[0], len(classes)), dtype=bool)
+        Y[np.arange(y.shape[0]), index] = True
+        return Y
 
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.
@@ -867,7 +903,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         y : ndarray, shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        check_is_fitted(self)
+        self._check_is_fitted()
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
@@ -960,7 +996,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             One row per sample, columns ordered as ``classes_``; a binary
             problem gives the two columns ``1 - p`` and ``p``.
         """
-        check_is_fitted(self)
+        self._check_is_fitted()
         y_pred = self._forward_pass_fast(X)
 
         if self.n_outputs_ == 1:
@@ -1084,7 +1120,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         y : ndarray of shape (n_samples, n_outputs)
             The predicted values.
         """
-        check_is_fitted(self)
+        self._check_is_fitted()
         return self._predict(X)
 
     def _predict(self, X, check_input=True):

@@ -508,3 +508,26 @@ def test_concurrent_fits_in_threads_match_sequential_fits(digits):
         for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
             np.testing.assert_array_equal(wa, wb)
         np.testing.assert_array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
+
+
+@pytest.mark.parametrize(
+    "classes, y",
+    [
+        ([0, 1], [1, 0, 0, 1]),
+        ([3, 7, 9], [9, 3, 7, 7]),
+        ([3, 7, 9], [7, 3, 3]),  # a partial_fit batch with a subset of the classes
+        (["a", "b", "c", "d"], ["d", "a", "c", "b", "a"]),
+        ([False, True], [True, True, False]),
+    ],
+)
+def test_label_binarizing_matches_label_binarizer(classes, y):
+    """Oracle: scikit-learn's LabelBinarizer.transform on the same classes."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    model = MLPClassifier()
+    model._label_binarizer = LabelBinarizer().fit(np.array(classes))
+    y = np.array(y)
+    expected = model._label_binarizer.transform(y).astype(bool)
+    got = model._binarize(y)
+    assert got.dtype == bool
+    np.testing.assert_array_equal(got, expected)
