@@ -593,6 +593,20 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return tags
 
 
+def _fit_label_binarizer(y):
+    """``LabelBinarizer().fit(y)``; for a 1-D integer or bool array, fitted
+    directly: such a target is binary with at most two distinct labels and
+    multiclass otherwise, and its sorted labels are np.unique(y) (the
+    binarizer's type_of_target and unique_labels cost about a millisecond)."""
+    binarizer = LabelBinarizer()
+    if not (type(y) is np.ndarray and y.ndim == 1 and y.dtype.kind in "biu"):
+        return binarizer.fit(y)
+    binarizer.classes_ = np.unique(y)
+    binarizer.y_type_ = "multiclass" if len(binarizer.classes_) > 2 else "binary"
+    binarizer.sparse_input_ = False
+    return binarizer
+
+
 def _engine_input(X, dtype):
     """(dense C-contiguous X, None), or for sparse X an empty (0, n_features)
     array and the CSR arrays (data, intp indices, intp indptr): the engine
@@ -847,8 +861,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         # A new fit (or the first) learns the labels; warm_start must see the same
         # classes again; partial_fit may see a subset of the classes it was given.
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            self._label_binarizer = _fit_label_binarizer(y)
             self.classes_ = self._label_binarizer.classes_
         else:
             classes = unique_labels(y)

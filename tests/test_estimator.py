@@ -531,3 +531,25 @@ def test_label_binarizing_matches_label_binarizer(classes, y):
     got = model._binarize(y)
     assert got.dtype == bool
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "y",
+    [[1, 0, 0, 1], [9, 3, 7, 7, 3], [5, 5, 5], [True, False, True]],
+    ids=["binary", "multiclass", "one-class", "bool"],
+)
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, bool])
+def test_label_binarizer_fit_matches_label_binarizer(y, dtype):
+    """Oracle: scikit-learn's LabelBinarizer().fit on the same labels."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    from mlpfast._multilayer_perceptron import _fit_label_binarizer
+
+    y = np.array(y).astype(dtype)
+    expected = LabelBinarizer().fit(y)
+    got = _fit_label_binarizer(y)
+    assert got.y_type_ == expected.y_type_
+    assert got.sparse_input_ == expected.sparse_input_
+    assert got.classes_.dtype == expected.classes_.dtype
+    np.testing.assert_array_equal(got.classes_, expected.classes_)
+    np.testing.assert_array_equal(got.transform(y), expected.transform(y))
