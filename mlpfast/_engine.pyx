@@ -159,14 +159,23 @@ cdef void _mm_par(floating *C, const floating *A, const floating *B, Py_ssize_t 
 
 cdef void _mm_tn_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
                      Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
-    # C[M,N] = A[K,M].T @ B[K,N], in column blocks of C
-    cdef Py_ssize_t n_blocks = _n_blocks(N, M * K * N), blk, c0, c1
+    # C[M,N] = A[K,M].T @ B[K,N], in blocks of C's rows when N < M, else of its
+    # columns: each block packs the whole of the other operand, so the smaller
+    # one is the one repeated (B[K,N] for row blocks, A[K,M] for column blocks).
+    cdef bint by_rows = N < M
+    cdef Py_ssize_t n_blocks = _n_blocks(M if by_rows else N, M * K * N), blk, c0, c1
     cdef int m = <int>M, kk = <int>K, ld = <int>N
     for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
-        c0 = N * blk // n_blocks
-        c1 = N * (blk + 1) // n_blocks
-        # C[:, c0:c1] = A.T @ B[:, c0:c1]; column-major: C_blk^T = B_blk^T A
-        _gemm(c'N', c'T', <int>(c1 - c0), m, kk, B + c0, ld, A, m, C + c0, ld)
+        if by_rows:
+            c0 = M * blk // n_blocks
+            c1 = M * (blk + 1) // n_blocks
+            # C[c0:c1, :] = A[:, c0:c1].T @ B; column-major: C_blk^T = B^T A_blk
+            _gemm(c'N', c'T', ld, <int>(c1 - c0), kk, B, ld, A + c0, m, C + c0 * N, ld)
+        else:
+            c0 = N * blk // n_blocks
+            c1 = N * (blk + 1) // n_blocks
+            # C[:, c0:c1] = A.T @ B[:, c0:c1]; column-major: C_blk^T = B_blk^T A
+            _gemm(c'N', c'T', <int>(c1 - c0), m, kk, B + c0, ld, A, m, C + c0, ld)
 
 
 # ---------------------------------------------------------------- kernel dispatch
