@@ -364,7 +364,8 @@ def test_fit(benchmark, case_name, dtype, impl):
     _label(benchmark, "fit", case, dtype, impl, X, rounds)
 
     require_valid(impl, case_name, dtype)
-    est = benchmark.pedantic(fit, args=(impl, case, X, y), rounds=rounds, iterations=1)
+    est = benchmark.pedantic(fit, args=(impl, case, X, y), rounds=rounds, iterations=1,
+                             warmup_rounds=1)
 
     # The timed fits did the validated work (fits are deterministic given random_state).
     check_ran_all_epochs(est, case, X.shape[0], dtype)

@@ -32,6 +32,7 @@ import os
 
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose
 
 import bench_fit
 from bench_fit import CASES, DTYPES, SEED, data, fitted, require_valid
@@ -280,3 +281,73 @@ def test_predict1(benchmark, case_name, dtype, impl):
     labels = est.predict(X[:PREDICT1_ROUNDS]) if impl == "sklearn" else want
     bad = [i for i, v in got.items() if v != labels[i]]
     assert not bad, f"one-row predict differs at rows {bad[:10]}"
+
+
+# ---------------------------------------------------------------- peak memory
+
+MEMORY_CASES = ("mnist",)
+
+
+def _proc_status_bytes(field):
+    """A ``kB`` field of /proc/self/status (VmRSS, VmHWM) in bytes; None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss():
+    """Start a new VmHWM (peak resident set) window: Linux >= 4.0; False elsewhere."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory(func):
+    """(peak bytes numpy/Python allocated above the start, peak resident-set growth
+    in bytes or None), from two runs of func: one under tracemalloc, one without
+    (so tracemalloc's own bookkeeping is not counted in the resident set)."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        func()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    gc.collect()
+    rss = _proc_status_bytes("VmRSS")
+    resident = None
+    if rss is not None and _reset_peak_rss():
+        func()
+        hwm = _proc_status_bytes("VmHWM")
+        resident = hwm - rss if hwm is not None else None
+    return peak - base, resident
+
+
+@pytest.mark.parametrize("case_name, dtype, impl", [
+    pytest.param(c, "float32", impl, id=f"{c}-float32-{impl}")
+    for c in MEMORY_CASES for impl in bench_fit.IMPLS
+])
+def test_fit_memory(benchmark, case_name, dtype, impl):
+    """Peak memory of one fit (no timing ratio: the 'time' is the measured run's)."""
+    case = CASES[case_name]
+    X, y = data(case_name, dtype)
+    require_valid(impl, case_name, dtype)
+    traced, resident = peak_memory(lambda: bench_fit.fit(impl, case, X, y))
+    _label(benchmark, "memory", case, dtype, impl, X, 1, data_bytes=X.nbytes,
+           peak_traced_bytes=traced, peak_resident_bytes=resident)
+    est = benchmark.pedantic(bench_fit.fit, args=(impl, case, X, y), rounds=1, iterations=1)
+    assert_allclose(est.loss_curve_, fitted(impl, case_name, dtype).loss_curve_,
+                    rtol=bench_fit.LOSS_RTOL[dtype], err_msg="measured fit differs from the validated fit")

@@ -30,7 +30,7 @@ from collections import defaultdict
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
 IMPLS = ("mlpfast", "sklearn", "torch", "floor")
-OPS = ("fit", "predict", "predict1")
+OPS = ("fit", "predict", "predict1")  # timed ops; "memory" entries have their own table
 DTYPES = ("float32", "float64")
 
 
@@ -200,7 +200,40 @@ def format_targets(tables):
                          + (f"{value:.2f}x" if value is not None else "n/a")
                          + " | " + ("yes" if met else "**no**" if value is not None else "n/a")
                          + " |")
+    # Memory: the float32 C-contiguous training data is used in place, never copied,
+    # so what a fit allocates stays below the data's own size.
+    for (case, dtype), ops in tables.items():
+        bench = ops.get("memory", {}).get("mlpfast")
+        if bench:
+            info = bench.get("extra_info") or {}
+            value = info["peak_traced_bytes"] / info["data_bytes"]
+            lines.append(f"| {case} fit: peak allocated / training data < 1 (no copy) | "
+                         f"{dtype} | {value:.2f}x | {'yes' if value < 1 else '**no**'} |")
     return "\n".join(lines)
+
+
+def format_memory(tables):
+    """Peak memory of one fit per peer (the ``memory`` benchmarks), or None."""
+    rows = []
+    for (case, dtype), ops in tables.items():
+        for impl, bench in ops.get("memory", {}).items():
+            info = bench.get("extra_info") or {}
+            data_mb = info["data_bytes"] / 2**20
+            traced_mb = info["peak_traced_bytes"] / 2**20
+            resident = info.get("peak_resident_bytes")
+            rows.append(
+                f"| {case} | {dtype} | {impl} | {data_mb:.1f} MiB | {traced_mb:.1f} MiB "
+                f"({traced_mb / data_mb:.2f}x) | "
+                + (f"{resident / 2**20:.1f} MiB" if resident is not None else "n/a")
+                + " |")
+    if not rows:
+        return None
+    return "\n".join([
+        "| case | dtype | peer | training data | peak allocated by numpy/Python during "
+        "fit (/ data) | peak resident-set growth during fit |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
+        *rows,
+    ])
 
 
 def format_threads(tables, tables1, n_threads):
@@ -300,6 +333,12 @@ def main(argv=None):
     print("#### Targets of issue 4 (default threads)")
     print()
     print(format_targets(tables))
+    memory = format_memory(tables)
+    if memory:
+        print()
+        print("#### Peak memory of one fit")
+        print()
+        print(memory)
     if args.json_1thread:
         with open(args.json_1thread) as f:
             data1 = json.load(f)

@@ -553,3 +553,41 @@ def test_label_binarizer_fit_matches_label_binarizer(y, dtype):
     assert got.classes_.dtype == expected.classes_.dtype
     np.testing.assert_array_equal(got.classes_, expected.classes_)
     np.testing.assert_array_equal(got.transform(y), expected.transform(y))
+
+
+def _peak_traced_bytes(func):
+    """Peak bytes allocated through Python's allocators (numpy's included) while
+    func runs, above what was allocated before."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        func()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - base
+
+
+@pytest.mark.parametrize(
+    "dtype, order, copies",
+    [(np.float32, "C", 0), (np.float64, "C", 0), (np.float64, "F", 1), (np.int64, "C", 1)],
+    ids=["float32-C", "float64-C", "float64-F", "int64"],
+)
+def test_fit_copies_training_data_at_most_once(dtype, order, copies):
+    """Oracle: tracemalloc's count of the bytes numpy allocates during fit. Input the
+    engine can read as it is (C-contiguous float) is never copied; input that needs
+    a dtype or order conversion is converted once (into float64, as scikit-learn does)."""
+    rng = np.random.RandomState(0)
+    X = np.asarray(rng.normal(size=(10000, 400)) * 3, dtype=dtype, order=order)
+    y = (X[:, 0] > 0).astype(int)
+    model = MLPClassifier(hidden_layer_sizes=(32,), max_iter=1, random_state=0, **NO_STOP)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        peak = _peak_traced_bytes(lambda: model.fit(X, y))
+    converted = X.size * (4 if dtype == np.float32 else 8)
+    # Everything but the data (weights, Adam state, one batch of inputs and
+    # activations, shuffled indices) is well under a quarter of it here.
+    assert copies * converted <= peak < (copies + 0.25) * converted, (peak, converted)
