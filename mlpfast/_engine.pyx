@@ -128,7 +128,8 @@ cdef inline void _mm_nt(floating *C, const floating *A, const floating *B,
 cdef Py_ssize_t MAX_BLOCKS = 1
 # ... of at least this many rows (columns) each ...
 cdef Py_ssize_t MIN_BLOCK = 32
-# ... and only when it has this many multiply-adds.
+# ... and only when it has this many float multiply-adds (a double one counts
+# twice: it takes about twice as long, so half as many pay for the threads).
 cdef Py_ssize_t PAR_MIN_MACS = 1 << 22
 
 
@@ -138,8 +139,9 @@ def set_max_blocks(Py_ssize_t n):
     MAX_BLOCKS = max(1, n)
 
 
-cdef inline Py_ssize_t _n_blocks(Py_ssize_t split, Py_ssize_t macs) noexcept nogil:
-    if macs < PAR_MIN_MACS:
+cdef inline Py_ssize_t _n_blocks(Py_ssize_t split, Py_ssize_t macs,
+                                 Py_ssize_t itemsize) noexcept nogil:
+    if macs * (itemsize // sizeof(float)) < PAR_MIN_MACS:
         return 1
     return max(1, min(split // MIN_BLOCK, MAX_BLOCKS))
 
@@ -147,7 +149,7 @@ cdef inline Py_ssize_t _n_blocks(Py_ssize_t split, Py_ssize_t macs) noexcept nog
 cdef void _mm_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
                   Py_ssize_t K, Py_ssize_t N, int nt, bint b_transposed=False) noexcept nogil:
     # C[M,N] = A[M,K] @ B[K,N]  (b_transposed: A[M,K] @ B[N,K].T), in row blocks of C
-    cdef Py_ssize_t n_blocks = _n_blocks(M, M * K * N), blk, r0, r1
+    cdef Py_ssize_t n_blocks = _n_blocks(M, M * K * N, sizeof(floating)), blk, r0, r1
     for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
         r0 = M * blk // n_blocks
         r1 = M * (blk + 1) // n_blocks
@@ -163,7 +165,8 @@ cdef void _mm_tn_par(floating *C, const floating *A, const floating *B, Py_ssize
     # columns: each block packs the whole of the other operand, so the smaller
     # one is the one repeated (B[K,N] for row blocks, A[K,M] for column blocks).
     cdef bint by_rows = N < M
-    cdef Py_ssize_t n_blocks = _n_blocks(M if by_rows else N, M * K * N), blk, c0, c1
+    cdef Py_ssize_t n_blocks = _n_blocks(M if by_rows else N, M * K * N,
+                                     sizeof(floating)), blk, c0, c1
     cdef int m = <int>M, kk = <int>K, ld = <int>N
     for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
         if by_rows:
