@@ -10,6 +10,11 @@
 #endif
 #define PUB(name) MLP_CAT(name, SUF)
 
+int PUB(mlp_all_finite)(const REAL *x, ptrdiff_t n)
+{
+    return PICK(mlp_all_finite)(x, n);
+}
+
 void PUB(mlp_gather_rows)(REAL *out, const REAL *X, const ptrdiff_t *idx, ptrdiff_t N,
                           ptrdiff_t D, int n_threads)
 {

@@ -62,6 +62,7 @@ int mlp_max_threads(void);
 double mlp_monotonic_seconds(void);
 
 #define MLP_DECLARE(REAL, SUF)                                                   \
+    int mlp_all_finite_##SUF(const REAL *x, ptrdiff_t n);                        \
     void mlp_gather_rows_##SUF(REAL *out, const REAL *X, const ptrdiff_t *idx,   \
                                ptrdiff_t N, ptrdiff_t D, int n_threads);         \
     void mlp_csr_matmul_##SUF(REAL *Z, const REAL *data, const ptrdiff_t *indices, \
@@ -105,6 +106,7 @@ MLP_DECLARE(double, f64)
 
 /* Kernel contracts (shown for _f64; _f32 is the same with float):
  *
+ * mlp_all_finite:           returns 1 when no x[i] is NaN or infinite, else 0
  * mlp_gather_rows:          out[N,D] = X[idx[n], :]
  * mlp_csr_matmul:           Z[N,O] = X[rows] @ W[I,O] for a CSR X (data, indices, indptr);
  *                           batch row n is X row rows[n], or row0 + n if rows is NULL.

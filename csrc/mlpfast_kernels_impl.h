@@ -17,6 +17,24 @@ void FN(mlp_gather_rows)(REAL *out, const REAL *X, const ptrdiff_t *idx,
         memcpy(out + n * D, X + idx[n] * D, (size_t)D * sizeof(REAL));
 }
 
+/* returns 1 when every x[i] is finite (no NaN, no infinity), else 0 */
+int FN(mlp_all_finite)(const REAL *x, ptrdiff_t n)
+{
+    /* x - x is 0 for a finite x and NaN otherwise; MLP_LANES running sums
+     * (NaN sticks) keep the loop branch-free so it vectorises. */
+    REAL lane[MLP_LANES] = {0}, acc = 0;
+    ptrdiff_t i = 0;
+    int j;
+    for (; i + MLP_LANES <= n; i += MLP_LANES)
+        for (j = 0; j < MLP_LANES; j++)
+            lane[j] += x[i + j] - x[i + j];
+    for (j = 0; i < n; i++, j++)
+        lane[j] += x[i] - x[i];
+    for (j = 0; j < MLP_LANES; j++)
+        acc += lane[j];
+    return acc == 0;
+}
+
 /* Z[N,O] = X[rows] @ W[I,O], X in CSR form (data, indices, indptr);
  * batch row n is X's row rows[n], or row0 + n when rows is NULL. */
 void FN(mlp_csr_matmul)(REAL *Z, const REAL *data, const ptrdiff_t *indices,

@@ -217,6 +217,13 @@ cdef inline double _output_loss_backward(floating *dZ, floating *db, floating *Z
         return k.mlp_output_loss_backward_f64(dZ, db, Z, row_loss, b, Y, sw, out, N, K, nt)
 
 
+cdef inline bint _all_finite(const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return k.mlp_all_finite_f32(x, n)
+    else:
+        return k.mlp_all_finite_f64(x, n)
+
+
 cdef inline void _gather_rows(floating *out, const floating *X, const Py_ssize_t *idx,
                               Py_ssize_t N, Py_ssize_t D, int nt) noexcept nogil:
     if floating is float:
@@ -652,13 +659,15 @@ cdef Py_ssize_t PREDICT_BLOCK_ROWS = 4096
 
 
 def forward(list coefs, list intercepts, const floating[:, ::1] X, int activation, int output,
-            int n_threads, csr=None):
+            int n_threads, csr=None, bint check_finite=False):
     """Output-layer activations for X: ``out(... act(X @ W0 + b0) ... @ WL + bL)``.
 
     ``coefs[l]`` are C-contiguous (fan_in, fan_out) arrays and ``intercepts[l]``
     contiguous vectors, all of X's dtype. For a sparse X pass
     ``csr=(data, indices, indptr)`` (intp indices) and, as X, an empty
-    ``(0, n_features)`` array that fixes the dtype and width.
+    ``(0, n_features)`` array that fixes the dtype and width. With
+    ``check_finite``, returns None (computing nothing) when a dense X holds
+    NaN or infinity.
     """
     cdef Py_ssize_t L = len(coefs), l, n = X.shape[0], start, m, width = 1
     cdef const floating[::1] xdata
@@ -675,7 +684,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
     cdef const floating[:, ::1] wv
     cdef const floating[::1] bv
     cdef floating[:, ::1] P
-    cdef floating[::1] scratch
+    cdef floating *scratch = NULL
     dtype = np.float32 if floating is float else np.float64
     _check_activation(activation)
     _check_output(output)
@@ -711,8 +720,12 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
         P = out
         if n == 0:
             return out
-        scratch = np.empty(2 * min(n, PREDICT_BLOCK_ROWS) * width, dtype=dtype)
-        buf0 = &scratch[0]
+        if check_finite and csr is None and not _all_finite(&X[0, 0], n * units[0]):
+            return None
+        scratch = <floating *>malloc(2 * min(n, PREDICT_BLOCK_ROWS) * width * sizeof(floating))
+        if scratch == NULL:
+            raise MemoryError()
+        buf0 = scratch
         buf1 = buf0 + min(n, PREDICT_BLOCK_ROWS) * width
         with nogil:
             start = 0
@@ -736,6 +749,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
                 start += m
         return out
     finally:
+        free(scratch)
         free(units)
         free(W)
         free(b)
@@ -795,6 +809,11 @@ def output_loss_backward(floating[:, ::1] dZ, floating[::1] db, floating[:, ::1]
                                       &Y[0, 0], swp, output, Z.shape[0], Z.shape[1],
                                       n_threads)
     return total
+
+
+def all_finite(const floating[::1] x):
+    """True when x holds no NaN and no infinity."""
+    return bool(_all_finite(&x[0], x.shape[0])) if x.shape[0] else True
 
 
 def gather_rows(floating[:, ::1] out, const floating[:, ::1] X, const Py_ssize_t[::1] idx,

@@ -187,13 +187,18 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations for X, computed by the compiled forward pass."""
         coef_dtype = self.coefs_[0].dtype
-        if check_input and not self._is_plain_valid_array(X):
+        X_given = X
+        plain = type(X) is np.ndarray and self._is_plain_array(X)
+        if check_input and not plain:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         if X.dtype == coef_dtype and coef_dtype in (np.float32, np.float64):
             dtype = coef_dtype  # np.result_type below, without its microseconds
         else:
             dtype = np.result_type(X.dtype, coef_dtype, np.float32)
-        X, csr = _engine_input(X, dtype)
+        if plain:
+            X, csr = np.ascontiguousarray(X, dtype=dtype), None
+        else:
+            X, csr = _engine_input(X, dtype)
         coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
         intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
         args = (
@@ -204,32 +209,41 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             OUTPUT_CODES[self.out_activation_][0],
         )
         n_rows = X.shape[0] if csr is None else csr[2].shape[0] - 1
+        # A plain array is checked for NaN and infinity by the engine, in C.
+        check_finite = check_input and plain
         if n_rows < _PREDICT_MIN_ROWS_THREADED:
-            return _engine.forward(*args, 1, csr=csr)
-        n_threads = effective_n_threads()
-        if n_threads == 1:
-            return _engine.forward(*args, 1, csr=csr)
-        with blas_single_threaded():
-            return _engine.forward(*args, n_threads, csr=csr)
+            P = _engine.forward(*args, 1, csr=csr, check_finite=check_finite)
+        else:
+            n_threads = effective_n_threads()
+            if n_threads == 1:
+                P = _engine.forward(*args, 1, csr=csr, check_finite=check_finite)
+            else:
+                with blas_single_threaded():
+                    P = _engine.forward(*args, n_threads, csr=csr,
+                                        check_finite=check_finite)
+        if P is None:
+            # X holds NaN or infinity: scikit-learn's validation raises its error.
+            X = validate_data(self, X_given, accept_sparse=["csr", "csc"], reset=False)
+            return self._forward_pass_fast(X, check_input=False)
+        return P
 
     def _check_is_fitted(self):
         """check_is_fitted(self), minus its microseconds when the model is fitted."""
         if not hasattr(self, "coefs_"):
             check_is_fitted(self)
 
-    def _is_plain_valid_array(self, X):
-        """True for input that validate_data would pass through unchanged:
-        a 2-D float ndarray with the fitted width and only finite values, on a
-        model fitted without feature names. Anything else, including every
-        case that must raise or warn, takes scikit-learn's full validation."""
+    def _is_plain_array(self, X):
+        """True for an ndarray that validate_data would pass through unchanged if
+        its values are finite (which the engine checks): 2-D, float, with the
+        fitted width, on a model fitted without feature names. Anything else,
+        including every case that must raise or warn for another reason, takes
+        scikit-learn's full validation."""
         return (
-            type(X) is np.ndarray
-            and X.ndim == 2
-            and X.dtype in (np.float32, np.float64)
+            X.ndim == 2
+            and X.dtype.char in "fd"
             and X.shape[0] > 0
             and X.shape[1] == self.n_features_in_
             and not hasattr(self, "feature_names_in_")
-            and bool(np.isfinite(X).all())
         )
 
     # ------------------------------------------------------------ fitting

@@ -32,6 +32,13 @@ CASES = {
     "partial_fit without classes": lambda m: m.MLPClassifier().partial_fit(X, y),
     "predict wrong width": lambda m: m.MLPClassifier(max_iter=2).fit(X, y).predict(X[:, :2]),
     "predict before fit": lambda m: m.MLPRegressor().predict(X),
+    # the fast predict path finds these in C, then scikit-learn's check raises
+    "nan in predict X": lambda m: m.MLPClassifier(max_iter=2).fit(X, y).predict(
+        np.where(X > 7, np.nan, X)),
+    "inf in predict_proba X, float32": lambda m: m.MLPClassifier(max_iter=2).fit(X, y)
+    .predict_proba(np.where(X > 7, -np.inf, X).astype(np.float32)),
+    "nan in one-row regressor predict": lambda m: m.MLPRegressor(max_iter=2).fit(X, y).predict(
+        np.where(X[:1] > 0, np.nan, X[:1])),
     "lbfgs classifier partial_fit": lambda m: m.MLPClassifier(solver="lbfgs").partial_fit(X, y),
     "validation set too small": lambda m: m.MLPClassifier(
         early_stopping=True, validation_fraction=0.01).fit(X[:30], y[:30]),

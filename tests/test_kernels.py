@@ -481,3 +481,21 @@ def test_optimizer_step_rejects_unknown_solver():
     with pytest.raises(ValueError):
         _engine.optimizer_step(unknown, params, np.zeros(n), np.zeros(n), np.ones(n), n, 0.1,
                                1.0, 0.1, 0.9, False, 0.9, 0.999, 1e-8, 1)
+
+
+# ---------------------------------------------------------------- all_finite
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("size", [1, 15, 16, 17, 1000])
+def test_all_finite(dtype, bad, size):
+    """Oracle: np.isfinite(x).all(), with the bad value at every lane position."""
+    rng = np.random.default_rng(size)
+    base = (rng.standard_normal(size) * 1e30).astype(dtype)  # large but finite
+    positions = [None] if bad is None else range(min(size, 40))
+    for pos in positions:
+        x = base.copy()
+        if pos is not None:
+            x[pos] = bad
+        assert _engine.all_finite(x) == bool(np.isfinite(x).all())
