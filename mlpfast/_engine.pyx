@@ -128,9 +128,12 @@ cdef inline void _mm_nt(floating *C, const floating *A, const floating *B,
 cdef Py_ssize_t MAX_BLOCKS = 1
 # ... of at least this many rows (columns) each ...
 cdef Py_ssize_t MIN_BLOCK = 32
-# ... and only when it has this many float multiply-adds (a double one counts
-# twice: it takes about twice as long, so half as many pay for the threads).
-cdef Py_ssize_t PAR_MIN_MACS = 1 << 22
+# ... and only when it has this many multiply-adds. Measured on bench/'s cases
+# (2 cores): a float64 product pays for the second thread from about 0.5M
+# multiply-adds, a float32 one (twice as fast per multiply-add, and faster
+# still on OpenBLAS's small-matrix kernels) only from about 4M.
+cdef Py_ssize_t PAR_MIN_MACS_F32 = 1 << 22
+cdef Py_ssize_t PAR_MIN_MACS_F64 = 1 << 19
 
 
 def set_max_blocks(Py_ssize_t n):
@@ -140,8 +143,8 @@ def set_max_blocks(Py_ssize_t n):
 
 
 cdef inline Py_ssize_t _n_blocks(Py_ssize_t split, Py_ssize_t macs,
-                                 Py_ssize_t itemsize) noexcept nogil:
-    if macs * (itemsize // sizeof(float)) < PAR_MIN_MACS:
+                                 bint is_double) noexcept nogil:
+    if macs < (PAR_MIN_MACS_F64 if is_double else PAR_MIN_MACS_F32):
         return 1
     return max(1, min(split // MIN_BLOCK, MAX_BLOCKS))
 
@@ -149,7 +152,7 @@ cdef inline Py_ssize_t _n_blocks(Py_ssize_t split, Py_ssize_t macs,
 cdef void _mm_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
                   Py_ssize_t K, Py_ssize_t N, int nt, bint b_transposed=False) noexcept nogil:
     # C[M,N] = A[M,K] @ B[K,N]  (b_transposed: A[M,K] @ B[N,K].T), in row blocks of C
-    cdef Py_ssize_t n_blocks = _n_blocks(M, M * K * N, sizeof(floating)), blk, r0, r1
+    cdef Py_ssize_t n_blocks = _n_blocks(M, M * K * N, floating is double), blk, r0, r1
     for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
         r0 = M * blk // n_blocks
         r1 = M * (blk + 1) // n_blocks
@@ -166,7 +169,7 @@ cdef void _mm_tn_par(floating *C, const floating *A, const floating *B, Py_ssize
     # one is the one repeated (B[K,N] for row blocks, A[K,M] for column blocks).
     cdef bint by_rows = N < M
     cdef Py_ssize_t n_blocks = _n_blocks(M if by_rows else N, M * K * N,
-                                     sizeof(floating)), blk, c0, c1
+                                     floating is double), blk, c0, c1
     cdef int m = <int>M, kk = <int>K, ld = <int>N
     for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
         if by_rows:
