@@ -288,32 +288,10 @@ def test_predict1(benchmark, case_name, dtype, impl):
 MEMORY_CASES = ("mnist",)
 
 
-def _proc_status_bytes(field):
-    """A ``kB`` field of /proc/self/status (VmRSS, VmHWM) in bytes; None off Linux."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss():
-    """Start a new VmHWM (peak resident set) window: Linux >= 4.0; False elsewhere."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def peak_memory(func):
-    """(peak bytes numpy/Python allocated above the start, peak resident-set growth
-    in bytes or None), from two runs of func: one under tracemalloc, one without
-    (so tracemalloc's own bookkeeping is not counted in the resident set)."""
+    """Peak bytes numpy and Python allocate while func runs, above what was
+    allocated before (tracemalloc; numpy reports its data buffers to it, and
+    every large buffer of a fit, mlpfast's included, is a numpy array)."""
     import gc
     import tracemalloc
 
@@ -326,14 +304,7 @@ def peak_memory(func):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    gc.collect()
-    rss = _proc_status_bytes("VmRSS")
-    resident = None
-    if rss is not None and _reset_peak_rss():
-        func()
-        hwm = _proc_status_bytes("VmHWM")
-        resident = hwm - rss if hwm is not None else None
-    return peak - base, resident
+    return peak - base
 
 
 @pytest.mark.parametrize("case_name, dtype, impl", [
@@ -345,9 +316,9 @@ def test_fit_memory(benchmark, case_name, dtype, impl):
     case = CASES[case_name]
     X, y = data(case_name, dtype)
     require_valid(impl, case_name, dtype)
-    traced, resident = peak_memory(lambda: bench_fit.fit(impl, case, X, y))
+    traced = peak_memory(lambda: bench_fit.fit(impl, case, X, y))
     _label(benchmark, "memory", case, dtype, impl, X, 1, data_bytes=X.nbytes,
-           peak_traced_bytes=traced, peak_resident_bytes=resident)
+           peak_traced_bytes=traced)
     est = benchmark.pedantic(bench_fit.fit, args=(impl, case, X, y), rounds=1, iterations=1)
     assert_allclose(est.loss_curve_, fitted(impl, case_name, dtype).loss_curve_,
                     rtol=bench_fit.LOSS_RTOL[dtype], err_msg="measured fit differs from the validated fit")

@@ -220,17 +220,12 @@ def format_memory(tables):
             info = bench.get("extra_info") or {}
             data_mb = info["data_bytes"] / 2**20
             traced_mb = info["peak_traced_bytes"] / 2**20
-            resident = info.get("peak_resident_bytes")
-            rows.append(
-                f"| {case} | {dtype} | {impl} | {data_mb:.1f} MiB | {traced_mb:.1f} MiB "
-                f"({traced_mb / data_mb:.2f}x) | "
-                + (f"{resident / 2**20:.1f} MiB" if resident is not None else "n/a")
-                + " |")
+            rows.append(f"| {case} | {dtype} | {impl} | {data_mb:.1f} MiB | {traced_mb:.1f} MiB "
+                        f"| {traced_mb / data_mb:.2f}x |")
     if not rows:
         return None
     return "\n".join([
-        "| case | dtype | peer | training data | peak allocated by numpy/Python during "
-        "fit (/ data) | peak resident-set growth during fit |",
+        "| case | dtype | peer | training data | peak allocated during fit | / data |",
         "| --- | --- | --- | ---: | ---: | ---: |",
         *rows,
     ])
@@ -276,7 +271,8 @@ def format_machine(data):
     if isinstance(config, dict):
         blas = config.get("blas") or {}
         lines.append(f"- mlpfast: OpenMP {'on' if config.get('openmp') else 'off'}, "
-                     f"{config.get('n_threads')} threads; its show_config() names BLAS "
+                     f"{config.get('n_threads')} threads, kernels "
+                     f"{config.get('kernels', 'baseline')}; its show_config() names BLAS "
                      f"{os.path.basename(blas.get('filepath') or '?')}")
     for pool in extra.get("threadpools", []):
         path = pool.get("filepath") or ""
