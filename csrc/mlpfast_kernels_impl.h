@@ -332,7 +332,7 @@ static REAL FN(sum_squares_chunk)(const REAL *restrict x, ptrdiff_t n)
 /* returns sum_i x[i]^2, summed in fixed chunks so the result is thread-count free */
 double FN(mlp_sum_squares)(const REAL *x, ptrdiff_t n, double *partial, int n_threads)
 {
-    const ptrdiff_t n_coef = n;
+    const ptrdiff_t n_coef = n; /* MLP_CHUNKS splits at n_coef; nothing to split here */
 #define SUM_SQUARES_CALL(i0, i1, ic) FN(sum_squares_chunk)(x + (i0), (i1) - (i0))
     MLP_CHUNKS(SUM_SQUARES_CALL)
 #undef SUM_SQUARES_CALL

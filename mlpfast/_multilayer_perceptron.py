@@ -186,19 +186,16 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations for X, computed by the compiled forward pass."""
-        coef_dtype = self.coefs_[0].dtype
         X_given = X
         plain = type(X) is np.ndarray and self._is_plain_array(X)
         if check_input and not plain:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        if X.dtype == coef_dtype and coef_dtype in (np.float32, np.float64):
-            dtype = coef_dtype  # np.result_type below, without its microseconds
-        else:
-            dtype = np.result_type(X.dtype, coef_dtype, np.float32)
-        if plain:
-            X, csr = np.ascontiguousarray(X, dtype=dtype), None
-        else:
-            X, csr = _engine_input(X, dtype)
+        coef_dtype = self.coefs_[0].dtype
+        # np.result_type(X.dtype, coef_dtype, np.float32), without its microseconds
+        # in the usual case (coefs are float32 or float64)
+        dtype = coef_dtype if X.dtype == coef_dtype else np.result_type(
+            X.dtype, coef_dtype, np.float32)
+        X, csr = _engine_input(X, dtype)
         coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
         intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
         args = (
@@ -209,18 +206,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             OUTPUT_CODES[self.out_activation_][0],
         )
         n_rows = X.shape[0] if csr is None else csr[2].shape[0] - 1
+        n_threads = 1 if n_rows < _PREDICT_MIN_ROWS_THREADED else effective_n_threads()
         # A plain array is checked for NaN and infinity by the engine, in C.
         check_finite = check_input and plain
-        if n_rows < _PREDICT_MIN_ROWS_THREADED:
+        if n_threads == 1:
             P = _engine.forward(*args, 1, csr=csr, check_finite=check_finite)
         else:
-            n_threads = effective_n_threads()
-            if n_threads == 1:
-                P = _engine.forward(*args, 1, csr=csr, check_finite=check_finite)
-            else:
-                with blas_single_threaded():
-                    P = _engine.forward(*args, n_threads, csr=csr,
-                                        check_finite=check_finite)
+            with blas_single_threaded():
+                P = _engine.forward(*args, n_threads, csr=csr, check_finite=check_finite)
         if P is None:
             # X holds NaN or infinity: scikit-learn's validation raises its error.
             X = validate_data(self, X_given, accept_sparse=["csr", "csc"], reset=False)
