@@ -4,7 +4,17 @@
 
 #define REAL float
 #define SUF f32
-#define EXP expf
+#define UINT uint32_t /* an unsigned integer as wide as REAL */
+#define EXP_SHIFT 12582912.0f /* 0x1.8p23: t + SHIFT rounds t to an integer */
+#define EXP_SHIFT_BITS 0x4B400000u
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_LN2_HI 0.693145751953125f /* ln 2 in 16 bits: k * LN2_HI is exact */
+#define EXP_LN2_LO 1.42860682030941723212e-6f
+#define EXP_MIN (-87.3f) /* exp(MIN) > FLT_MIN; below MIN exp flushes to 0 */
+#define EXP_MAX 88.3f    /* round(MAX / ln 2) = 127, the top exponent; above, +inf */
+#define EXP_MANT_BITS 23
+#define EXP_BIAS 127u
+#define EXP_DEGREE 7 /* Taylor terms r^n / n! kept: error < 1e-8 for |r| <= ln2 / 2 */
 #define LOG logf
 #define TANH tanhf
 #define SQRT sqrtf
@@ -12,7 +22,17 @@
 #include "mlpfast_kernels_impl.h"
 #undef REAL
 #undef SUF
-#undef EXP
+#undef UINT
+#undef EXP_SHIFT
+#undef EXP_SHIFT_BITS
+#undef EXP_LOG2E
+#undef EXP_LN2_HI
+#undef EXP_LN2_LO
+#undef EXP_MIN
+#undef EXP_MAX
+#undef EXP_MANT_BITS
+#undef EXP_BIAS
+#undef EXP_DEGREE
 #undef LOG
 #undef TANH
 #undef SQRT
@@ -20,7 +40,17 @@
 
 #define REAL double
 #define SUF f64
-#define EXP exp
+#define UINT uint64_t
+#define EXP_SHIFT 6755399441055744.0 /* 0x1.8p52 */
+#define EXP_SHIFT_BITS 0x4338000000000000u
+#define EXP_LOG2E 1.4426950408889634074
+#define EXP_LN2_HI 6.93147180369123816490e-01 /* ln 2 in 32 bits (fdlibm's split) */
+#define EXP_LN2_LO 1.90821492927058770002e-10
+#define EXP_MIN (-708.0)
+#define EXP_MAX 709.0
+#define EXP_MANT_BITS 52
+#define EXP_BIAS 1023u
+#define EXP_DEGREE 13 /* error < 1e-17 for |r| <= ln2 / 2 */
 #define LOG log
 #define TANH tanh
 #define SQRT sqrt
@@ -28,7 +58,17 @@
 #include "mlpfast_kernels_impl.h"
 #undef REAL
 #undef SUF
-#undef EXP
+#undef UINT
+#undef EXP_SHIFT
+#undef EXP_SHIFT_BITS
+#undef EXP_LOG2E
+#undef EXP_LN2_HI
+#undef EXP_LN2_LO
+#undef EXP_MIN
+#undef EXP_MAX
+#undef EXP_MANT_BITS
+#undef EXP_BIAS
+#undef EXP_DEGREE
 #undef LOG
 #undef TANH
 #undef SQRT

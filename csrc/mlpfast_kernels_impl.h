@@ -6,6 +6,35 @@
 
 #define FN(name) MLP_CAT(MLP_CAT(name, SUF), ISA)
 
+/* exp(x), written out so that loops over it vectorise (libm's exp is an opaque
+ * call): x = k ln2 + r with |r| <= ln2 / 2 (Cody and Waite's two-part ln 2),
+ * exp(r) by Horner on its Taylor series, 2^k put straight into the exponent
+ * bits (k read off the bits of x / ln2 + SHIFT, so no float-to-int conversion).
+ * The Taylor coefficients 1/n! are mlp_inv_factorial (mlpfast_kernels.c).
+ * Within 2 ulp of the true value for x in [EXP_MIN, EXP_MAX]; 0 below (no
+ * subnormals: they would be under 1e-38 for float, 1e-307 for double), +inf
+ * above (a narrow band below the float/double overflow point included), NaN for
+ * NaN. Results are the same on every instruction set (no fused multiply-adds). */
+static inline REAL FN(exp)(REAL x)
+{
+    const REAL xc = x < EXP_MAX ? (x > EXP_MIN ? x : EXP_MIN) : EXP_MAX;
+    const REAL t = xc * EXP_LOG2E + EXP_SHIFT;
+    const REAL kf = t - EXP_SHIFT;
+    const REAL r = (xc - kf * EXP_LN2_HI) - kf * EXP_LN2_LO;
+    REAL p = (REAL)mlp_inv_factorial[EXP_DEGREE], y, scale;
+    UINT bits;
+    int n;
+    for (n = EXP_DEGREE - 1; n >= 0; n--)
+        p = p * r + (REAL)mlp_inv_factorial[n];
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits - EXP_SHIFT_BITS + EXP_BIAS) << EXP_MANT_BITS; /* 2^k */
+    memcpy(&scale, &bits, sizeof scale);
+    y = p * scale;
+    y = x > EXP_MAX ? (REAL)INFINITY : y;
+    y = x < EXP_MIN ? (REAL)0 : y;
+    return x != x ? x : y;
+}
+
 /* out[N,D] = X[idx[n], :] */
 void FN(mlp_gather_rows)(REAL *out, const REAL *X, const ptrdiff_t *idx,
                          ptrdiff_t N, ptrdiff_t D, int n_threads)
@@ -102,7 +131,7 @@ void FN(mlp_bias_act_forward)(REAL *Z, const REAL *b, int act, ptrdiff_t N,
         switch (act) {
         case MLP_ACT_LOGISTIC:
             for (o = 0; o < O; o++)
-                z[o] = (REAL)1 / ((REAL)1 + EXP(-(z[o] + b[o])));
+                z[o] = (REAL)1 / ((REAL)1 + FN(exp)(-(z[o] + b[o])));
             break;
         case MLP_ACT_TANH:
             for (o = 0; o < O; o++)
@@ -169,10 +198,10 @@ static void FN(softmax_row)(REAL *z, ptrdiff_t K)
     for (k = 1; k < K; k++)
         if (z[k] > zmax)
             zmax = z[k];
-    for (k = 0; k < K; k++) {
-        z[k] = EXP(z[k] - zmax);
+    for (k = 0; k < K; k++)
+        z[k] = FN(exp)(z[k] - zmax);
+    for (k = 0; k < K; k++)
         s += z[k];
-    }
     for (k = 0; k < K; k++)
         z[k] /= s;
 }
@@ -191,14 +220,14 @@ void FN(mlp_output_forward)(REAL *Z, const REAL *b, int out, ptrdiff_t N,
         switch (out) {
         case MLP_OUT_LOGISTIC_BINARY:
             for (k = 0; k < K; k++)
-                z[k] = (REAL)1 / ((REAL)1 + EXP(-z[k]));
+                z[k] = (REAL)1 / ((REAL)1 + FN(exp)(-z[k]));
             break;
         case MLP_OUT_SOFTMAX_MULTI:
             FN(softmax_row)(z, K);
             break;
         case MLP_OUT_EXP_POISSON:
             for (k = 0; k < K; k++)
-                z[k] = EXP(z[k]);
+                z[k] = FN(exp)(z[k]);
             break;
         default:
             break;
@@ -227,31 +256,38 @@ double FN(mlp_output_loss_backward)(REAL *dZ, REAL *db, REAL *Z, double *row_los
         REAL *d = dZ + n * K;
         const REAL w = sw ? sw[n] : (REAL)1;
         REAL loss = 0;
-        for (k = 0; k < K; k++) {
-            const REAL pc = p[k] < lo ? lo : (p[k] > hi ? hi : p[k]);
-            switch (out) {
-            case MLP_OUT_LOGISTIC_BINARY:
+        for (k = 0; k < K; k++)
+            d[k] = (p[k] - y[k]) * w;
+        /* the loss terms, summed over k in order; logs only where they count */
+#define CLIP(v) ((v) < lo ? lo : ((v) > hi ? hi : (v)))
+        switch (out) {
+        case MLP_OUT_LOGISTIC_BINARY:
+            for (k = 0; k < K; k++) {
                 if (y[k] != 0)
-                    loss -= y[k] * LOG(pc);
+                    loss -= y[k] * LOG(CLIP(p[k]));
                 if ((REAL)1 - y[k] != 0)
-                    loss -= ((REAL)1 - y[k]) * LOG((REAL)1 - pc);
-                break;
-            case MLP_OUT_SOFTMAX_MULTI:
+                    loss -= ((REAL)1 - y[k]) * LOG((REAL)1 - CLIP(p[k]));
+            }
+            break;
+        case MLP_OUT_SOFTMAX_MULTI:
+            for (k = 0; k < K; k++)
                 if (y[k] != 0)
-                    loss -= y[k] * LOG(pc);
-                break;
-            case MLP_OUT_EXP_POISSON:
+                    loss -= y[k] * LOG(CLIP(p[k]));
+            break;
+        case MLP_OUT_EXP_POISSON:
+            for (k = 0; k < K; k++) {
                 if (y[k] != 0)
                     loss += y[k] * LOG(y[k] / p[k]);
                 loss += p[k] - y[k];
-                break;
-            default: {
+            }
+            break;
+        default:
+            for (k = 0; k < K; k++) {
                 const REAL r = y[k] - p[k];
                 loss += (REAL)0.5 * r * r;
             }
-            }
-            d[k] = (p[k] - y[k]) * w;
         }
+#undef CLIP
         row_loss[n] = (double)w * (double)loss;
     }
     for (n = 0; n < N; n++)

@@ -499,3 +499,36 @@ def test_all_finite(dtype, bad, size):
         if pos is not None:
             x[pos] = bad
         assert _engine.all_finite(x) == bool(np.isfinite(x).all())
+
+
+# ---------------------------------------------------------------- exp
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_within_two_ulp(dtype):
+    """Oracle: np.exp in long double, rounded to dtype; the error is counted in
+    units in the last place of dtype. The kernels' exp is reached through the
+    Poisson output (Z <- exp(Z + 0))."""
+    info = np.finfo(dtype)
+    lo, hi = (-87.3, 88.3) if dtype == np.float32 else (-708.0, 709.0)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.linspace(lo, hi, 200001), rng.uniform(-1, 1, 100000),
+                        [0.0, -0.0, lo, hi, np.log(2), -np.log(2)]]).astype(dtype)
+    got = x.reshape(-1, 1).copy()
+    _engine.output_forward(got, np.zeros(1, dtype), OUT_POISSON, 1)
+    expected = np.exp(x.astype(np.longdouble)).astype(dtype)
+    ulps = np.abs(got[:, 0].astype(np.longdouble) - expected) / np.spacing(expected)
+    assert ulps.max() <= 2, (ulps.max(), x[np.argmax(ulps)])
+    assert got[np.flatnonzero(x == 0), 0].tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_edges(dtype):
+    """Oracle: the documented edges: 0 below the smallest normal result (no
+    subnormals), +inf above the largest exactly represented exponent, NaN for NaN,
+    and exp(-inf) = 0, exp(inf) = inf as np.exp."""
+    lo, hi = (-87.3, 88.3) if dtype == np.float32 else (-708.0, 709.0)
+    x = np.array([-np.inf, lo - 1, 2 * lo, np.nan, hi + 0.5, np.inf], dtype=dtype)
+    got = x.reshape(-1, 1).copy()
+    _engine.output_forward(got, np.zeros(1, dtype), OUT_POISSON, 1)
+    np.testing.assert_array_equal(got[:, 0], [0, 0, 0, np.nan, np.inf, np.inf])
