@@ -20,6 +20,8 @@
 #define MLP_OMP_MIN_WORK 65536
 /* Column-split kernels give each thread at least this many columns. */
 #define MLP_COL_BLOCK 64
+/* Rows per block of the output activation (a block's outputs stay in cache). */
+#define MLP_OUT_BLOCK 64
 /* Running sums in the vectorised reductions (a multiple of every vector width). */
 #define MLP_LANES 16
 

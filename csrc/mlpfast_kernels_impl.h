@@ -190,48 +190,62 @@ void FN(mlp_act_backward)(REAL *dZ, REAL *db, const REAL *A, int act,
     }
 }
 
-/* softmax of one row in place: p = exp(z - max z) / sum exp(z - max z) */
-static void FN(softmax_row)(REAL *z, ptrdiff_t K)
+/* Z[N,K] <- out(Z + b) for one block of rows: the bias (and, for softmax, each
+ * row's max) first, then the exp of the whole block in one loop that
+ * vectorises across rows, then softmax's row sums.
+ * softmax: p = exp(z - max z) / sum exp(z - max z) */
+static void FN(output_block)(REAL *Z, const REAL *b, int out, ptrdiff_t N, ptrdiff_t K)
 {
-    ptrdiff_t k;
-    REAL zmax = z[0], s = 0;
-    for (k = 1; k < K; k++)
-        if (z[k] > zmax)
-            zmax = z[k];
-    for (k = 0; k < K; k++)
-        z[k] = FN(exp)(z[k] - zmax);
-    for (k = 0; k < K; k++)
-        s += z[k];
-    for (k = 0; k < K; k++)
-        z[k] /= s;
-}
-
-/* Z[N,K] <- out(Z + b) */
-void FN(mlp_output_forward)(REAL *Z, const REAL *b, int out, ptrdiff_t N,
-                            ptrdiff_t K, int n_threads)
-{
-    ptrdiff_t n, k;
-    (void)n_threads;
-#pragma omp parallel for private(k) schedule(static) num_threads(n_threads) if (N * K >= MLP_OMP_MIN_WORK)
+    const ptrdiff_t NK = N * K;
+    ptrdiff_t n, k, i;
     for (n = 0; n < N; n++) {
         REAL *z = Z + n * K;
         for (k = 0; k < K; k++)
             z[k] += b[k];
-        switch (out) {
-        case MLP_OUT_LOGISTIC_BINARY:
+        if (out == MLP_OUT_SOFTMAX_MULTI) {
+            REAL zmax = z[0];
+            for (k = 1; k < K; k++)
+                if (z[k] > zmax)
+                    zmax = z[k];
             for (k = 0; k < K; k++)
-                z[k] = (REAL)1 / ((REAL)1 + FN(exp)(-z[k]));
-            break;
-        case MLP_OUT_SOFTMAX_MULTI:
-            FN(softmax_row)(z, K);
-            break;
-        case MLP_OUT_EXP_POISSON:
-            for (k = 0; k < K; k++)
-                z[k] = FN(exp)(z[k]);
-            break;
-        default:
-            break;
+                z[k] -= zmax;
         }
+    }
+    switch (out) {
+    case MLP_OUT_LOGISTIC_BINARY:
+        for (i = 0; i < NK; i++)
+            Z[i] = (REAL)1 / ((REAL)1 + FN(exp)(-Z[i]));
+        break;
+    case MLP_OUT_SOFTMAX_MULTI:
+    case MLP_OUT_EXP_POISSON:
+        for (i = 0; i < NK; i++)
+            Z[i] = FN(exp)(Z[i]);
+        break;
+    default:
+        break;
+    }
+    if (out == MLP_OUT_SOFTMAX_MULTI)
+        for (n = 0; n < N; n++) {
+            REAL *z = Z + n * K, s = 0;
+            for (k = 0; k < K; k++)
+                s += z[k];
+            for (k = 0; k < K; k++)
+                z[k] /= s;
+        }
+}
+
+/* Z[N,K] <- out(Z + b), in blocks of MLP_OUT_BLOCK rows */
+void FN(mlp_output_forward)(REAL *Z, const REAL *b, int out, ptrdiff_t N,
+                            ptrdiff_t K, int n_threads)
+{
+    const ptrdiff_t n_blocks = (N + MLP_OUT_BLOCK - 1) / MLP_OUT_BLOCK;
+    ptrdiff_t blk;
+    (void)n_threads;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (N * K >= MLP_OMP_MIN_WORK)
+    for (blk = 0; blk < n_blocks; blk++) {
+        const ptrdiff_t n0 = blk * MLP_OUT_BLOCK;
+        const ptrdiff_t n1 = n0 + MLP_OUT_BLOCK < N ? n0 + MLP_OUT_BLOCK : N;
+        FN(output_block)(Z + n0 * K, b, out, n1 - n0, K);
     }
 }
 
