@@ -29,6 +29,7 @@ Predict, group ``<case>-<dtype>-predict1`` (the ``small`` case): the median time
 """
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -322,3 +323,66 @@ def test_fit_memory(benchmark, case_name, dtype, impl):
     est = benchmark.pedantic(bench_fit.fit, args=(impl, case, X, y), rounds=1, iterations=1)
     assert_allclose(est.loss_curve_, fitted(impl, case_name, dtype).loss_curve_,
                     rtol=bench_fit.LOSS_RTOL[dtype], err_msg="measured fit differs from the validated fit")
+
+
+# ---------------------------------------------------------------- paired rounds
+
+# Each round runs every peer once, back to back, in an order that rotates from
+# round to round; a ratio is then taken within each round and the median over
+# rounds reported. Peers that ran seconds apart see the same machine, so on a
+# VM whose speed drifts between phases these ratios move far less than the ones
+# between the separate groups above (whose rounds run minutes apart).
+PAIRED_ROUNDS = 7
+
+
+@pytest.mark.parametrize("case_name, dtype", _params())
+def test_fit_paired(benchmark, case_name, dtype):
+    """All fit peers interleaved round by round; per-round ratios in extra_info."""
+    case = CASES[case_name]
+    X, y = data(case_name, dtype)
+    _label(benchmark, "paired", case, dtype, "all", X, PAIRED_ROUNDS)
+    for impl in bench_fit.IMPLS:
+        require_valid(impl, case_name, dtype)
+    floor = GemmFloor(case, X, _n_out(case_name))
+    peers = {
+        "mlpfast": lambda: bench_fit.fit("mlpfast", case, X, y),
+        "sklearn": lambda: bench_fit.fit("sklearn", case, X, y),
+        "floor": floor.fit,
+    }
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(n_threads())
+        Xt, yt = _torch_data(torch, case_name, dtype)
+        check_torch_loss(torch_fit(torch, case, Xt, yt), case_name, dtype)
+        peers["torch"] = lambda: torch_fit(torch, case, Xt, yt)
+    names = list(peers)
+    times = {name: [] for name in names}
+    results = {}
+
+    def one_round():
+        start = len(times["mlpfast"]) % len(names)
+        for name in names[start:] + names[:start]:
+            t0 = time.perf_counter()
+            results[name] = peers[name]()
+            times[name].append(time.perf_counter() - t0)
+
+    one_round()  # warm-up, not kept
+    for name in names:
+        times[name].clear()
+    benchmark.pedantic(one_round, rounds=PAIRED_ROUNDS, iterations=1)
+
+    # What the timed calls returned is what was validated.
+    for impl in bench_fit.IMPLS:
+        assert_allclose(results[impl].loss_curve_, fitted(impl, case_name, dtype).loss_curve_,
+                        rtol=bench_fit.LOSS_RTOL[dtype])
+    if "torch" in results:
+        check_torch_loss(results["torch"], case_name, dtype)
+    mine = np.array(times["mlpfast"])
+    ratios = {f"{peer}/mlpfast": float(np.median(np.array(times[peer]) / mine))
+              for peer in names if peer not in ("mlpfast", "floor")}
+    ratios["mlpfast/floor"] = float(np.median(mine / np.array(times["floor"])))
+    benchmark.extra_info["paired_times"] = times
+    benchmark.extra_info["paired_ratios"] = ratios
