@@ -1,5 +1,6 @@
 /* Instantiates mlpfast_kernels_impl.h for float and double, for the
  * instruction set named by ISA (included by mlpfast_kernels.c once per ISA).
+ * The implementation #undefs these dtype parameters when it is done.
  * No include guard on purpose. */
 
 #define REAL float
@@ -20,23 +21,6 @@
 #define SQRT sqrtf
 #define REAL_EPS 1.1920928955078125e-07f /* FLT_EPSILON, as numpy's finfo(float32).eps */
 #include "mlpfast_kernels_impl.h"
-#undef REAL
-#undef SUF
-#undef UINT
-#undef EXP_SHIFT
-#undef EXP_SHIFT_BITS
-#undef EXP_LOG2E
-#undef EXP_LN2_HI
-#undef EXP_LN2_LO
-#undef EXP_MIN
-#undef EXP_MAX
-#undef EXP_MANT_BITS
-#undef EXP_BIAS
-#undef EXP_DEGREE
-#undef LOG
-#undef TANH
-#undef SQRT
-#undef REAL_EPS
 
 #define REAL double
 #define SUF f64
@@ -56,20 +40,3 @@
 #define SQRT sqrt
 #define REAL_EPS 2.220446049250313e-16 /* DBL_EPSILON, as numpy's finfo(float64).eps */
 #include "mlpfast_kernels_impl.h"
-#undef REAL
-#undef SUF
-#undef UINT
-#undef EXP_SHIFT
-#undef EXP_SHIFT_BITS
-#undef EXP_LOG2E
-#undef EXP_LN2_HI
-#undef EXP_LN2_LO
-#undef EXP_MIN
-#undef EXP_MAX
-#undef EXP_MANT_BITS
-#undef EXP_BIAS
-#undef EXP_DEGREE
-#undef LOG
-#undef TANH
-#undef SQRT
-#undef REAL_EPS

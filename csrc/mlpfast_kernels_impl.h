@@ -1,6 +1,7 @@
-/* Kernel bodies, written once and included by mlpfast_kernels.c for each
- * (dtype, instruction set) pair, with REAL / SUF / EXP / LOG / TANH / SQRT /
- * REAL_EPS defined for float or double and ISA naming the instruction set.
+/* Kernel bodies, written once and included (by mlpfast_kernels_dtypes.h) for
+ * each (dtype, instruction set) pair, with the dtype parameters REAL / SUF /
+ * UINT / EXP_* / LOG / TANH / SQRT / REAL_EPS defined for float or double, and
+ * ISA naming the instruction set; the parameters are #undef'd at the end.
  * Every kernel here is name_SUF_ISA; mlpfast_dispatch_impl.h defines the
  * public name_SUF. No include guard on purpose. */
 
@@ -464,3 +465,20 @@ double FN(mlp_adam_step)(REAL *params, REAL *m, REAL *v, const REAL *grad, doubl
 #undef MLP_CHUNKS
 #undef MLP_CHUNK_LOOP
 #undef FN
+#undef REAL
+#undef SUF
+#undef UINT
+#undef EXP_SHIFT
+#undef EXP_SHIFT_BITS
+#undef EXP_LOG2E
+#undef EXP_LN2_HI
+#undef EXP_LN2_LO
+#undef EXP_MIN
+#undef EXP_MAX
+#undef EXP_MANT_BITS
+#undef EXP_BIAS
+#undef EXP_DEGREE
+#undef LOG
+#undef TANH
+#undef SQRT
+#undef REAL_EPS
