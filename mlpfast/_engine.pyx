@@ -130,8 +130,8 @@ cdef Py_ssize_t MAX_BLOCKS = 1
 cdef Py_ssize_t MIN_BLOCK = 32
 # ... and only when it has this many multiply-adds. Measured on bench/'s cases
 # (2 cores): a float64 product pays for the second thread from about 0.5M
-# multiply-adds, a float32 one (twice as fast per multiply-add, and faster
-# still on OpenBLAS's small-matrix kernels) only from about 4M.
+# multiply-adds, a float32 one only from about 4M (lower thresholds made the
+# float32 cases slower).
 cdef Py_ssize_t PAR_MIN_MACS_F32 = 1 << 22
 cdef Py_ssize_t PAR_MIN_MACS_F64 = 1 << 19
 
@@ -719,12 +719,12 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
             b[l] = &bv[0]
             if l < L - 1:
                 width = max(width, units[l + 1])
+        if check_finite and csr is None and n and not _all_finite(&X[0, 0], n * units[0]):
+            return None
         out = np.empty((n, units[L]), dtype=dtype)
         P = out
         if n == 0:
             return out
-        if check_finite and csr is None and not _all_finite(&X[0, 0], n * units[0]):
-            return None
         scratch = <floating *>malloc(2 * min(n, PREDICT_BLOCK_ROWS) * width * sizeof(floating))
         if scratch == NULL:
             raise MemoryError()
