@@ -67,6 +67,23 @@ int mlp_get_isa(void)
     return mlp_isa;
 }
 
+/* for (i = 0; i < count; i++) BODY (a braced block, which declares its own
+ * variables), shared out over the n_threads OpenMP threads when `parallel` holds,
+ * else run by the calling thread without entering any OpenMP region: even a
+ * one-thread region costs about half a microsecond, a few percent of a small
+ * batch. The pragma names the caller's variable `n_threads`. */
+#define MLP_FOR(i, count, parallel, n_threads_, ...)                              \
+    do {                                                                         \
+        if ((parallel) && (n_threads_) > 1) {                                    \
+            _Pragma("omp parallel for schedule(static) num_threads(n_threads)")  \
+            for (i = 0; i < (count); i++)                                        \
+                __VA_ARGS__                                                      \
+        } else {                                                                 \
+            for (i = 0; i < (count); i++)                                        \
+                __VA_ARGS__                                                      \
+        }                                                                        \
+    } while (0)
+
 /* How many column blocks (one per thread) a column-split kernel uses for
  * `work` elements over O columns: 1 when the work or the columns are too few. */
 static int mlp_column_blocks(ptrdiff_t work, ptrdiff_t O, int n_threads)

@@ -41,10 +41,8 @@ void FN(mlp_gather_rows)(REAL *out, const REAL *X, const ptrdiff_t *idx,
                          ptrdiff_t N, ptrdiff_t D, int n_threads)
 {
     ptrdiff_t n;
-    (void)n_threads;
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (N * D >= MLP_OMP_MIN_WORK)
-    for (n = 0; n < N; n++)
-        memcpy(out + n * D, X + idx[n] * D, (size_t)D * sizeof(REAL));
+    MLP_FOR(n, N, N * D >= MLP_OMP_MIN_WORK, n_threads,
+            { memcpy(out + n * D, X + idx[n] * D, (size_t)D * sizeof(REAL)); });
 }
 
 /* returns 1 when every x[i] is finite (no NaN, no infinity), else 0 */
@@ -72,9 +70,7 @@ void FN(mlp_csr_matmul)(REAL *Z, const REAL *data, const ptrdiff_t *indices,
                         ptrdiff_t N, const REAL *W, ptrdiff_t O, int n_threads)
 {
     ptrdiff_t n;
-    (void)n_threads;
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (N * O >= MLP_OMP_MIN_WORK)
-    for (n = 0; n < N; n++) {
+    MLP_FOR(n, N, N * O >= MLP_OMP_MIN_WORK, n_threads, {
         const ptrdiff_t r = rows ? rows[n] : row0 + n;
         REAL *z = Z + n * O;
         ptrdiff_t p, o;
@@ -86,7 +82,7 @@ void FN(mlp_csr_matmul)(REAL *Z, const REAL *data, const ptrdiff_t *indices,
             for (o = 0; o < O; o++)
                 z[o] += x * w[o];
         }
-    }
+    });
 }
 
 /* dW[I,O] = X[rows].T @ D[N,O] (overwrites dW), X in CSR form as above.
@@ -99,9 +95,7 @@ void FN(mlp_csr_matmul_tn)(REAL *dW, const REAL *data, const ptrdiff_t *indices,
 {
     const int n_blocks = mlp_column_blocks(I * O, O, n_threads);
     int blk;
-    (void)n_threads;
-#pragma omp parallel for schedule(static) num_threads(n_blocks) if (n_blocks > 1)
-    for (blk = 0; blk < n_blocks; blk++) {
+    MLP_FOR(blk, n_blocks, n_blocks > 1, n_threads, {
         const ptrdiff_t o0 = O * blk / n_blocks, o1 = O * (blk + 1) / n_blocks;
         ptrdiff_t n, i, p, o;
         for (i = 0; i < I; i++)
@@ -117,6 +111,31 @@ void FN(mlp_csr_matmul_tn)(REAL *dW, const REAL *data, const ptrdiff_t *indices,
                     g[o] += x * d[o];
             }
         }
+    });
+}
+
+/* z[O] <- act(z + b), one row */
+static void FN(bias_act_row)(REAL *z, const REAL *b, int act, ptrdiff_t O)
+{
+    ptrdiff_t o;
+    switch (act) {
+    case MLP_ACT_LOGISTIC:
+        for (o = 0; o < O; o++)
+            z[o] = (REAL)1 / ((REAL)1 + FN(exp)(-(z[o] + b[o])));
+        break;
+    case MLP_ACT_TANH:
+        for (o = 0; o < O; o++)
+            z[o] = TANH(z[o] + b[o]);
+        break;
+    case MLP_ACT_RELU:
+        for (o = 0; o < O; o++) {
+            REAL t = z[o] + b[o];
+            z[o] = t > 0 ? t : 0;
+        }
+        break;
+    default: /* identity */
+        for (o = 0; o < O; o++)
+            z[o] += b[o];
     }
 }
 
@@ -124,30 +143,39 @@ void FN(mlp_csr_matmul_tn)(REAL *dW, const REAL *data, const ptrdiff_t *indices,
 void FN(mlp_bias_act_forward)(REAL *Z, const REAL *b, int act, ptrdiff_t N,
                               ptrdiff_t O, int n_threads)
 {
+    ptrdiff_t n;
+    MLP_FOR(n, N, N * O >= MLP_OMP_MIN_WORK, n_threads,
+            { FN(bias_act_row)(Z + n * O, b, act, O); });
+}
+
+/* columns [o0, o1) of dZ[N,O] <- dZ * act'(A), and db[o0:o1] = their sums over n */
+static void FN(act_backward_columns)(REAL *dZ, REAL *db, const REAL *A, int act,
+                                     ptrdiff_t N, ptrdiff_t O, ptrdiff_t o0, ptrdiff_t o1)
+{
     ptrdiff_t n, o;
-    (void)n_threads;
-#pragma omp parallel for private(o) schedule(static) num_threads(n_threads) if (N * O >= MLP_OMP_MIN_WORK)
+    for (o = o0; o < o1; o++)
+        db[o] = 0;
     for (n = 0; n < N; n++) {
-        REAL *z = Z + n * O;
+        REAL *d = dZ + n * O;
+        const REAL *a = A + n * O;
         switch (act) {
-        case MLP_ACT_LOGISTIC:
-            for (o = 0; o < O; o++)
-                z[o] = (REAL)1 / ((REAL)1 + FN(exp)(-(z[o] + b[o])));
+        case MLP_ACT_LOGISTIC: /* s' = s (1 - s) */
+            for (o = o0; o < o1; o++)
+                d[o] = d[o] * a[o] * ((REAL)1 - a[o]);
             break;
-        case MLP_ACT_TANH:
-            for (o = 0; o < O; o++)
-                z[o] = TANH(z[o] + b[o]);
+        case MLP_ACT_TANH: /* tanh' = 1 - tanh^2 */
+            for (o = o0; o < o1; o++)
+                d[o] *= (REAL)1 - a[o] * a[o];
             break;
-        case MLP_ACT_RELU:
-            for (o = 0; o < O; o++) {
-                REAL t = z[o] + b[o];
-                z[o] = t > 0 ? t : 0;
-            }
+        case MLP_ACT_RELU: /* relu' = [relu > 0] */
+            for (o = o0; o < o1; o++)
+                d[o] = a[o] == 0 ? (REAL)0 : d[o];
             break;
-        default: /* identity */
-            for (o = 0; o < O; o++)
-                z[o] += b[o];
+        default:
+            break;
         }
+        for (o = o0; o < o1; o++)
+            db[o] += d[o];
     }
 }
 
@@ -159,36 +187,10 @@ void FN(mlp_act_backward)(REAL *dZ, REAL *db, const REAL *A, int act,
 {
     const int n_blocks = mlp_column_blocks(N * O, O, n_threads);
     int blk;
-    (void)n_threads;
-#pragma omp parallel for schedule(static) num_threads(n_blocks) if (n_blocks > 1)
-    for (blk = 0; blk < n_blocks; blk++) {
-        const ptrdiff_t o0 = O * blk / n_blocks, o1 = O * (blk + 1) / n_blocks;
-        ptrdiff_t n, o;
-        for (o = o0; o < o1; o++)
-            db[o] = 0;
-        for (n = 0; n < N; n++) {
-            REAL *d = dZ + n * O;
-            const REAL *a = A + n * O;
-            switch (act) {
-            case MLP_ACT_LOGISTIC: /* s' = s (1 - s) */
-                for (o = o0; o < o1; o++)
-                    d[o] = d[o] * a[o] * ((REAL)1 - a[o]);
-                break;
-            case MLP_ACT_TANH: /* tanh' = 1 - tanh^2 */
-                for (o = o0; o < o1; o++)
-                    d[o] *= (REAL)1 - a[o] * a[o];
-                break;
-            case MLP_ACT_RELU: /* relu' = [relu > 0] */
-                for (o = o0; o < o1; o++)
-                    d[o] = a[o] == 0 ? (REAL)0 : d[o];
-                break;
-            default:
-                break;
-            }
-            for (o = o0; o < o1; o++)
-                db[o] += d[o];
-        }
-    }
+    MLP_FOR(blk, n_blocks, n_blocks > 1, n_threads, {
+        FN(act_backward_columns)(dZ, db, A, act, N, O, O * blk / n_blocks,
+                                 O * (blk + 1) / n_blocks);
+    });
 }
 
 /* Z[N,K] <- out(Z + b) for one block of rows: the bias (and, for softmax, each
@@ -241,13 +243,53 @@ void FN(mlp_output_forward)(REAL *Z, const REAL *b, int out, ptrdiff_t N,
 {
     const ptrdiff_t n_blocks = (N + MLP_OUT_BLOCK - 1) / MLP_OUT_BLOCK;
     ptrdiff_t blk;
-    (void)n_threads;
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (N * K >= MLP_OMP_MIN_WORK)
-    for (blk = 0; blk < n_blocks; blk++) {
+    MLP_FOR(blk, n_blocks, N * K >= MLP_OMP_MIN_WORK, n_threads, {
         const ptrdiff_t n0 = blk * MLP_OUT_BLOCK;
         const ptrdiff_t n1 = n0 + MLP_OUT_BLOCK < N ? n0 + MLP_OUT_BLOCK : N;
         FN(output_block)(Z + n0 * K, b, out, n1 - n0, K);
+    });
+}
+
+/* One row of mlp_output_loss_backward: d[K] = w (p - y); returns loss_n, its
+ * terms summed over k in order (logs only where they count). */
+static REAL FN(loss_delta_row)(REAL *d, const REAL *p, const REAL *y, REAL w, int out,
+                               ptrdiff_t K)
+{
+    const REAL lo = REAL_EPS, hi = (REAL)1 - REAL_EPS;
+    REAL loss = 0;
+    ptrdiff_t k;
+    for (k = 0; k < K; k++)
+        d[k] = (p[k] - y[k]) * w;
+#define CLIP(v) ((v) < lo ? lo : ((v) > hi ? hi : (v)))
+    switch (out) {
+    case MLP_OUT_LOGISTIC_BINARY:
+        for (k = 0; k < K; k++) {
+            if (y[k] != 0)
+                loss -= y[k] * LOG(CLIP(p[k]));
+            if ((REAL)1 - y[k] != 0)
+                loss -= ((REAL)1 - y[k]) * LOG((REAL)1 - CLIP(p[k]));
+        }
+        break;
+    case MLP_OUT_SOFTMAX_MULTI:
+        for (k = 0; k < K; k++)
+            if (y[k] != 0)
+                loss -= y[k] * LOG(CLIP(p[k]));
+        break;
+    case MLP_OUT_EXP_POISSON:
+        for (k = 0; k < K; k++) {
+            if (y[k] != 0)
+                loss += y[k] * LOG(y[k] / p[k]);
+            loss += p[k] - y[k];
+        }
+        break;
+    default:
+        for (k = 0; k < K; k++) {
+            const REAL r = y[k] - p[k];
+            loss += (REAL)0.5 * r * r;
+        }
     }
+#undef CLIP
+    return loss;
 }
 
 /* P = out(Z + b) in place; row_loss[n] = sw_n loss_n; dZ = sw_n (P - Y); db = sum_n dZ.
@@ -261,50 +303,14 @@ double FN(mlp_output_loss_backward)(REAL *dZ, REAL *db, REAL *Z, double *row_los
                                     const REAL *b, const REAL *Y, const REAL *sw,
                                     int out, ptrdiff_t N, ptrdiff_t K, int n_threads)
 {
-    const REAL lo = REAL_EPS, hi = (REAL)1 - REAL_EPS;
     ptrdiff_t n, k;
     double total = 0;
     FN(mlp_output_forward)(Z, b, out, N, K, n_threads);
-#pragma omp parallel for private(k) schedule(static) num_threads(n_threads) if (N * K >= MLP_OMP_MIN_WORK)
-    for (n = 0; n < N; n++) {
-        const REAL *p = Z + n * K, *y = Y + n * K;
-        REAL *d = dZ + n * K;
+    MLP_FOR(n, N, N * K >= MLP_OMP_MIN_WORK, n_threads, {
         const REAL w = sw ? sw[n] : (REAL)1;
-        REAL loss = 0;
-        for (k = 0; k < K; k++)
-            d[k] = (p[k] - y[k]) * w;
-        /* the loss terms, summed over k in order; logs only where they count */
-#define CLIP(v) ((v) < lo ? lo : ((v) > hi ? hi : (v)))
-        switch (out) {
-        case MLP_OUT_LOGISTIC_BINARY:
-            for (k = 0; k < K; k++) {
-                if (y[k] != 0)
-                    loss -= y[k] * LOG(CLIP(p[k]));
-                if ((REAL)1 - y[k] != 0)
-                    loss -= ((REAL)1 - y[k]) * LOG((REAL)1 - CLIP(p[k]));
-            }
-            break;
-        case MLP_OUT_SOFTMAX_MULTI:
-            for (k = 0; k < K; k++)
-                if (y[k] != 0)
-                    loss -= y[k] * LOG(CLIP(p[k]));
-            break;
-        case MLP_OUT_EXP_POISSON:
-            for (k = 0; k < K; k++) {
-                if (y[k] != 0)
-                    loss += y[k] * LOG(y[k] / p[k]);
-                loss += p[k] - y[k];
-            }
-            break;
-        default:
-            for (k = 0; k < K; k++) {
-                const REAL r = y[k] - p[k];
-                loss += (REAL)0.5 * r * r;
-            }
-        }
-#undef CLIP
-        row_loss[n] = (double)w * (double)loss;
-    }
+        row_loss[n] = (double)w * (double)FN(loss_delta_row)(dZ + n * K, Z + n * K,
+                                                             Y + n * K, w, out, K);
+    });
     for (n = 0; n < N; n++)
         total += row_loss[n];
     for (k = 0; k < K; k++)
@@ -322,15 +328,13 @@ double FN(mlp_output_loss_backward)(REAL *dZ, REAL *db, REAL *Z, double *row_los
     const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;        \
     ptrdiff_t c;                                                                     \
     double total = 0;                                                                \
-    (void)n_threads;                                                                 \
-    _Pragma("omp parallel for schedule(static) num_threads(n_threads) if (n >= MLP_OMP_MIN_WORK)") \
-    for (c = 0; c < n_chunks; c++) {                                                 \
+    MLP_FOR(c, n_chunks, n >= MLP_OMP_MIN_WORK, n_threads, {                         \
         const ptrdiff_t i0 = c * MLP_REDUCE_CHUNK;                                   \
         const ptrdiff_t i1 = i0 + MLP_REDUCE_CHUNK < n ? i0 + MLP_REDUCE_CHUNK : n;  \
         const ptrdiff_t ic = n_coef < i0 ? i0 : (n_coef > i1 ? i1 : n_coef);         \
         (void)ic;                                                                    \
         partial[c] = (double)CHUNK_CALL(i0, i1, ic);                                 \
-    }                                                                                \
+    });                                                                              \
     for (c = 0; c < n_chunks; c++)                                                   \
         total += partial[c];                                                         \
     return total;
@@ -395,10 +399,8 @@ void FN(mlp_finish_grad)(REAL *grad, const REAL *params, ptrdiff_t n, ptrdiff_t 
 {
     const REAL a = (REAL)alpha, s = (REAL)sw_sum;
     ptrdiff_t i;
-    (void)n_threads;
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (n >= MLP_OMP_MIN_WORK)
-    for (i = 0; i < n_coef; i++)
-        grad[i] = (grad[i] + a * params[i]) / s;
+    MLP_FOR(i, n_coef, n >= MLP_OMP_MIN_WORK, n_threads,
+            { grad[i] = (grad[i] + a * params[i]) / s; });
     for (i = n_coef; i < n; i++)
         grad[i] /= s;
 }
