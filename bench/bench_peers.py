@@ -202,6 +202,16 @@ class GemmFloor:
             if l > 0:
                 np.matmul(D[l], self.W[l].T, out=dA[l])
 
+    def check(self):
+        """Validate: the products are the ones named, in the dtype (one batch)."""
+        xb = self.batches[0]
+        self.products(xb)
+        Z, _, _ = self.buffers[len(xb)]
+        float32 = xb.dtype == np.float32
+        np.testing.assert_allclose(Z[0], xb.astype(np.float64) @ self.W[0],
+                                   rtol=1e-3 if float32 else 1e-10, atol=1e-3)
+        assert all(g.dtype == xb.dtype for g in self.gW)
+
     def fit(self):
         for _ in range(self.epochs):
             for xb in self.batches:
@@ -228,13 +238,7 @@ def test_fit_floor(benchmark, case_name, dtype):
     rounds = case.fit_rounds["floor"]
     _label(benchmark, "fit", case, dtype, "floor", X, rounds)
     floor = GemmFloor(case, X, _n_out(case_name))
-    # Validate: the products are the ones named, in the dtype (check one batch).
-    xb = floor.batches[0]
-    floor.products(xb)
-    Z, D, dA = floor.buffers[len(xb)]
-    np.testing.assert_allclose(Z[0], xb.astype(np.float64) @ floor.W[0],
-                               rtol=1e-3 if dtype == "float32" else 1e-10, atol=1e-3)
-    assert all(g.dtype == np.dtype(dtype) for g in floor.gW)
+    floor.check()
     benchmark.pedantic(floor.fit, rounds=rounds, iterations=1, warmup_rounds=1)
 
 
@@ -344,6 +348,7 @@ def test_fit_paired(benchmark, case_name, dtype):
     for impl in bench_fit.IMPLS:
         require_valid(impl, case_name, dtype)
     floor = GemmFloor(case, X, _n_out(case_name))
+    floor.check()
     peers = {
         "mlpfast": lambda: bench_fit.fit("mlpfast", case, X, y),
         "sklearn": lambda: bench_fit.fit("sklearn", case, X, y),
