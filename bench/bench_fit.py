@@ -25,6 +25,9 @@ Run from the repository root (``bench/conftest.py`` makes pytest collect this fi
 
 import copy
 import functools
+import os
+import threading
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -199,6 +202,55 @@ def make_estimator(impl, case):
     )
 
 
+# ---------------------------------------------------------------- quiet start
+
+# A BLAS thread pool keeps its workers spinning after a product: numpy's OpenBLAS
+# workers burn about 0.12 s of CPU after one threaded matmul, and lowering the
+# thread count (threadpoolctl) does not stop them. On 2 cores that takes half the
+# machine from whichever peer runs next (measured: a float32 MNIST-shaped epoch
+# of mlpfast right after the GEMM floor took 238-266 ms instead of 187-205 ms).
+# Every timed fit therefore starts once the other threads of the process are idle.
+SETTLE_TIMEOUT = 1.0  # seconds
+SETTLE_WINDOW = 0.05  # seconds without CPU use by another thread
+
+
+def _other_threads_cpu_ticks():
+    """CPU time (clock ticks) used so far by the threads of this process other
+    than the calling one, or None where /proc is not available."""
+    me = str(threading.get_native_id())
+    total = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            if tid == me:
+                continue
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # the thread ended meanwhile
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    except OSError:
+        return None
+    return total
+
+
+def settle():
+    """Wait (untimed) until no other thread of this process has used CPU for
+    ``SETTLE_WINDOW`` seconds, at most ``SETTLE_TIMEOUT``; without /proc, sleep
+    ``SETTLE_TIMEOUT / 4``."""
+    before = _other_threads_cpu_ticks()
+    if before is None:
+        time.sleep(SETTLE_TIMEOUT / 4)
+        return
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_WINDOW)
+        now = _other_threads_cpu_ticks()
+        if now == before:
+            return
+        before = now
+
+
 def fit(impl, case, X, y):
     """One timed unit: build the estimator and fit it for ``case.epochs`` epochs."""
     est = make_estimator(impl, case)
@@ -364,8 +416,8 @@ def test_fit(benchmark, case_name, dtype, impl):
     _label(benchmark, "fit", case, dtype, impl, X, rounds)
 
     require_valid(impl, case_name, dtype)
-    est = benchmark.pedantic(fit, args=(impl, case, X, y), rounds=rounds, iterations=1,
-                             warmup_rounds=1)
+    est = benchmark.pedantic(fit, args=(impl, case, X, y), setup=settle, rounds=rounds,
+                             iterations=1, warmup_rounds=1)
 
     # The timed fits did the validated work (fits are deterministic given random_state).
     check_ran_all_epochs(est, case, X.shape[0], dtype)

@@ -36,7 +36,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 import bench_fit
-from bench_fit import CASES, DTYPES, SEED, data, fitted, require_valid
+from bench_fit import CASES, DTYPES, SEED, data, fitted, require_valid, settle
 
 ALPHA = 1e-4  # scikit-learn's default L2 penalty, which the estimators use
 TORCH_LOSS_RTOL = 0.20
@@ -159,8 +159,8 @@ def test_fit_torch(benchmark, case_name, dtype):
     check_torch_loss(curve, case_name, dtype)
     benchmark.extra_info["torch_loss"] = curve[-1]
     benchmark.extra_info["sklearn_loss"] = fitted("sklearn", case_name, dtype).loss_curve_[-1]
-    curve = benchmark.pedantic(torch_fit, args=(torch, case, Xt, yt), rounds=rounds,
-                               iterations=1)
+    curve = benchmark.pedantic(torch_fit, args=(torch, case, Xt, yt), setup=settle,
+                               rounds=rounds, iterations=1)
     check_torch_loss(curve, case_name, dtype)
 
 
@@ -239,7 +239,7 @@ def test_fit_floor(benchmark, case_name, dtype):
     _label(benchmark, "fit", case, dtype, "floor", X, rounds)
     floor = GemmFloor(case, X, _n_out(case_name))
     floor.check()
-    benchmark.pedantic(floor.fit, rounds=rounds, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(floor.fit, setup=settle, rounds=rounds, iterations=1, warmup_rounds=1)
 
 
 # ---------------------------------------------------------------- predict
@@ -335,7 +335,9 @@ def test_fit_memory(benchmark, case_name, dtype, impl):
 # round to round; a ratio is then taken within each round and the median over
 # rounds reported. Peers that ran seconds apart see the same machine, so on a
 # VM whose speed drifts between phases these ratios move far less than the ones
-# between the separate groups above (whose rounds run minutes apart).
+# between the separate groups above (whose rounds run minutes apart). Each peer
+# starts on a quiet machine (``settle``: the previous peer's spinning BLAS
+# workers have gone idle).
 PAIRED_ROUNDS = 7
 
 
@@ -370,6 +372,7 @@ def test_fit_paired(benchmark, case_name, dtype):
     def one_round():
         start = len(times["mlpfast"]) % len(names)
         for name in names[start:] + names[:start]:
+            settle()
             t0 = time.perf_counter()
             results[name] = peers[name]()
             times[name].append(time.perf_counter() - t0)
