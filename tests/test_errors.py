@@ -20,6 +20,14 @@ CASES = {
     "nan in X": lambda m: m.MLPClassifier(max_iter=2).fit(np.where(X > 7, np.nan, X), y),
     "inf in X": lambda m: m.MLPClassifier(max_iter=2).fit(np.where(X > 7, np.inf, X), y),
     "nan in y": lambda m: m.MLPRegressor(max_iter=2).fit(X, np.where(y > 1, np.nan, y)),
+    "inf in float32 X, regressor": lambda m: m.MLPRegressor(max_iter=2).fit(
+        np.where(X > 7, -np.inf, X).astype(np.float32), y),
+    "nan in Fortran-ordered X": lambda m: m.MLPClassifier(max_iter=2).fit(
+        np.asfortranarray(np.where(X > 7, np.nan, X)), y),
+    "nan in X, partial_fit": lambda m: m.MLPClassifier().partial_fit(
+        np.where(X > 7, np.nan, X), y, classes=np.unique(y)),
+    "nan in X, second partial_fit": lambda m: m.MLPClassifier().partial_fit(
+        X, y, classes=np.unique(y)).partial_fit(np.where(X > 7, np.nan, X), y),
     "empty X": lambda m: m.MLPClassifier(max_iter=2).fit(X[:0], y[:0]),
     "1-D X": lambda m: m.MLPClassifier(max_iter=2).fit(X[:, 0], y),
     "3-D X": lambda m: m.MLPClassifier(max_iter=2).fit(X[:, :, None], y),
