@@ -323,12 +323,13 @@ double FN(mlp_output_loss_backward)(REAL *dZ, REAL *db, REAL *Z, double *row_los
 
 /* Shared driver of the chunked reductions: n elements in fixed chunks of
  * MLP_REDUCE_CHUNK, partial[c] = CHUNK_CALL(i0, i1, ic) for chunk c = [i0, i1)
- * (ic: where the coefficients end inside it), summed in chunk order. */
-#define MLP_CHUNKS(CHUNK_CALL)                                                       \
+ * (ic: where the coefficients end inside it), summed in chunk order; threaded
+ * from MIN_N elements. */
+#define MLP_CHUNKS(CHUNK_CALL, MIN_N)                                                \
     const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;        \
     ptrdiff_t c;                                                                     \
     double total = 0;                                                                \
-    MLP_FOR(c, n_chunks, n >= MLP_OMP_MIN_WORK, n_threads, {                         \
+    MLP_FOR(c, n_chunks, n >= (MIN_N), n_threads, {                                  \
         const ptrdiff_t i0 = c * MLP_REDUCE_CHUNK;                                   \
         const ptrdiff_t i1 = i0 + MLP_REDUCE_CHUNK < n ? i0 + MLP_REDUCE_CHUNK : n;  \
         const ptrdiff_t ic = n_coef < i0 ? i0 : (n_coef > i1 ? i1 : n_coef);         \
@@ -389,7 +390,7 @@ double FN(mlp_sum_squares)(const REAL *x, ptrdiff_t n, double *partial, int n_th
 {
     const ptrdiff_t n_coef = n; /* MLP_CHUNKS splits at n_coef; nothing to split here */
 #define SUM_SQUARES_CALL(i0, i1, ic) FN(sum_squares_chunk)(x + (i0), (i1) - (i0))
-    MLP_CHUNKS(SUM_SQUARES_CALL)
+    MLP_CHUNKS(SUM_SQUARES_CALL, MLP_OMP_MIN_WORK)
 #undef SUM_SQUARES_CALL
 }
 
@@ -430,7 +431,7 @@ double FN(mlp_sgd_step)(REAL *params, REAL *velocity, const REAL *grad, double *
 #define SGD_CALL(i0, i1, ic)                                                          \
     FN(sgd_chunk)(params + (i0), velocity + (i0), grad + (i0), (i1) - (i0), (ic) - (i0), \
                   a, s, r, mu, nest)
-    MLP_CHUNKS(SGD_CALL)
+    MLP_CHUNKS(SGD_CALL, STEP_MIN_N)
 #undef SGD_CALL
 }
 
@@ -460,7 +461,7 @@ double FN(mlp_adam_step)(REAL *params, REAL *m, REAL *v, const REAL *grad, doubl
 #define ADAM_CALL(i0, i1, ic)                                                         \
     FN(adam_chunk)(params + (i0), m + (i0), v + (i0), grad + (i0), (i1) - (i0),       \
                    (ic) - (i0), a, s, r, b1, b2, c1, c2, e)
-    MLP_CHUNKS(ADAM_CALL)
+    MLP_CHUNKS(ADAM_CALL, STEP_MIN_N)
 #undef ADAM_CALL
 }
 
@@ -484,3 +485,4 @@ double FN(mlp_adam_step)(REAL *params, REAL *m, REAL *v, const REAL *grad, doubl
 #undef TANH
 #undef SQRT
 #undef REAL_EPS
+#undef STEP_MIN_N
