@@ -184,6 +184,36 @@ cdef void _mm_tn_par(floating *C, const floating *A, const floating *B, Py_ssize
             _gemm(c'N', c'T', <int>(c1 - c0), m, kk, B + c0, ld, A, m, C + c0, ld)
 
 
+# The two products of a backward step through a hidden layer, dW[l] = A.T @ D[l]
+# and D[l-1] = D[l] @ W[l].T, are independent and make the same number of
+# multiply-adds (n * fan_in * fan_out). From this many multiply-adds each, they
+# run side by side, one whole product per thread (every thread count makes the
+# same two unsplit BLAS calls), instead of each being split in blocks that all
+# pack the shared operand again. Measured (bench/ cases, two builds alternated in
+# one process, 2 cores): MNIST-shaped float32/float64 and tabular float64 fits
+# 2-5% faster; pairing float32 products of 0.5M multiply-adds (tabular) gained
+# nothing measurable, hence the higher float32 threshold.
+cdef Py_ssize_t PAIR_MIN_MACS_F32 = 1 << 20
+cdef Py_ssize_t PAIR_MIN_MACS_F64 = 1 << 17
+
+
+cdef inline bint _pairs(Py_ssize_t macs, bint is_double) noexcept nogil:
+    return MAX_BLOCKS > 1 and macs >= (PAIR_MIN_MACS_F64 if is_double else PAIR_MIN_MACS_F32)
+
+
+cdef void _backward_pair(floating *dW, floating *D_prev, const floating *A, const floating *D,
+                         const floating *W, Py_ssize_t n, Py_ssize_t fan_in, Py_ssize_t fan_out,
+                         int nt) noexcept nogil:
+    # dW[fan_in, fan_out] = A[n, fan_in].T @ D[n, fan_out]  and
+    # D_prev[n, fan_in] = D[n, fan_out] @ W[fan_in, fan_out].T, one per thread
+    cdef Py_ssize_t which
+    for which in prange(2, num_threads=min(nt, 2), schedule="static"):
+        if which == 0:
+            _mm_tn(dW, A, D, fan_in, n, fan_out)
+        else:
+            _mm_nt(D_prev, D, W, n, fan_out, fan_in)
+
+
 # ---------------------------------------------------------------- kernel dispatch
 
 cdef inline void _bias_act_forward(floating *Z, const floating *b, int act, Py_ssize_t N,
@@ -513,6 +543,16 @@ cdef class Network:
                                     n, self.units[L], self.n_threads)
         for l in range(L - 1, -1, -1):
             inp = Xb if l == 0 else <floating *>self.A[l - 1]
+            if l > 0 and _pairs(n * self.units[l] * self.units[l + 1], floating is double):
+                # dW[l] = inp.T @ D[l] beside D[l-1] = D[l] @ W[l].T
+                _backward_pair(grad + self.coef_off[l], <floating *>self.D[l - 1], inp,
+                               <floating *>self.D[l], params + self.coef_off[l], n,
+                               self.units[l], self.units[l + 1], self.n_threads)
+                # D[l-1] *= act'(A[l-1]);  db[l-1] = sum(D[l-1], axis=0)
+                _act_backward(<floating *>self.D[l - 1], grad + self.inter_off[l - 1],
+                              <floating *>self.A[l - 1], self.activation, n,
+                              self.units[l], self.n_threads)
+                continue
             # dW[l] = inp.T @ D[l]
             if inp == NULL:
                 _csr_matmul_tn(grad + self.coef_off[l], <const floating *>self.csr.data,

@@ -216,6 +216,32 @@ def test_loss_grad_matches_numpy_backprop(act, out, weighted, dtype):
                                atol=rtol * np.abs(expected_grad).max())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loss_grad_with_threaded_products(dtype):
+    """A network whose products are big enough to be split in blocks and to run the
+    backward pair (dW beside D) side by side: loss and gradient equal
+    numpy_loss_grad, and 1 and 2 threads give bitwise equal results (oracle: the
+    one-thread run, which makes the same BLAS calls in turn)."""
+    rng = np.random.default_rng(3)
+    units, n = [64, 256, 128, 10], 128  # 128 * 256 * 128 multiply-adds: above both thresholds
+    X = rng.standard_normal((n, units[0])).astype(dtype)
+    Y = np.eye(units[-1])[rng.integers(0, units[-1], size=n)].astype(dtype)
+    sw = rng.uniform(0.3, 2.5, size=n).astype(dtype)
+    results = []
+    for n_threads in (1, 2):
+        net = _engine.Network(units, TANH, OUT_MULTI, dtype, n, n_threads)
+        params = (0.1 * np.random.default_rng(4).standard_normal(net.n_params)).astype(dtype)
+        results.append(loss_grad(net, params, X, Y, sw, False))
+    expected_loss, expected_grad = numpy_loss_grad(net, params, X, Y, sw, TANH, OUT_MULTI,
+                                                   False)
+    rtol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(results[0][0], expected_loss, rtol=rtol)
+    np.testing.assert_allclose(results[0][1], expected_grad, rtol=rtol,
+                               atol=rtol * np.abs(expected_grad).max())
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
 def test_loss_grad_overwrites_gradient():
     """A second call leaves the same gradient, not the sum of both (the gradient rule:
     backward kernels overwrite). Oracle: the first call."""
