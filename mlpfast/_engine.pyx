@@ -137,9 +137,11 @@ cdef Py_ssize_t PAR_MIN_MACS_F64 = 1 << 19
 
 
 def set_max_blocks(Py_ssize_t n):
-    """Most blocks one product is split into (call once, with the CPU count)."""
+    """Most blocks one product (or a row-parallel batch) is split into; set once,
+    to the CPU count, at import. Returns the previous value."""
     global MAX_BLOCKS
-    MAX_BLOCKS = max(1, n)
+    previous, MAX_BLOCKS = MAX_BLOCKS, max(1, n)
+    return previous
 
 
 cdef inline Py_ssize_t _n_blocks(Py_ssize_t split, Py_ssize_t macs,
@@ -212,6 +214,20 @@ cdef void _backward_pair(floating *dW, floating *D_prev, const floating *A, cons
             _mm_tn(dW, A, D, fan_in, n, fan_out)
         else:
             _mm_nt(D_prev, D, W, n, fan_out, fan_in)
+
+
+# A small network trains row-parallel instead: the batch is cut in blocks of
+# rows, and each thread takes its blocks through the whole forward and backward
+# pass (products of the block's rows, kernels on one thread), the blocks' weight
+# and bias gradients then summed in block order. Two OpenMP regions per batch
+# instead of one per product and kernel, and every product and kernel of the
+# batch shared out, where split products leave the small ones and most kernels
+# on one thread. The blocks depend on the batch and the CPU count, never on the
+# thread count (one thread runs the same blocks in turn). Row-parallel when the
+# coefficients are at most this many ...
+cdef Py_ssize_t ROW_PAR_MAX_COEFS = 1 << 16
+# ... with blocks of at least this many rows.
+cdef Py_ssize_t ROW_BLOCK_MIN = 32
 
 
 # ---------------------------------------------------------------- kernel dispatch
@@ -362,6 +378,11 @@ cdef class Network:
     cdef void *grad_ptr
     cdef double *row_loss
     cdef double *partial
+    # Row-parallel pass: most blocks per batch (1: off), the gradients of blocks
+    # 1.. (block 0 writes self.grad) and each block's raw loss.
+    cdef readonly Py_ssize_t row_blocks
+    cdef void *block_grad
+    cdef double *block_raw
     cdef list _owned
     cdef readonly object grad
     cdef CSR csr
@@ -421,6 +442,11 @@ cdef class Network:
         self.row_loss = <double *>self._pointer(np.zeros(capacity, dtype=np.float64))
         self.partial = <double *>self._pointer(
             np.zeros(self.n_params // k.MLP_REDUCE_CHUNK + 1, dtype=np.float64))
+        self.row_blocks = 1
+        if dense_input and self.n_coef <= ROW_PAR_MAX_COEFS:
+            self.row_blocks = max(1, min(MAX_BLOCKS, capacity // ROW_BLOCK_MIN))
+        self.block_grad = self._buffer((self.row_blocks - 1) * self.n_params)
+        self.block_raw = <double *>self._pointer(np.zeros(self.row_blocks, dtype=np.float64))
 
     def __dealloc__(self):
         free(self.units)
@@ -522,6 +548,9 @@ cdef class Network:
         cdef floating *grad = <floating *>self.grad_ptr
         cdef const floating *inp
         cdef double raw
+        cdef Py_ssize_t n_blocks = min(self.row_blocks, n // ROW_BLOCK_MIN)
+        if Xb != NULL and n_blocks > 1:
+            return self._forward_backward_rows(params, Xb, Yb, swb, n, n_blocks)
         for l in range(L):
             inp = Xb if l == 0 else <floating *>self.A[l - 1]
             # A[l] = inp @ W[l]
@@ -570,6 +599,63 @@ cdef class Network:
                 _act_backward(<floating *>self.D[l - 1], grad + self.inter_off[l - 1],
                               <floating *>self.A[l - 1], self.activation, n,
                               self.units[l], self.n_threads)
+        return raw
+
+    cdef double _forward_backward_rows(self, floating *params, const floating *Xb,
+                                       const floating *Yb, const floating *swb, Py_ssize_t n,
+                                       Py_ssize_t n_blocks) noexcept nogil:
+        """_forward_backward, row-parallel: block b takes rows [n * b // n_blocks,
+        n * (b + 1) // n_blocks); grad = the blocks' gradients summed in block order."""
+        cdef floating *grad = <floating *>self.grad_ptr
+        cdef floating *others = <floating *>self.block_grad
+        cdef Py_ssize_t P = self.n_params, blk, i, b
+        cdef int nt = <int>min(<Py_ssize_t>self.n_threads, n_blocks)
+        cdef double raw = 0
+        for blk in prange(n_blocks, num_threads=nt, schedule="static"):
+            self.block_raw[blk] = self._block_pass(
+                params, Xb, Yb, swb, n * blk // n_blocks, n * (blk + 1) // n_blocks,
+                grad if blk == 0 else others + (blk - 1) * P)
+        for i in prange(P, num_threads=nt if P >= 16384 else 1, schedule="static"):
+            for b in range(n_blocks - 1):
+                grad[i] += others[b * P + i]
+        for blk in range(n_blocks):
+            raw += self.block_raw[blk]
+        return raw
+
+    cdef double _block_pass(self, floating *params, const floating *Xb, const floating *Yb,
+                            const floating *swb, Py_ssize_t r0, Py_ssize_t r1,
+                            floating *g) noexcept nogil:
+        """Forward and backward pass of rows [r0, r1) of the batch on the calling
+        thread; its raw gradient into g, its raw loss returned."""
+        cdef Py_ssize_t L = self.n_layers, l, m = r1 - r0
+        cdef Py_ssize_t *u = self.units
+        cdef const floating *inp
+        cdef floating *Z
+        cdef floating *Dl
+        cdef floating *Dp
+        cdef double raw
+        for l in range(L):
+            inp = Xb + r0 * u[0] if l == 0 else <floating *>self.A[l - 1] + r0 * u[l]
+            Z = <floating *>self.A[l] + r0 * u[l + 1]
+            _mm(Z, inp, params + self.coef_off[l], m, u[l], u[l + 1])
+            if l < L - 1:
+                _bias_act_forward(Z, params + self.inter_off[l], self.activation, m,
+                                  u[l + 1], 1)
+        raw = _output_loss_backward(<floating *>self.D[L - 1] + r0 * u[L],
+                                    g + self.inter_off[L - 1],
+                                    <floating *>self.A[L - 1] + r0 * u[L], self.row_loss + r0,
+                                    params + self.inter_off[L - 1], Yb + r0 * u[L],
+                                    swb + r0 if swb != NULL else NULL, self.output, m, u[L], 1)
+        for l in range(L - 1, -1, -1):
+            inp = Xb + r0 * u[0] if l == 0 else <floating *>self.A[l - 1] + r0 * u[l]
+            Dl = <floating *>self.D[l] + r0 * u[l + 1]
+            _mm_tn(g + self.coef_off[l], inp, Dl, u[l], m, u[l + 1])
+            if l > 0:
+                Dp = <floating *>self.D[l - 1] + r0 * u[l]
+                _mm_nt(Dp, Dl, params + self.coef_off[l], m, u[l + 1], u[l])
+                _act_backward(Dp, g + self.inter_off[l - 1],
+                              <floating *>self.A[l - 1] + r0 * u[l], self.activation, m,
+                              u[l], 1)
         return raw
 
     def run_epoch(self, floating[::1] params, X, const floating[:, ::1] Y, const floating[::1] sw, bint has_sw,
