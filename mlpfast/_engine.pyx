@@ -537,20 +537,40 @@ cdef class Network:
             return NULL
         return &dense[0, 0]
 
-    cdef double _forward_backward(self, floating *params, const floating *Xb,
-                                  const floating *Yb, const floating *swb, Py_ssize_t n,
+    cdef double _forward_backward(self, floating *params, const floating *X,
+                                  const floating *Y, const floating *sw, Py_ssize_t n,
                                   const Py_ssize_t *rows, Py_ssize_t row0) noexcept nogil:
-        """Forward and backward pass over n rows; raw gradient into self.grad.
+        """Forward and backward pass over a batch of n rows; raw gradient into
+        self.grad, raw loss returned.
 
-        Xb is the dense batch; when NULL the batch is rows ``rows[:n]`` (or
-        ``row0 + arange(n)``) of the CSR matrix in self.csr."""
-        cdef Py_ssize_t L = self.n_layers, l
+        The batch is rows ``rows[:n]`` (gathered into the batch buffers), or
+        when rows is NULL rows ``row0:row0 + n`` (used in place), of X, Y and
+        sw (NULL: unweighted); X NULL means the CSR matrix in self.csr."""
+        cdef Py_ssize_t L = self.n_layers, l, d = self.n_features, K = self.n_outputs
         cdef floating *grad = <floating *>self.grad_ptr
         cdef const floating *inp
+        cdef const floating *Xb = NULL
+        cdef const floating *Yb
+        cdef const floating *swb = NULL
         cdef double raw
         cdef Py_ssize_t n_blocks = min(self.row_blocks, n // ROW_BLOCK_MIN)
-        if Xb != NULL and n_blocks > 1:
-            return self._forward_backward_rows(params, Xb, Yb, swb, n, n_blocks)
+        if X != NULL and n_blocks > 1:
+            return self._forward_backward_rows(params, X, Y, sw, n, rows, row0, n_blocks)
+        if rows != NULL:
+            if X != NULL:
+                _gather_rows(<floating *>self.xbuf, X, rows, n, d, self.n_threads)
+                Xb = <floating *>self.xbuf
+            _gather_rows(<floating *>self.ybuf, Y, rows, n, K, self.n_threads)
+            Yb = <floating *>self.ybuf
+            if sw != NULL:
+                _gather_rows(<floating *>self.swbuf, sw, rows, n, 1, self.n_threads)
+                swb = <floating *>self.swbuf
+        else:
+            if X != NULL:
+                Xb = X + row0 * d
+            Yb = Y + row0 * K
+            if sw != NULL:
+                swb = sw + row0
         for l in range(L):
             inp = Xb if l == 0 else <floating *>self.A[l - 1]
             # A[l] = inp @ W[l]
@@ -601,11 +621,13 @@ cdef class Network:
                               self.units[l], self.n_threads)
         return raw
 
-    cdef double _forward_backward_rows(self, floating *params, const floating *Xb,
-                                       const floating *Yb, const floating *swb, Py_ssize_t n,
+    cdef double _forward_backward_rows(self, floating *params, const floating *X,
+                                       const floating *Y, const floating *sw, Py_ssize_t n,
+                                       const Py_ssize_t *rows, Py_ssize_t row0,
                                        Py_ssize_t n_blocks) noexcept nogil:
-        """_forward_backward, row-parallel: block b takes rows [n * b // n_blocks,
-        n * (b + 1) // n_blocks); grad = the blocks' gradients summed in block order."""
+        """_forward_backward of a dense batch, row-parallel: block b takes batch
+        rows [n * b // n_blocks, n * (b + 1) // n_blocks) (and gathers them itself);
+        grad = the blocks' gradients summed in block order."""
         cdef floating *grad = <floating *>self.grad_ptr
         cdef floating *others = <floating *>self.block_grad
         cdef Py_ssize_t P = self.n_params, blk, i, b
@@ -613,29 +635,50 @@ cdef class Network:
         cdef double raw = 0
         for blk in prange(n_blocks, num_threads=nt, schedule="static"):
             self.block_raw[blk] = self._block_pass(
-                params, Xb, Yb, swb, n * blk // n_blocks, n * (blk + 1) // n_blocks,
+                params, X, Y, sw, rows, row0, n * blk // n_blocks, n * (blk + 1) // n_blocks,
                 grad if blk == 0 else others + (blk - 1) * P)
-        for i in prange(P, num_threads=nt if P >= 16384 else 1, schedule="static"):
-            for b in range(n_blocks - 1):
-                grad[i] += others[b * P + i]
+        for b in range(n_blocks - 1):
+            if P >= 16384 and nt > 1:
+                for i in prange(P, num_threads=nt, schedule="static"):
+                    grad[i] += others[b * P + i]
+            else:
+                for i in range(P):
+                    grad[i] += others[b * P + i]
         for blk in range(n_blocks):
             raw += self.block_raw[blk]
         return raw
 
-    cdef double _block_pass(self, floating *params, const floating *Xb, const floating *Yb,
-                            const floating *swb, Py_ssize_t r0, Py_ssize_t r1,
-                            floating *g) noexcept nogil:
-        """Forward and backward pass of rows [r0, r1) of the batch on the calling
-        thread; its raw gradient into g, its raw loss returned."""
-        cdef Py_ssize_t L = self.n_layers, l, m = r1 - r0
+    cdef double _block_pass(self, floating *params, const floating *X, const floating *Y,
+                            const floating *sw, const Py_ssize_t *rows, Py_ssize_t row0,
+                            Py_ssize_t r0, Py_ssize_t r1, floating *g) noexcept nogil:
+        """Forward and backward pass of rows [r0, r1) of the batch (see
+        _forward_backward for X, Y, sw, rows and row0) on the calling thread;
+        its raw gradient into g, its raw loss returned."""
+        cdef Py_ssize_t L = self.n_layers, l, m = r1 - r0, d = self.n_features
         cdef Py_ssize_t *u = self.units
+        cdef const floating *Xb
+        cdef const floating *Yb
+        cdef const floating *swb = NULL
         cdef const floating *inp
         cdef floating *Z
         cdef floating *Dl
         cdef floating *Dp
         cdef double raw
+        if rows != NULL:  # this block's rows, gathered into its part of the buffers
+            Xb = <floating *>self.xbuf + r0 * d
+            _gather_rows(<floating *>Xb, X, rows + r0, m, d, 1)
+            Yb = <floating *>self.ybuf + r0 * u[L]
+            _gather_rows(<floating *>Yb, Y, rows + r0, m, u[L], 1)
+            if sw != NULL:
+                swb = <floating *>self.swbuf + r0
+                _gather_rows(<floating *>swb, sw, rows + r0, m, 1, 1)
+        else:
+            Xb = X + (row0 + r0) * d
+            Yb = Y + (row0 + r0) * u[L]
+            if sw != NULL:
+                swb = sw + row0 + r0
         for l in range(L):
-            inp = Xb + r0 * u[0] if l == 0 else <floating *>self.A[l - 1] + r0 * u[l]
+            inp = Xb if l == 0 else <floating *>self.A[l - 1] + r0 * u[l]
             Z = <floating *>self.A[l] + r0 * u[l + 1]
             _mm(Z, inp, params + self.coef_off[l], m, u[l], u[l + 1])
             if l < L - 1:
@@ -644,10 +687,10 @@ cdef class Network:
         raw = _output_loss_backward(<floating *>self.D[L - 1] + r0 * u[L],
                                     g + self.inter_off[L - 1],
                                     <floating *>self.A[L - 1] + r0 * u[L], self.row_loss + r0,
-                                    params + self.inter_off[L - 1], Yb + r0 * u[L],
-                                    swb + r0 if swb != NULL else NULL, self.output, m, u[L], 1)
+                                    params + self.inter_off[L - 1], Yb, swb, self.output, m,
+                                    u[L], 1)
         for l in range(L - 1, -1, -1):
-            inp = Xb + r0 * u[0] if l == 0 else <floating *>self.A[l - 1] + r0 * u[l]
+            inp = Xb if l == 0 else <floating *>self.A[l - 1] + r0 * u[l]
             Dl = <floating *>self.D[l] + r0 * u[l + 1]
             _mm_tn(g + self.coef_off[l], inp, Dl, u[l], m, u[l + 1])
             if l > 0:
@@ -674,10 +717,8 @@ cdef class Network:
         are in ``last_epoch_steps`` (kept up to date, so also after Ctrl-C).
         """
         cdef const floating *xp = self._input(params, X, Y, sw, has_sw)
-        cdef Py_ssize_t n = Y.shape[0], start, m, d = self.n_features, K = self.n_outputs
+        cdef Py_ssize_t n = Y.shape[0], start, m
         cdef const Py_ssize_t *rows
-        cdef const floating *xb
-        cdef const floating *yb
         cdef const floating *swb
         cdef floating *p = &params[0]
         cdef double raw, sq, sw_sum, lr, acc = 0, last_check
@@ -702,30 +743,14 @@ cdef class Network:
             start = 0
             while start < n:
                 m = min(batch_size, n - start)
-                rows = NULL
-                if shuffled:
-                    if xp == NULL:
-                        rows = &order[start]
-                        xb = NULL
-                    else:
-                        _gather_rows(<floating *>self.xbuf, xp, &order[start], m, d,
-                                     self.n_threads)
-                        xb = <floating *>self.xbuf
-                    _gather_rows(<floating *>self.ybuf, &Y[0, 0], &order[start], m, K,
-                                 self.n_threads)
-                    yb = <floating *>self.ybuf
-                    if has_sw:
-                        _gather_rows(<floating *>self.swbuf, &sw[0], &order[start], m, 1,
-                                     self.n_threads)
-                        swb = <floating *>self.swbuf
-                    else:
-                        swb = NULL
-                else:
-                    xb = NULL if xp == NULL else xp + start * d
-                    yb = &Y[start, 0]
-                    swb = &sw[start] if has_sw else NULL
+                rows = &order[start] if shuffled else NULL
+                raw = self._forward_backward(p, xp, &Y[0, 0], &sw[0] if has_sw else NULL, m,
+                                             rows, start)
+                # the batch's weights: gathered into swbuf by the pass when shuffled
+                swb = NULL
+                if has_sw:
+                    swb = <floating *>self.swbuf if shuffled else &sw[start]
                 sw_sum = _weight_sum(swb, m, has_sw)
-                raw = self._forward_backward(p, xb, yb, swb, m, rows, start)
                 acc += self._batch_loss(raw, sq, sw_sum, alpha, squared_mean) * m
                 if solver == _SGD:
                     sq = _sgd_step(p, &state1[0], <floating *>self.grad_ptr, self.partial,
