@@ -12,7 +12,7 @@
 # every coefficient matrix (fan_in, fan_out) row-major, then every intercept.
 
 from cpython.exc cimport PyErr_CheckSignals
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport pow, sqrt
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport sgemm, dgemm
@@ -228,6 +228,19 @@ cdef void _backward_pair(floating *dW, floating *D_prev, const floating *A, cons
 cdef Py_ssize_t ROW_PAR_MAX_COEFS = 1 << 16
 # ... with blocks of at least this many rows.
 cdef Py_ssize_t ROW_BLOCK_MIN = 32
+# The blocks' gradients are summed in chunks of this many parameters.
+cdef Py_ssize_t SUM_CHUNK = 1024
+
+
+cdef inline void _add_blocks(floating *grad, const floating *others, Py_ssize_t P,
+                             Py_ssize_t n_others, Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
+    # grad[i0:i1] += others[b * P + i0:b * P + i1] for b = 0, 1, ... in turn
+    cdef Py_ssize_t b, i
+    cdef const floating *part
+    for b in range(n_others):
+        part = others + b * P
+        for i in range(i0, i1):
+            grad[i] += part[i]
 
 
 # ---------------------------------------------------------------- kernel dispatch
@@ -630,20 +643,26 @@ cdef class Network:
         grad = the blocks' gradients summed in block order."""
         cdef floating *grad = <floating *>self.grad_ptr
         cdef floating *others = <floating *>self.block_grad
-        cdef Py_ssize_t P = self.n_params, blk, i, b
+        cdef Py_ssize_t P = self.n_params, blk, c
+        cdef Py_ssize_t n_chunks = (P + SUM_CHUNK - 1) // SUM_CHUNK
         cdef int nt = <int>min(<Py_ssize_t>self.n_threads, n_blocks)
         cdef double raw = 0
-        for blk in prange(n_blocks, num_threads=nt, schedule="static"):
-            self.block_raw[blk] = self._block_pass(
-                params, X, Y, sw, rows, row0, n * blk // n_blocks, n * (blk + 1) // n_blocks,
-                grad if blk == 0 else others + (blk - 1) * P)
-        for b in range(n_blocks - 1):
-            if P >= 16384 and nt > 1:
-                for i in prange(P, num_threads=nt, schedule="static"):
-                    grad[i] += others[b * P + i]
-            else:
-                for i in range(P):
-                    grad[i] += others[b * P + i]
+        if nt > 1:
+            # one region: the blocks, then (after the loop's barrier) the sum
+            with parallel(num_threads=nt):
+                for blk in prange(n_blocks, schedule="static"):
+                    self.block_raw[blk] = self._block_pass(
+                        params, X, Y, sw, rows, row0, n * blk // n_blocks,
+                        n * (blk + 1) // n_blocks, grad if blk == 0 else others + (blk - 1) * P)
+                for c in prange(n_chunks, schedule="static"):
+                    _add_blocks(grad, others, P, n_blocks - 1, c * SUM_CHUNK,
+                                min((c + 1) * SUM_CHUNK, P))
+        else:
+            for blk in range(n_blocks):
+                self.block_raw[blk] = self._block_pass(
+                    params, X, Y, sw, rows, row0, n * blk // n_blocks,
+                    n * (blk + 1) // n_blocks, grad if blk == 0 else others + (blk - 1) * P)
+            _add_blocks(grad, others, P, n_blocks - 1, 0, P)
         for blk in range(n_blocks):
             raw += self.block_raw[blk]
         return raw
