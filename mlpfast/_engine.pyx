@@ -217,14 +217,18 @@ cdef void _backward_pair(floating *dW, floating *D_prev, const floating *A, cons
 
 
 # A small network trains row-parallel instead: the batch is cut in blocks of
-# rows, and each thread takes its blocks through the whole forward and backward
-# pass (products of the block's rows, kernels on one thread), the blocks' weight
-# and bias gradients then summed in block order. Two OpenMP regions per batch
-# instead of one per product and kernel, and every product and kernel of the
-# batch shared out, where split products leave the small ones and most kernels
-# on one thread. The blocks depend on the batch and the CPU count, never on the
-# thread count (one thread runs the same blocks in turn). Row-parallel when the
-# coefficients are at most this many ...
+# rows, and each thread takes its blocks through the whole pass (gathering the
+# block's rows, the products of those rows, the kernels on one thread); then, in
+# the same OpenMP region, the blocks' weight and bias gradients are summed in
+# block order. One region per batch (the optimiser step is another) instead of
+# one per product and kernel, and all of the batch's work shared out, where split
+# products leave the small products and most kernels on one thread. The blocks
+# depend on the batch size and the CPU count, never on the thread count (one
+# thread runs the same blocks in turn). Measured (bench/ cases, two builds
+# alternated in one process, 2 cores): small, tabular and regression fits
+# 11-33% faster in both dtypes; the MNIST-shaped network (268K coefficients)
+# gained nothing measurable. Row-parallel when the coefficients are at most
+# this many ...
 cdef Py_ssize_t ROW_PAR_MAX_COEFS = 1 << 16
 # ... with blocks of at least this many rows.
 cdef Py_ssize_t ROW_BLOCK_MIN = 32
