@@ -17,7 +17,8 @@
 #define EXP_BIAS 127u
 #define EXP_DEGREE 7 /* Taylor terms r^n / n! kept: error < 1e-8 for |r| <= ln2 / 2 */
 #define LOG logf
-#define TANH tanhf
+#define COPYSIGN copysignf
+#define TANH_SAT 10.0f /* tanh(x) rounds to 1 from x = 9.01 */
 #define SQRT sqrtf
 #define REAL_EPS 1.1920928955078125e-07f /* FLT_EPSILON, as numpy's finfo(float32).eps */
 /* An optimiser step is threaded from this many parameters: a float32 step is too
@@ -39,7 +40,8 @@
 #define EXP_BIAS 1023u
 #define EXP_DEGREE 13 /* error < 1e-17 for |r| <= ln2 / 2 */
 #define LOG log
-#define TANH tanh
+#define COPYSIGN copysign
+#define TANH_SAT 20.0 /* tanh(x) rounds to 1 from x = 19.06 */
 #define SQRT sqrt
 #define REAL_EPS 2.220446049250313e-16 /* DBL_EPSILON, as numpy's finfo(float64).eps */
 /* A float64 Adam step waits on two divisions and a square root per element, on

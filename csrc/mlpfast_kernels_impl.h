@@ -1,6 +1,6 @@
 /* Kernel bodies, written once and included (by mlpfast_kernels_dtypes.h) for
  * each (dtype, instruction set) pair, with the dtype parameters REAL / SUF /
- * UINT / EXP_* / LOG / TANH / SQRT / REAL_EPS defined for float or double, and
+ * UINT / EXP_* / LOG / COPYSIGN / TANH_SAT / SQRT / REAL_EPS defined for float or double, and
  * ISA naming the instruction set; the parameters are #undef'd at the end.
  * Every kernel here is name_SUF_ISA; mlpfast_dispatch_impl.h defines the
  * public name_SUF. No include guard on purpose. */
@@ -33,6 +33,31 @@ static inline REAL FN(exp)(REAL x)
     y = p * scale;
     y = x > EXP_MAX ? (REAL)INFINITY : y;
     y = x < EXP_MIN ? (REAL)0 : y;
+    return x != x ? x : y;
+}
+
+/* tanh(x) = sign(x) e / (e + 2) with e = expm1(2|x|), vectorisable. expm1 is
+ * FN(exp)'s reduction 2|x| = k ln2 + r with exp(r) - 1 and 2^k - 1 kept apart,
+ * so nothing cancels for small |x| (there e = 2|x|(1 + ...) and tanh = |x|(...)).
+ * 2|x| is clamped where tanh rounds to 1; the sign (-0 included) is copied back.
+ * Within 3 ulp of tanh (tested); NaN for NaN; the same on every instruction set. */
+static inline REAL FN(tanh)(REAL x)
+{
+    const REAL ax = x < 0 ? -x : x;
+    const REAL h = 2 * (ax < TANH_SAT ? ax : TANH_SAT);
+    const REAL t = h * EXP_LOG2E + EXP_SHIFT;
+    const REAL kf = t - EXP_SHIFT;
+    const REAL r = (h - kf * EXP_LN2_HI) - kf * EXP_LN2_LO;
+    REAL q = (REAL)mlp_inv_factorial[EXP_DEGREE], scale, e, y;
+    UINT bits;
+    int n;
+    for (n = EXP_DEGREE - 1; n >= 1; n--)
+        q = q * r + (REAL)mlp_inv_factorial[n];
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits - EXP_SHIFT_BITS + EXP_BIAS) << EXP_MANT_BITS; /* 2^k */
+    memcpy(&scale, &bits, sizeof scale);
+    e = (q * r) * scale + (scale - 1); /* expm1(h) = 2^k (exp(r) - 1) + 2^k - 1 */
+    y = COPYSIGN(e / (e + 2), x);
     return x != x ? x : y;
 }
 
@@ -125,7 +150,7 @@ static void FN(bias_act_row)(REAL *z, const REAL *b, int act, ptrdiff_t O)
         break;
     case MLP_ACT_TANH:
         for (o = 0; o < O; o++)
-            z[o] = TANH(z[o] + b[o]);
+            z[o] = FN(tanh)(z[o] + b[o]);
         break;
     case MLP_ACT_RELU:
         for (o = 0; o < O; o++) {
@@ -482,7 +507,8 @@ double FN(mlp_adam_step)(REAL *params, REAL *m, REAL *v, const REAL *grad, doubl
 #undef EXP_BIAS
 #undef EXP_DEGREE
 #undef LOG
-#undef TANH
+#undef COPYSIGN
+#undef TANH_SAT
 #undef SQRT
 #undef REAL_EPS
 #undef STEP_MIN_N

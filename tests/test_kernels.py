@@ -532,3 +532,37 @@ def test_exp_edges(dtype):
     got = x.reshape(-1, 1).copy()
     _engine.output_forward(got, np.zeros(1, dtype), OUT_POISSON, 1)
     np.testing.assert_array_equal(got[:, 0], [0, 0, 0, np.nan, np.inf, np.inf])
+
+
+# ---------------------------------------------------------------- tanh
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tanh_within_three_ulp(dtype):
+    """Oracle: np.tanh in long double, rounded to dtype; the error is counted in
+    units in the last place of dtype. The kernels' tanh is reached through the
+    hidden activation (Z <- tanh(Z + 0)); the grid crosses the points where the
+    reduction's k changes and where tanh rounds to +-1, and tiny arguments."""
+    rng = np.random.default_rng(0)
+    tiny = 10.0 ** rng.uniform(-30, 0, 20000) * rng.choice([-1, 1], 20000)
+    x = np.concatenate([np.linspace(-25, 25, 200001), rng.uniform(-1, 1, 100000), tiny,
+                        [0.0, 9.0, 9.01, 19.0, 19.1, np.log(2) / 2]]).astype(dtype)
+    got = x.reshape(-1, 1).copy()
+    _engine.bias_act_forward(got, np.zeros(1, dtype), TANH, 1)
+    expected = np.tanh(x.astype(np.longdouble)).astype(dtype)
+    spacing = np.spacing(np.abs(expected)).astype(np.longdouble)
+    ulps = np.abs(got[:, 0].astype(np.longdouble) - expected) / spacing
+    assert ulps.max() <= 3, (ulps.max(), x[np.argmax(ulps)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tanh_edges(dtype):
+    """Oracle: np.tanh's values at the edges: +-1 at +-inf and far out, NaN for
+    NaN, -0 for -0 (b = -0 keeps the sum -0), the smallest subnormal unchanged."""
+    smallest = np.finfo(dtype).smallest_subnormal
+    x = np.array([-np.inf, -1e30, np.nan, 1e30, np.inf, -0.0, smallest], dtype=dtype)
+    got = x.reshape(-1, 1).copy()
+    _engine.bias_act_forward(got, np.full(1, -0.0, dtype), TANH, 1)
+    expected = np.tanh(x)
+    np.testing.assert_array_equal(got[:, 0], expected)
+    assert np.signbit(got[5, 0])
