@@ -4,7 +4,8 @@ For each case and dtype of ``bench_fit.CASES`` (same data, network, batch size,
 epochs), in the same pytest-benchmark group ``<case>-<dtype>-fit`` as mlpfast and
 scikit-learn:
 
-* ``torch``: a plain ``torch.nn.Sequential`` of ``Linear``/``ReLU`` on the CPU trained
+* ``torch``: a plain ``torch.nn.Sequential`` of ``Linear``/``ReLU`` (``Tanh`` for the
+  ``tanh`` case) on the CPU trained
   with ``torch.optim.Adam`` (lr 1e-3, betas (0.9, 0.999), eps 1e-8), softmax
   cross-entropy (MSE for the regression case), the same batch size and epochs,
   a new permutation each epoch, the dtype of X, ``torch.set_num_threads`` = the
@@ -94,7 +95,8 @@ def torch_fit(torch, case, Xt, yt, generator_seed=SEED):
             lin.bias.uniform_(-bound, bound, generator=gen)
         layers.append(lin)
         if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
+            layers.append({"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid}[
+                case.activation]())
     model = nn.Sequential(*layers)
     weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
     biases = [p for name, p in model.named_parameters() if name.endswith("bias")]
@@ -257,8 +259,8 @@ def test_predict_floor(benchmark, case_name, dtype):
     outs = [np.empty((X.shape[0], w.shape[1]), dtype=dtype) for w in floor.W]
     out = floor.forward(X, outs)
     assert out.shape == (X.shape[0], _n_out(case_name)) and out.dtype == np.dtype(dtype)
-    benchmark.pedantic(floor.forward, args=(X, outs), rounds=rounds, iterations=1,
-                       warmup_rounds=1)
+    benchmark.pedantic(floor.forward, args=(X, outs), setup=settle, rounds=rounds,
+                       iterations=1, warmup_rounds=1)
 
 
 @pytest.mark.parametrize("case_name, dtype, impl", [
