@@ -109,6 +109,13 @@ int mlp_max_threads(void)
 #endif
 }
 
+void mlp_omp_barrier(void)
+{
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+}
+
 double mlp_monotonic_seconds(void)
 {
     struct timespec ts;

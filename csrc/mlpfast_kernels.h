@@ -60,6 +60,9 @@ int mlp_openmp_enabled(void);
 int mlp_max_threads(void);
 /* Monotonic wall clock in seconds (for periodic interrupt checks). */
 double mlp_monotonic_seconds(void);
+/* An OpenMP barrier for the enclosing parallel region (Cython's prange loops in
+ * one `parallel` block end without one); nothing without OpenMP. */
+void mlp_omp_barrier(void);
 
 #define MLP_DECLARE(REAL, SUF)                                                   \
     int mlp_all_finite_##SUF(const REAL *x, ptrdiff_t n);                        \

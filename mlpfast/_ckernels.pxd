@@ -20,6 +20,7 @@ cdef extern from "mlpfast_kernels.h" nogil:
     int mlp_openmp_enabled()
     int mlp_max_threads()
     double mlp_monotonic_seconds()
+    void mlp_omp_barrier()
 
     int mlp_all_finite_f32(const float *x, Py_ssize_t n)
     int mlp_all_finite_f64(const double *x, Py_ssize_t n)

@@ -560,7 +560,8 @@ cdef class Network:
         """Forward and backward pass over a batch of n rows; raw gradient into
         self.grad, raw loss returned.
 
-        The batch is rows ``rows[:n]`` (gathered into the batch buffers), or
+        The batch is rows ``rows[:n]`` (gathered into the batch buffers, in
+        batch order, where run_epoch reads the weights back from swbuf), or
         when rows is NULL rows ``row0:row0 + n`` (used in place), of X, Y and
         sw (NULL: unweighted); X NULL means the CSR matrix in self.csr."""
         cdef Py_ssize_t L = self.n_layers, l, d = self.n_features, K = self.n_outputs
@@ -652,12 +653,14 @@ cdef class Network:
         cdef int nt = <int>min(<Py_ssize_t>self.n_threads, n_blocks)
         cdef double raw = 0
         if nt > 1:
-            # one region: the blocks, then (after the loop's barrier) the sum
+            # one region: the blocks, a barrier (Cython ends a prange inside
+            # `parallel` without one), then the sum
             with parallel(num_threads=nt):
                 for blk in prange(n_blocks, schedule="static"):
                     self.block_raw[blk] = self._block_pass(
                         params, X, Y, sw, rows, row0, n * blk // n_blocks,
                         n * (blk + 1) // n_blocks, grad if blk == 0 else others + (blk - 1) * P)
+                k.mlp_omp_barrier()
                 for c in prange(n_chunks, schedule="static"):
                     _add_blocks(grad, others, P, n_blocks - 1, c * SUM_CHUNK,
                                 min((c + 1) * SUM_CHUNK, P))
@@ -772,7 +775,7 @@ cdef class Network:
                 # the batch's weights: gathered into swbuf by the pass when shuffled
                 swb = NULL
                 if has_sw:
-                    swb = <floating *>self.swbuf if shuffled else &sw[start]
+                    swb = <const floating *>self.swbuf if shuffled else &sw[start]
                 sw_sum = _weight_sum(swb, m, has_sw)
                 acc += self._batch_loss(raw, sq, sw_sum, alpha, squared_mean) * m
                 if solver == _SGD:

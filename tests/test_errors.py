@@ -113,3 +113,27 @@ def test_regressor_partial_fit_with_lbfgs_is_available_like_sklearn():
         ours.partial_fit(X, y)
         theirs.partial_fit(X, y)
     np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("fitted_first", [False, True], ids=["new", "fitted"])
+def test_fit_failing_on_nan_leaves_the_estimator_as_sklearn_does(fitted_first):
+    """Oracle: scikit-learn's estimator after the same failed fit (NaN in a
+    3-feature X): still unfitted if it was (predict raises NotFittedError), else
+    still predicting with the model it had."""
+    bad = np.ascontiguousarray(np.where(X > 7, np.nan, X)[:, :3])
+    outcomes = {}
+    for module in (sk, mlpfast):
+        est = module.MLPClassifier(max_iter=2, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            before = est.fit(X, y).predict(X) if fitted_first else None
+            with pytest.raises(ValueError, match="NaN"):
+                est.fit(bad, y)
+            try:
+                after = est.predict(X)
+            except Exception as error:  # noqa: BLE001 - the type is what is compared
+                outcomes[module.__name__] = type(error)
+            else:
+                np.testing.assert_array_equal(after, before)
+                outcomes[module.__name__] = "same predictions as before"
+    assert outcomes[mlpfast.__name__] == outcomes[sk.__name__]

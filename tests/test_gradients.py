@@ -217,21 +217,23 @@ def test_loss_grad_matches_numpy_backprop(act, out, weighted, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n_features", [64, 300], ids=["row-parallel", "split-and-paired"])
-def test_loss_grad_with_threads(n_features, dtype):
+@pytest.mark.parametrize("n_features, max_blocks, n", [(64, 2, 128), (64, 3, 127), (300, 2, 128)],
+                         ids=["row-parallel", "row-parallel-3-blocks", "split-and-paired"])
+def test_loss_grad_with_threads(n_features, max_blocks, n, dtype):
     """The two threaded passes: a network of at most 2**16 coefficients, trained
-    row-parallel (two blocks of 64 rows), and a bigger one whose products are
-    split in blocks and whose backward pair (dW beside D) runs side by side
-    (128 * 256 * 128 multiply-adds: above both thresholds). Loss and gradient
-    equal numpy_loss_grad, and 1 and 2 threads give bitwise equal results
-    (oracle: the one-thread run, which does the same blocks in turn)."""
+    row-parallel (two blocks of 64 rows; three uneven blocks of 127 rows, more
+    blocks than threads), and a bigger one whose products are split in blocks and
+    whose backward pair (dW beside D) runs side by side (128 * 256 * 128
+    multiply-adds: above both thresholds). Loss and gradient equal
+    numpy_loss_grad, and 1 and 2 threads give bitwise equal results (oracle: the
+    one-thread run, which does the same blocks in turn)."""
     rng = np.random.default_rng(3)
-    units, n = [n_features, 256, 128, 10], 128
+    units = [n_features, 256, 128, 10]
     X = rng.standard_normal((n, units[0])).astype(dtype)
     Y = np.eye(units[-1])[rng.integers(0, units[-1], size=n)].astype(dtype)
     sw = rng.uniform(0.3, 2.5, size=n).astype(dtype)
     results = []
-    previous = _engine.set_max_blocks(2)  # as on a 2-CPU machine, whatever this one has
+    previous = _engine.set_max_blocks(max_blocks)  # whatever this machine's CPU count
     try:
         for n_threads in (1, 2):
             net = _engine.Network(units, TANH, OUT_MULTI, dtype, n, n_threads)
@@ -239,7 +241,7 @@ def test_loss_grad_with_threads(n_features, dtype):
             results.append(loss_grad(net, params, X, Y, sw, False))
     finally:
         _engine.set_max_blocks(previous)
-    assert net.row_blocks == (2 if n_features == 64 else 1)
+    assert net.row_blocks == (max_blocks if n_features == 64 else 1)
     expected_loss, expected_grad = numpy_loss_grad(net, params, X, Y, sw, TANH, OUT_MULTI,
                                                    False)
     rtol = 1e-4 if dtype == np.float32 else 1e-12
