@@ -445,8 +445,8 @@ def test_predict(benchmark, case_name, dtype, impl):
 
     require_valid(impl, case_name, dtype)
     est = fitted(impl, case_name, dtype)
-    labels = benchmark.pedantic(est.predict, args=(X,), setup=settle, rounds=rounds,
-                                iterations=1, warmup_rounds=1)
+    labels = benchmark.pedantic(est.predict, args=(X,), rounds=rounds, iterations=1,
+                                warmup_rounds=1)
 
     # What the timed calls returned is what was validated.
     if impl == "sklearn":

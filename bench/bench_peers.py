@@ -259,8 +259,8 @@ def test_predict_floor(benchmark, case_name, dtype):
     outs = [np.empty((X.shape[0], w.shape[1]), dtype=dtype) for w in floor.W]
     out = floor.forward(X, outs)
     assert out.shape == (X.shape[0], _n_out(case_name)) and out.dtype == np.dtype(dtype)
-    benchmark.pedantic(floor.forward, args=(X, outs), setup=settle, rounds=rounds,
-                       iterations=1, warmup_rounds=1)
+    benchmark.pedantic(floor.forward, args=(X, outs), rounds=rounds, iterations=1,
+                       warmup_rounds=1)
 
 
 @pytest.mark.parametrize("case_name, dtype, impl", [
