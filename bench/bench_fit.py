@@ -24,6 +24,7 @@ Run from the repository root (``bench/conftest.py`` makes pytest collect this fi
 """
 
 import copy
+import dataclasses
 import functools
 import os
 import threading
@@ -66,23 +67,22 @@ class Case:
     activation: str = "relu"  # of the hidden layers
 
 
+_SMALL = Case(
+    name="small",
+    description="load_digits 1797x64 (X/16), 10 classes",
+    hidden_layer_sizes=(100,),
+    batch_size=200,
+    epochs=10,
+    fit_rounds={"mlpfast": 30, "sklearn": 20, "torch": 20, "floor": 30},
+    predict_rounds=100,
+)
+
 CASES = {
-    "small": Case(
-        name="small",
-        description="load_digits 1797x64 (X/16), 10 classes",
-        hidden_layer_sizes=(100,),
-        batch_size=200,
-        epochs=10,
-        fit_rounds={"mlpfast": 30, "sklearn": 20, "torch": 20, "floor": 30},
-        predict_rounds=100,
-    ),
-    "tanh": Case(
+    "small": _SMALL,
+    "tanh": dataclasses.replace(
+        _SMALL,
         name="tanh",
         description="the small case with activation='tanh'",
-        hidden_layer_sizes=(100,),
-        batch_size=200,
-        epochs=10,
-        fit_rounds={"mlpfast": 30, "sklearn": 20, "torch": 20, "floor": 30},
         predict_rounds=0,
         activation="tanh",
     ),

@@ -7,6 +7,26 @@
 
 #define FN(name) MLP_CAT(MLP_CAT(name, SUF), ISA)
 
+/* The reduction exp and tanh share: x (in [EXP_MIN, EXP_MAX]) = k ln2 + r with
+ * |r| <= ln2 / 2 (ln 2 in two parts, so k * LN2_HI is exact); returns
+ * exp(r) - 1 = r (1 + r / 2 + ...) by Horner on the Taylor terms and sets
+ * *scale = 2^k, written into the exponent bits. */
+static inline REAL FN(expm1_reduced)(REAL x, REAL *scale)
+{
+    const REAL t = x * EXP_LOG2E + EXP_SHIFT;
+    const REAL kf = t - EXP_SHIFT;
+    const REAL r = (x - kf * EXP_LN2_HI) - kf * EXP_LN2_LO;
+    REAL q = (REAL)mlp_inv_factorial[EXP_DEGREE];
+    UINT bits;
+    int n;
+    for (n = EXP_DEGREE - 1; n >= 1; n--)
+        q = q * r + (REAL)mlp_inv_factorial[n];
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits - EXP_SHIFT_BITS + EXP_BIAS) << EXP_MANT_BITS; /* 2^k */
+    memcpy(scale, &bits, sizeof *scale);
+    return q * r;
+}
+
 /* exp(x), written out so that loops over it vectorise (libm's exp is an opaque
  * call): x = k ln2 + r with |r| <= ln2 / 2 (Cody and Waite's two-part ln 2),
  * exp(r) by Horner on its Taylor series, 2^k put straight into the exponent
@@ -19,18 +39,8 @@
 static inline REAL FN(exp)(REAL x)
 {
     const REAL xc = x < EXP_MAX ? (x > EXP_MIN ? x : EXP_MIN) : EXP_MAX;
-    const REAL t = xc * EXP_LOG2E + EXP_SHIFT;
-    const REAL kf = t - EXP_SHIFT;
-    const REAL r = (xc - kf * EXP_LN2_HI) - kf * EXP_LN2_LO;
-    REAL p = (REAL)mlp_inv_factorial[EXP_DEGREE], y, scale;
-    UINT bits;
-    int n;
-    for (n = EXP_DEGREE - 1; n >= 0; n--)
-        p = p * r + (REAL)mlp_inv_factorial[n];
-    memcpy(&bits, &t, sizeof bits);
-    bits = (bits - EXP_SHIFT_BITS + EXP_BIAS) << EXP_MANT_BITS; /* 2^k */
-    memcpy(&scale, &bits, sizeof scale);
-    y = p * scale;
+    REAL scale, y;
+    y = (FN(expm1_reduced)(xc, &scale) + 1) * scale;
     y = x > EXP_MAX ? (REAL)INFINITY : y;
     y = x < EXP_MIN ? (REAL)0 : y;
     return x != x ? x : y;
@@ -44,21 +54,10 @@ static inline REAL FN(exp)(REAL x)
 static inline REAL FN(tanh)(REAL x)
 {
     const REAL ax = x < 0 ? -x : x;
-    const REAL h = 2 * (ax < TANH_SAT ? ax : TANH_SAT);
-    const REAL t = h * EXP_LOG2E + EXP_SHIFT;
-    const REAL kf = t - EXP_SHIFT;
-    const REAL r = (h - kf * EXP_LN2_HI) - kf * EXP_LN2_LO;
-    REAL q = (REAL)mlp_inv_factorial[EXP_DEGREE], scale, e, y;
-    UINT bits;
-    int n;
-    for (n = EXP_DEGREE - 1; n >= 1; n--)
-        q = q * r + (REAL)mlp_inv_factorial[n];
-    memcpy(&bits, &t, sizeof bits);
-    bits = (bits - EXP_SHIFT_BITS + EXP_BIAS) << EXP_MANT_BITS; /* 2^k */
-    memcpy(&scale, &bits, sizeof scale);
-    e = (q * r) * scale + (scale - 1); /* expm1(h) = 2^k (exp(r) - 1) + 2^k - 1 */
-    y = COPYSIGN(e / (e + 2), x);
-    return x != x ? x : y;
+    REAL scale, e;
+    e = FN(expm1_reduced)(2 * (ax < TANH_SAT ? ax : TANH_SAT), &scale);
+    e = e * scale + (scale - 1); /* expm1(2|x|) = 2^k (exp(r) - 1) + 2^k - 1 */
+    return x != x ? x : COPYSIGN(e / (e + 2), x);
 }
 
 /* out[N,D] = X[idx[n], :] */
