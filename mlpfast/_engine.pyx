@@ -554,6 +554,32 @@ cdef class Network:
             return NULL
         return &dense[0, 0]
 
+    cdef void _batch_rows(self, const floating *X, const floating *Y, const floating *sw,
+                          const Py_ssize_t *rows, Py_ssize_t row0, Py_ssize_t r0,
+                          Py_ssize_t m, int nt, const floating **Xb, const floating **Yb,
+                          const floating **swb) noexcept nogil:
+        """Rows [r0, r0 + m) of the batch (see _forward_backward): gathered on nt
+        threads into the same rows of the batch buffers when rows is given, else
+        pointers into X, Y and sw. Xb is NULL for a CSR X, swb NULL when sw is."""
+        cdef Py_ssize_t d = self.n_features, K = self.n_outputs
+        Xb[0] = NULL
+        swb[0] = NULL
+        if rows != NULL:
+            if X != NULL:
+                Xb[0] = <floating *>self.xbuf + r0 * d
+                _gather_rows(<floating *>Xb[0], X, rows + r0, m, d, nt)
+            Yb[0] = <floating *>self.ybuf + r0 * K
+            _gather_rows(<floating *>Yb[0], Y, rows + r0, m, K, nt)
+            if sw != NULL:
+                swb[0] = <floating *>self.swbuf + r0
+                _gather_rows(<floating *>swb[0], sw, rows + r0, m, 1, nt)
+        else:
+            if X != NULL:
+                Xb[0] = X + (row0 + r0) * d
+            Yb[0] = Y + (row0 + r0) * K
+            if sw != NULL:
+                swb[0] = sw + row0 + r0
+
     cdef double _forward_backward(self, floating *params, const floating *X,
                                   const floating *Y, const floating *sw, Py_ssize_t n,
                                   const Py_ssize_t *rows, Py_ssize_t row0) noexcept nogil:
@@ -564,31 +590,17 @@ cdef class Network:
         batch order, where run_epoch reads the weights back from swbuf), or
         when rows is NULL rows ``row0:row0 + n`` (used in place), of X, Y and
         sw (NULL: unweighted); X NULL means the CSR matrix in self.csr."""
-        cdef Py_ssize_t L = self.n_layers, l, d = self.n_features, K = self.n_outputs
+        cdef Py_ssize_t L = self.n_layers, l
         cdef floating *grad = <floating *>self.grad_ptr
         cdef const floating *inp
-        cdef const floating *Xb = NULL
+        cdef const floating *Xb
         cdef const floating *Yb
-        cdef const floating *swb = NULL
+        cdef const floating *swb
         cdef double raw
         cdef Py_ssize_t n_blocks = min(self.row_blocks, n // ROW_BLOCK_MIN)
         if X != NULL and n_blocks > 1:
             return self._forward_backward_rows(params, X, Y, sw, n, rows, row0, n_blocks)
-        if rows != NULL:
-            if X != NULL:
-                _gather_rows(<floating *>self.xbuf, X, rows, n, d, self.n_threads)
-                Xb = <floating *>self.xbuf
-            _gather_rows(<floating *>self.ybuf, Y, rows, n, K, self.n_threads)
-            Yb = <floating *>self.ybuf
-            if sw != NULL:
-                _gather_rows(<floating *>self.swbuf, sw, rows, n, 1, self.n_threads)
-                swb = <floating *>self.swbuf
-        else:
-            if X != NULL:
-                Xb = X + row0 * d
-            Yb = Y + row0 * K
-            if sw != NULL:
-                swb = sw + row0
+        self._batch_rows(X, Y, sw, rows, row0, 0, n, self.n_threads, &Xb, &Yb, &swb)
         for l in range(L):
             inp = Xb if l == 0 else <floating *>self.A[l - 1]
             # A[l] = inp @ W[l]
@@ -657,18 +669,16 @@ cdef class Network:
             # `parallel` without one), then the sum
             with parallel(num_threads=nt):
                 for blk in prange(n_blocks, schedule="static"):
-                    self.block_raw[blk] = self._block_pass(
-                        params, X, Y, sw, rows, row0, n * blk // n_blocks,
-                        n * (blk + 1) // n_blocks, grad if blk == 0 else others + (blk - 1) * P)
+                    self.block_raw[blk] = self._block_pass(params, X, Y, sw, rows, row0, n,
+                                                           blk, n_blocks)
                 k.mlp_omp_barrier()
                 for c in prange(n_chunks, schedule="static"):
                     _add_blocks(grad, others, P, n_blocks - 1, c * SUM_CHUNK,
                                 min((c + 1) * SUM_CHUNK, P))
         else:
             for blk in range(n_blocks):
-                self.block_raw[blk] = self._block_pass(
-                    params, X, Y, sw, rows, row0, n * blk // n_blocks,
-                    n * (blk + 1) // n_blocks, grad if blk == 0 else others + (blk - 1) * P)
+                self.block_raw[blk] = self._block_pass(params, X, Y, sw, rows, row0, n,
+                                                       blk, n_blocks)
             _add_blocks(grad, others, P, n_blocks - 1, 0, P)
         for blk in range(n_blocks):
             raw += self.block_raw[blk]
@@ -676,33 +686,25 @@ cdef class Network:
 
     cdef double _block_pass(self, floating *params, const floating *X, const floating *Y,
                             const floating *sw, const Py_ssize_t *rows, Py_ssize_t row0,
-                            Py_ssize_t r0, Py_ssize_t r1, floating *g) noexcept nogil:
-        """Forward and backward pass of rows [r0, r1) of the batch (see
-        _forward_backward for X, Y, sw, rows and row0) on the calling thread;
-        its raw gradient into g, its raw loss returned."""
-        cdef Py_ssize_t L = self.n_layers, l, m = r1 - r0, d = self.n_features
+                            Py_ssize_t n, Py_ssize_t blk, Py_ssize_t n_blocks) noexcept nogil:
+        """Forward and backward pass of block blk of the batch (see
+        _forward_backward_rows) on the calling thread; its raw gradient into
+        self.grad (block 0) or its part of self.block_grad, its raw loss returned."""
+        cdef Py_ssize_t L = self.n_layers, l
+        cdef Py_ssize_t r0 = n * blk // n_blocks, m = n * (blk + 1) // n_blocks - r0
         cdef Py_ssize_t *u = self.units
+        cdef floating *g = <floating *>self.grad_ptr
         cdef const floating *Xb
         cdef const floating *Yb
-        cdef const floating *swb = NULL
+        cdef const floating *swb
         cdef const floating *inp
         cdef floating *Z
         cdef floating *Dl
         cdef floating *Dp
         cdef double raw
-        if rows != NULL:  # this block's rows, gathered into its part of the buffers
-            Xb = <floating *>self.xbuf + r0 * d
-            _gather_rows(<floating *>Xb, X, rows + r0, m, d, 1)
-            Yb = <floating *>self.ybuf + r0 * u[L]
-            _gather_rows(<floating *>Yb, Y, rows + r0, m, u[L], 1)
-            if sw != NULL:
-                swb = <floating *>self.swbuf + r0
-                _gather_rows(<floating *>swb, sw, rows + r0, m, 1, 1)
-        else:
-            Xb = X + (row0 + r0) * d
-            Yb = Y + (row0 + r0) * u[L]
-            if sw != NULL:
-                swb = sw + row0 + r0
+        if blk > 0:
+            g = <floating *>self.block_grad + (blk - 1) * self.n_params
+        self._batch_rows(X, Y, sw, rows, row0, r0, m, 1, &Xb, &Yb, &swb)
         for l in range(L):
             inp = Xb if l == 0 else <floating *>self.A[l - 1] + r0 * u[l]
             Z = <floating *>self.A[l] + r0 * u[l + 1]
