@@ -217,18 +217,24 @@ def test_loss_grad_matches_numpy_backprop(act, out, weighted, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n_features, max_blocks, n", [(64, 2, 128), (64, 3, 127), (300, 2, 128)],
-                         ids=["row-parallel", "row-parallel-3-blocks", "split-and-paired"])
-def test_loss_grad_with_threads(n_features, max_blocks, n, dtype):
+@pytest.mark.parametrize("units, max_blocks, n, blocks", [
+    ([64, 256, 128, 10], 2, 128, 2),
+    ([64, 256, 128, 10], 3, 127, 3),
+    ([100, 128, 64, 10], 2, 400, 6),
+    ([300, 256, 128, 10], 2, 128, 1),
+], ids=["row-parallel", "row-parallel-3-blocks", "row-parallel-small-products",
+        "split-and-paired"])
+def test_loss_grad_with_threads(units, max_blocks, n, blocks, dtype):
     """The two threaded passes: a network of at most 2**16 coefficients, trained
     row-parallel (two blocks of 64 rows; three uneven blocks of 127 rows, more
-    blocks than threads), and a bigger one whose products are split in blocks and
+    blocks than threads; six blocks of 66-67 rows, the fewest multiple of the
+    CPU count that keeps the 100 x 128 layer's products within 10**6
+    multiply-adds), and a bigger one whose products are split in blocks and
     whose backward pair (dW beside D) runs side by side (128 * 256 * 128
     multiply-adds: above both thresholds). Loss and gradient equal
     numpy_loss_grad, and 1 and 2 threads give bitwise equal results (oracle: the
     one-thread run, which does the same blocks in turn)."""
     rng = np.random.default_rng(3)
-    units = [n_features, 256, 128, 10]
     X = rng.standard_normal((n, units[0])).astype(dtype)
     Y = np.eye(units[-1])[rng.integers(0, units[-1], size=n)].astype(dtype)
     sw = rng.uniform(0.3, 2.5, size=n).astype(dtype)
@@ -241,7 +247,7 @@ def test_loss_grad_with_threads(n_features, max_blocks, n, dtype):
             results.append(loss_grad(net, params, X, Y, sw, False))
     finally:
         _engine.set_max_blocks(previous)
-    assert net.row_blocks == (max_blocks if n_features == 64 else 1)
+    assert net.row_blocks == blocks
     expected_loss, expected_grad = numpy_loss_grad(net, params, X, Y, sw, TANH, OUT_MULTI,
                                                    False)
     rtol = 1e-4 if dtype == np.float32 else 1e-12
