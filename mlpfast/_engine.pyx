@@ -224,12 +224,11 @@ cdef void _backward_pair(floating *dW, floating *D_prev, const floating *A, cons
 # one per product and kernel, and all of the batch's work shared out, where split
 # products leave the small products and most kernels on one thread. The blocks
 # depend on the batch size, the layer sizes and the CPU count, never on the
-# thread count (one
-# thread runs the same blocks in turn). Measured (bench/ cases, two builds
-# alternated in one process, 2 cores): small, tabular and regression fits
-# 11-33% faster in both dtypes; the MNIST-shaped network (268K coefficients)
-# gained nothing measurable. Row-parallel when the coefficients are at most
-# this many ...
+# thread count (one thread runs the same blocks in turn). Measured (bench/
+# cases, two builds alternated in one process, 2 cores): small, tabular and
+# regression fits 11-33% faster in both dtypes; the MNIST-shaped network (268K
+# coefficients) gained nothing measurable. Row-parallel when the coefficients
+# are at most this many ...
 cdef Py_ssize_t ROW_PAR_MAX_COEFS = 1 << 16
 # ... with blocks of at least this many rows.
 cdef Py_ssize_t ROW_BLOCK_MIN = 32
