@@ -10,9 +10,9 @@
 #endif
 #define PUB(name) MLP_CAT(name, SUF)
 
-int PUB(mlp_all_finite)(const REAL *x, ptrdiff_t n)
+int PUB(mlp_all_finite)(const REAL *x, ptrdiff_t n, int n_threads)
 {
-    return PICK(mlp_all_finite)(x, n);
+    return PICK(mlp_all_finite)(x, n, n_threads);
 }
 
 void PUB(mlp_gather_rows)(REAL *out, const REAL *X, const ptrdiff_t *idx, ptrdiff_t N,

@@ -24,6 +24,8 @@
 #define MLP_OUT_BLOCK 64
 /* Running sums in the vectorised reductions (a multiple of every vector width). */
 #define MLP_LANES 16
+/* Elements per chunk of the threaded finiteness check (256 KiB of float32). */
+#define MLP_FINITE_CHUNK 65536
 
 #define MLP_CAT_(a, b) a##_##b
 #define MLP_CAT(a, b) MLP_CAT_(a, b)

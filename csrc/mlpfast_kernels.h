@@ -65,7 +65,7 @@ double mlp_monotonic_seconds(void);
 void mlp_omp_barrier(void);
 
 #define MLP_DECLARE(REAL, SUF)                                                   \
-    int mlp_all_finite_##SUF(const REAL *x, ptrdiff_t n);                        \
+    int mlp_all_finite_##SUF(const REAL *x, ptrdiff_t n, int n_threads);         \
     void mlp_gather_rows_##SUF(REAL *out, const REAL *X, const ptrdiff_t *idx,   \
                                ptrdiff_t N, ptrdiff_t D, int n_threads);         \
     void mlp_csr_matmul_##SUF(REAL *Z, const REAL *data, const ptrdiff_t *indices, \

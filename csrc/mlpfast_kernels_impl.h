@@ -69,8 +69,8 @@ void FN(mlp_gather_rows)(REAL *out, const REAL *X, const ptrdiff_t *idx,
             { memcpy(out + n * D, X + idx[n] * D, (size_t)D * sizeof(REAL)); });
 }
 
-/* returns 1 when every x[i] is finite (no NaN, no infinity), else 0 */
-int FN(mlp_all_finite)(const REAL *x, ptrdiff_t n)
+/* 1 when every x[i], i < n, is finite (no NaN, no infinity), else 0 */
+static int FN(all_finite_range)(const REAL *x, ptrdiff_t n)
 {
     /* x - x is 0 for a finite x and NaN otherwise; MLP_LANES running sums
      * (NaN sticks) keep the loop branch-free so it vectorises. */
@@ -85,6 +85,24 @@ int FN(mlp_all_finite)(const REAL *x, ptrdiff_t n)
     for (j = 0; j < MLP_LANES; j++)
         acc += lane[j];
     return acc == 0;
+}
+
+/* returns 1 when every x[i] is finite, else 0; threaded over chunks of
+ * MLP_FINITE_CHUNK elements from two chunks on */
+int FN(mlp_all_finite)(const REAL *x, ptrdiff_t n, int n_threads)
+{
+    const ptrdiff_t n_chunks = (n + MLP_FINITE_CHUNK - 1) / MLP_FINITE_CHUNK;
+    ptrdiff_t c;
+    int bad = 0;
+    if (n_chunks < 2 || n_threads < 2)
+        return FN(all_finite_range)(x, n);
+#pragma omp parallel for schedule(static) num_threads(n_threads) reduction(| : bad)
+    for (c = 0; c < n_chunks; c++) {
+        const ptrdiff_t i0 = c * MLP_FINITE_CHUNK;
+        const ptrdiff_t i1 = i0 + MLP_FINITE_CHUNK < n ? i0 + MLP_FINITE_CHUNK : n;
+        bad |= !FN(all_finite_range)(x + i0, i1 - i0);
+    }
+    return !bad;
 }
 
 /* Z[N,O] = X[rows] @ W[I,O], X in CSR form (data, indices, indptr);

@@ -22,8 +22,8 @@ cdef extern from "mlpfast_kernels.h" nogil:
     double mlp_monotonic_seconds()
     void mlp_omp_barrier()
 
-    int mlp_all_finite_f32(const float *x, Py_ssize_t n)
-    int mlp_all_finite_f64(const double *x, Py_ssize_t n)
+    int mlp_all_finite_f32(const float *x, Py_ssize_t n, int n_threads)
+    int mlp_all_finite_f64(const double *x, Py_ssize_t n, int n_threads)
     void mlp_gather_rows_f32(float *out, const float *X, const Py_ssize_t *idx,
                              Py_ssize_t N, Py_ssize_t D, int n_threads)
     void mlp_gather_rows_f64(double *out, const double *X, const Py_ssize_t *idx,

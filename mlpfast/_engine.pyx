@@ -306,11 +306,11 @@ cdef inline double _output_loss_backward(floating *dZ, floating *db, floating *Z
         return k.mlp_output_loss_backward_f64(dZ, db, Z, row_loss, b, Y, sw, out, N, K, nt)
 
 
-cdef inline bint _all_finite(const floating *x, Py_ssize_t n) noexcept nogil:
+cdef inline bint _all_finite(const floating *x, Py_ssize_t n, int nt) noexcept nogil:
     if floating is float:
-        return k.mlp_all_finite_f32(x, n)
+        return k.mlp_all_finite_f32(x, n, nt)
     else:
-        return k.mlp_all_finite_f64(x, n)
+        return k.mlp_all_finite_f64(x, n, nt)
 
 
 cdef inline void _gather_rows(floating *out, const floating *X, const Py_ssize_t *idx,
@@ -922,7 +922,8 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
             b[l] = &bv[0]
             if l < L - 1:
                 width = max(width, units[l + 1])
-        if check_finite and csr is None and n and not _all_finite(&X[0, 0], n * units[0]):
+        if (check_finite and csr is None and n
+                and not _all_finite(&X[0, 0], n * units[0], n_threads)):
             return None
         out = np.empty((n, units[L]), dtype=dtype)
         P = out
@@ -1017,9 +1018,13 @@ def output_loss_backward(floating[:, ::1] dZ, floating[::1] db, floating[:, ::1]
     return total
 
 
-def all_finite(const floating[::1] x):
+def all_finite(const floating[::1] x, int n_threads=1):
     """True when x holds no NaN and no infinity."""
-    return bool(_all_finite(&x[0], x.shape[0])) if x.shape[0] else True
+    cdef bint ok = True
+    if x.shape[0]:
+        with nogil:
+            ok = _all_finite(&x[0], x.shape[0], n_threads)
+    return bool(ok)
 
 
 def gather_rows(floating[:, ::1] out, const floating[:, ::1] X, const Py_ssize_t[::1] idx,

@@ -612,7 +612,7 @@ def _validate_fit_data(estimator, X, y, **params):
         and X.ndim == 2
         and X.dtype.char in "fd"
         and (X.flags.c_contiguous or X.flags.f_contiguous)
-    ) or not _engine.all_finite(X.ravel(order="K")):
+    ) or not _engine.all_finite(X.ravel(order="K"), effective_n_threads()):
         return validate_data(estimator, X, y, **params)
     return validate_data(estimator, X, y, ensure_all_finite=False, **params)
 

@@ -501,6 +501,23 @@ def test_all_finite(dtype, bad, size):
         assert _engine.all_finite(x) == bool(np.isfinite(x).all())
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_all_finite_threaded(dtype, n_threads):
+    """The check split over threads in chunks of 65536 elements (five chunks, the
+    last one short): a NaN or infinity in any chunk, at its edges or inside, is
+    found. Oracle: np.isfinite(x).all()."""
+    chunk = 65536
+    base = np.random.default_rng(7).standard_normal(4 * chunk + 123).astype(dtype)
+    assert _engine.all_finite(base, n_threads)
+    for pos in [0, chunk - 1, chunk, 2 * chunk + 5, 4 * chunk, base.size - 1]:
+        for bad in (np.nan, -np.inf):
+            x = base.copy()
+            x[pos] = bad
+            assert not np.isfinite(x).all()
+            assert not _engine.all_finite(x, n_threads)
+
+
 # ---------------------------------------------------------------- exp
 
 
