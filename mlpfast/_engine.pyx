@@ -90,12 +90,14 @@ def _check_output(int output):
 # so C = A @ B is computed as C^T = B^T A^T.
 
 cdef inline void _gemm(char ta, char tb, int m, int n, int kk, const floating *a, int lda,
-                       const floating *b, int ldb, floating *c, int ldc) noexcept nogil:
-    cdef floating one = 1, zero = 0
+                       const floating *b, int ldb, floating *c, int ldc,
+                       floating beta=0) noexcept nogil:
+    # c = op(a) @ op(b) + beta * c (column-major)
+    cdef floating one = 1
     if floating is float:
-        sgemm(&ta, &tb, &m, &n, &kk, &one, <float *>a, &lda, <float *>b, &ldb, &zero, c, &ldc)
+        sgemm(&ta, &tb, &m, &n, &kk, &one, <float *>a, &lda, <float *>b, &ldb, &beta, c, &ldc)
     else:
-        dgemm(&ta, &tb, &m, &n, &kk, &one, <double *>a, &lda, <double *>b, &ldb, &zero, c, &ldc)
+        dgemm(&ta, &tb, &m, &n, &kk, &one, <double *>a, &lda, <double *>b, &ldb, &beta, c, &ldc)
 
 
 cdef inline void _mm(floating *C, const floating *A, const floating *B,
@@ -105,9 +107,11 @@ cdef inline void _mm(floating *C, const floating *A, const floating *B,
 
 
 cdef inline void _mm_tn(floating *C, const floating *A, const floating *B,
-                        Py_ssize_t M, Py_ssize_t K, Py_ssize_t N) noexcept nogil:
-    # C[M,N] = A[K,M].T @ B[K,N]
-    _gemm(c'N', c'T', <int>N, <int>M, <int>K, B, <int>N, A, <int>M, C, <int>N)
+                        Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
+                        bint accumulate=False) noexcept nogil:
+    # C[M,N] = A[K,M].T @ B[K,N]  (accumulate: C += ...)
+    _gemm(c'N', c'T', <int>N, <int>M, <int>K, B, <int>N, A, <int>M, C, <int>N,
+          1 if accumulate else 0)
 
 
 cdef inline void _mm_nt(floating *C, const floating *A, const floating *B,
@@ -418,10 +422,13 @@ cdef class Network:
     cdef void *grad_ptr
     cdef double *row_loss
     cdef double *partial
-    # Row-parallel pass: most blocks per batch (1: off), the gradients of blocks
-    # 1.. (block 0 writes self.grad) and each block's raw loss.
-    cdef readonly Py_ssize_t row_blocks
+    # Row-parallel pass: most blocks per batch (1: off) and gradient groups (see
+    # _forward_backward_rows), the gradients of groups 1.. (group 0 writes
+    # self.grad), each group's bias gradients of its blocks after the first,
+    # and each block's raw loss.
+    cdef readonly Py_ssize_t row_blocks, row_groups
     cdef void *block_grad
+    cdef void *block_bias
     cdef double *block_raw
     cdef list _owned
     cdef readonly object grad
@@ -486,7 +493,10 @@ cdef class Network:
         if dense_input and self.n_coef <= ROW_PAR_MAX_COEFS:
             self.row_blocks = _row_blocks(capacity, max(
                 [self.units[l] * self.units[l + 1] for l in range(self.n_layers)]))
-        self.block_grad = self._buffer((self.row_blocks - 1) * self.n_params)
+        self.row_groups = min(self.row_blocks, MAX_BLOCKS)
+        self.block_grad = self._buffer((self.row_groups - 1) * self.n_params)
+        self.block_bias = self._buffer(self.row_groups * (self.n_params - self.n_coef)
+                                       if self.row_blocks > self.row_groups else 1)
         self.block_raw = <double *>self._pointer(np.zeros(self.row_blocks, dtype=np.float64))
 
     def __dealloc__(self):
@@ -680,44 +690,73 @@ cdef class Network:
                                        const Py_ssize_t *rows, Py_ssize_t row0,
                                        Py_ssize_t n_blocks) noexcept nogil:
         """_forward_backward of a dense batch, row-parallel: block b takes batch
-        rows [n * b // n_blocks, n * (b + 1) // n_blocks) (and gathers them itself);
-        grad = the blocks' gradients summed in block order."""
+        rows [n * b // n_blocks, n * (b + 1) // n_blocks) (and gathers them itself).
+        The blocks fall in G = min(row_groups, n_blocks) groups of consecutive
+        blocks, one gradient buffer each, which a group's blocks fill in turn (the
+        first overwrites it, the others add to it); grad = the groups' gradients
+        summed in group order."""
         cdef floating *grad = <floating *>self.grad_ptr
         cdef floating *others = <floating *>self.block_grad
-        cdef Py_ssize_t P = self.n_params, blk, c
+        cdef Py_ssize_t P = self.n_params, G = min(self.row_groups, n_blocks), grp, blk, c
         cdef Py_ssize_t n_chunks = (P + SUM_CHUNK - 1) // SUM_CHUNK
-        cdef int nt = <int>min(<Py_ssize_t>self.n_threads, n_blocks)
+        cdef int nt = <int>min(<Py_ssize_t>self.n_threads, G)
         cdef double raw = 0
         if nt > 1:
-            # one region: the blocks, a barrier (Cython ends a prange inside
+            # one region: the groups, a barrier (Cython ends a prange inside
             # `parallel` without one), then the sum
             with parallel(num_threads=nt):
-                for blk in prange(n_blocks, schedule="static"):
-                    self.block_raw[blk] = self._block_pass(params, X, Y, sw, rows, row0, n,
-                                                           blk, n_blocks)
+                for grp in prange(G, schedule="static"):
+                    self._group_pass(params, X, Y, sw, rows, row0, n, grp, G, n_blocks)
                 k.mlp_omp_barrier()
                 for c in prange(n_chunks, schedule="static"):
-                    _add_blocks(grad, others, P, n_blocks - 1, c * SUM_CHUNK,
+                    _add_blocks(grad, others, P, G - 1, c * SUM_CHUNK,
                                 min((c + 1) * SUM_CHUNK, P))
         else:
-            for blk in range(n_blocks):
-                self.block_raw[blk] = self._block_pass(params, X, Y, sw, rows, row0, n,
-                                                       blk, n_blocks)
-            _add_blocks(grad, others, P, n_blocks - 1, 0, P)
+            for grp in range(G):
+                self._group_pass(params, X, Y, sw, rows, row0, n, grp, G, n_blocks)
+            _add_blocks(grad, others, P, G - 1, 0, P)
         for blk in range(n_blocks):
             raw += self.block_raw[blk]
         return raw
 
+    cdef void _group_pass(self, floating *params, const floating *X, const floating *Y,
+                          const floating *sw, const Py_ssize_t *rows, Py_ssize_t row0,
+                          Py_ssize_t n, Py_ssize_t grp, Py_ssize_t G,
+                          Py_ssize_t n_blocks) noexcept nogil:
+        """Blocks [grp * n_blocks // G, (grp + 1) * n_blocks // G) in turn, on the
+        calling thread, into group grp's gradient: self.grad (group 0) or its part
+        of self.block_grad; each block's raw loss into block_raw."""
+        cdef Py_ssize_t P = self.n_params, nc = self.n_coef, first = grp * n_blocks // G
+        cdef Py_ssize_t blk, i
+        cdef floating *g = <floating *>self.grad_ptr
+        cdef floating *bias = <floating *>self.block_bias + grp * (P - nc)
+        if grp > 0:
+            g = <floating *>self.block_grad + (grp - 1) * P
+        for blk in range(first, (grp + 1) * n_blocks // G):
+            self.block_raw[blk] = self._block_pass(params, X, Y, sw, rows, row0, n, blk,
+                                                   n_blocks, g, bias if blk > first else NULL)
+            if blk > first:
+                for i in range(P - nc):
+                    g[nc + i] += bias[i]
+
+    cdef inline floating *_bias_grad(self, floating *g, floating *bias,
+                                     Py_ssize_t l) noexcept nogil:
+        # where _block_pass puts layer l's bias gradient
+        if bias == NULL:
+            return g + self.inter_off[l]
+        return bias + (self.inter_off[l] - self.n_coef)
+
     cdef double _block_pass(self, floating *params, const floating *X, const floating *Y,
                             const floating *sw, const Py_ssize_t *rows, Py_ssize_t row0,
-                            Py_ssize_t n, Py_ssize_t blk, Py_ssize_t n_blocks) noexcept nogil:
+                            Py_ssize_t n, Py_ssize_t blk, Py_ssize_t n_blocks, floating *g,
+                            floating *bias) noexcept nogil:
         """Forward and backward pass of block blk of the batch (see
-        _forward_backward_rows) on the calling thread; its raw gradient into
-        self.grad (block 0) or its part of self.block_grad, its raw loss returned."""
+        _forward_backward_rows) on the calling thread; its raw gradient into g,
+        or when bias is given its weight gradients added to g's and its bias
+        gradients into bias; its raw loss returned."""
         cdef Py_ssize_t L = self.n_layers, l
         cdef Py_ssize_t r0 = n * blk // n_blocks, m = n * (blk + 1) // n_blocks - r0
         cdef Py_ssize_t *u = self.units
-        cdef floating *g = <floating *>self.grad_ptr
         cdef const floating *Xb
         cdef const floating *Yb
         cdef const floating *swb
@@ -726,8 +765,6 @@ cdef class Network:
         cdef floating *Dl
         cdef floating *Dp
         cdef double raw
-        if blk > 0:
-            g = <floating *>self.block_grad + (blk - 1) * self.n_params
         self._batch_rows(X, Y, sw, rows, row0, r0, m, 1, &Xb, &Yb, &swb)
         for l in range(L):
             inp = Xb if l == 0 else <floating *>self.A[l - 1] + r0 * u[l]
@@ -737,18 +774,18 @@ cdef class Network:
                 _bias_act_forward(Z, params + self.inter_off[l], self.activation, m,
                                   u[l + 1], 1)
         raw = _output_loss_backward(<floating *>self.D[L - 1] + r0 * u[L],
-                                    g + self.inter_off[L - 1],
+                                    self._bias_grad(g, bias, L - 1),
                                     <floating *>self.A[L - 1] + r0 * u[L], self.row_loss + r0,
                                     params + self.inter_off[L - 1], Yb, swb, self.output, m,
                                     u[L], 1)
         for l in range(L - 1, -1, -1):
             inp = Xb if l == 0 else <floating *>self.A[l - 1] + r0 * u[l]
             Dl = <floating *>self.D[l] + r0 * u[l + 1]
-            _mm_tn(g + self.coef_off[l], inp, Dl, u[l], m, u[l + 1])
+            _mm_tn(g + self.coef_off[l], inp, Dl, u[l], m, u[l + 1], bias != NULL)
             if l > 0:
                 Dp = <floating *>self.D[l - 1] + r0 * u[l]
                 _mm_nt(Dp, Dl, params + self.coef_off[l], m, u[l + 1], u[l])
-                _act_backward(Dp, g + self.inter_off[l - 1],
+                _act_backward(Dp, self._bias_grad(g, bias, l - 1),
                               <floating *>self.A[l - 1] + r0 * u[l], self.activation, m,
                               u[l], 1)
         return raw
