@@ -243,8 +243,8 @@ cdef Py_ssize_t ROW_BLOCK_MIN = 32
 # case (100-128-1, batch 200: 4 blocks of 50 rows, not 2 of 100) fits 18-19%
 # faster in float32, and float64 0-2% (within the noise).
 cdef Py_ssize_t SMALL_GEMM_MACS = 1000000
-# At most this many blocks per CPU: each block costs a gradient buffer and its
-# share of the sum (the gain was measured at 2 blocks per CPU only).
+# At most this many blocks per CPU (the gain was measured at 2 blocks per CPU
+# only; past that the products get short and the calls many).
 cdef Py_ssize_t SMALL_GEMM_ROUNDS = 4
 # The blocks' gradients are summed in chunks of this many parameters.
 cdef Py_ssize_t SUM_CHUNK = 1024
