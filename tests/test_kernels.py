@@ -340,6 +340,39 @@ def test_optimizer_step(dtype, n_threads, size, optimizer):
         assert np.all(state2 == 0)  # SGD leaves the second state alone
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sw_sum", [1.0, 7.0, 200.0, 1797.0, 0.3, 2.0**-30, 2.0**50])
+def test_optimizer_step_divides_exactly(dtype, sw_sum):
+    """The finished gradient is grad / sw_sum correctly rounded, as scikit-learn's
+    division (a guard for any faster division). Seen through one SGD step from rest
+    (lr 1, no momentum, alpha 0): velocity = 0 * 0 - 1 * g bitwise. Oracle: the
+    same formula in numpy, in the same dtype. The gradients span every binade but
+    the extremes (the first two chunks of 4096); the last chunk adds zeros,
+    subnormals, extreme values, infinities and NaN; sw_sum ranges from 2**-30
+    to 2**50."""
+    finfo = np.finfo(dtype)
+    top = 59 if dtype == np.float32 else 899
+    rng = np.random.default_rng(11)
+    n = 3 * 4096
+    grad = (rng.choice([-1, 1], n) * rng.uniform(1, 2, n)
+            * 2.0 ** rng.integers(-top, top, n)).astype(dtype)
+    specials = [0.0, -0.0, finfo.smallest_subnormal, -3 * finfo.smallest_subnormal,
+                finfo.tiny, 2.0 ** (-top - 10), -(2.0 ** (top + 10)), finfo.max,
+                np.inf, -np.inf, np.nan]
+    grad[-len(specials):] = np.array(specials).astype(dtype)
+    params = np.ones(n, dtype)
+    velocity = np.zeros(n, dtype)
+    s = dtype(sw_sum)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = dtype(0) * velocity - dtype(1) * (grad / s)
+    _engine.optimizer_step(_engine.SOLVER_SGD, params, velocity, np.zeros(n, dtype), grad, n,
+                           0.0, sw_sum, 1.0, 0.0, False, 0.9, 0.999, 1e-8, 1)
+    nan = np.isnan(expected)
+    assert np.array_equal(np.isnan(velocity), nan)
+    assert np.array_equal(velocity[~nan].view(f"u{finfo.bits // 8}"),
+                          expected[~nan].view(f"u{finfo.bits // 8}"))
+
+
 # ---------------------------------------------------------------- determinism
 
 @pytest.mark.parametrize("dtype", DTYPES)
