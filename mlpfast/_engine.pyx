@@ -727,12 +727,14 @@ cdef class Network:
         calling thread, into group grp's gradient: self.grad (group 0) or its part
         of self.block_grad; each block's raw loss into block_raw."""
         cdef Py_ssize_t P = self.n_params, nc = self.n_coef, first = grp * n_blocks // G
-        cdef Py_ssize_t blk, i
+        cdef Py_ssize_t last = (grp + 1) * n_blocks // G, blk, i
         cdef floating *g = <floating *>self.grad_ptr
-        cdef floating *bias = <floating *>self.block_bias + grp * (P - nc)
+        cdef floating *bias = NULL
         if grp > 0:
             g = <floating *>self.block_grad + (grp - 1) * P
-        for blk in range(first, (grp + 1) * n_blocks // G):
+        if last - first > 1:  # then row_blocks > row_groups: block_bias is allocated
+            bias = <floating *>self.block_bias + grp * (P - nc)
+        for blk in range(first, last):
             self.block_raw[blk] = self._block_pass(params, X, Y, sw, rows, row0, n, blk,
                                                    n_blocks, g, bias if blk > first else NULL)
             if blk > first:
