@@ -17,7 +17,8 @@ SHAPES = [(2048, 2048, 2048), (256, 784, 256), (784, 256, 256), (256, 256, 784),
 
 
 def gmacs(A, B, C, rounds=5):
-    """Best of `rounds` timings of C = A @ B, each over ~2e9 multiply-adds."""
+    """Best of `rounds` timings of C = A @ B, each over at least 3 calls and about
+    2e9 multiply-adds or more."""
     (M, K), N = A.shape, B.shape[1]
     reps = max(3, int(2e9 / (M * K * N)))
     np.matmul(A, B, out=C)

@@ -141,8 +141,9 @@ cdef Py_ssize_t PAR_MIN_MACS_F64 = 1 << 19
 
 
 def set_max_blocks(Py_ssize_t n):
-    """Most blocks one product (or a row-parallel batch) is split into; set once,
-    to the CPU count, at import. Returns the previous value."""
+    """Most blocks one product is split into, and the gradient groups of a
+    row-parallel batch; set once, to the CPU count, at import. Returns the
+    previous value."""
     global MAX_BLOCKS
     previous, MAX_BLOCKS = MAX_BLOCKS, max(1, n)
     return previous
@@ -222,9 +223,11 @@ cdef void _backward_pair(floating *dW, floating *D_prev, const floating *A, cons
 
 # A small network trains row-parallel instead: the batch is cut in blocks of
 # rows, and each thread takes its blocks through the whole pass (gathering the
-# block's rows, the products of those rows, the kernels on one thread); then, in
-# the same OpenMP region, the blocks' weight and bias gradients are summed in
-# block order. One region per batch (the optimiser step is another) instead of
+# block's rows, the products of those rows, the kernels on one thread). The
+# blocks fall in one group per CPU, each group's blocks filling one gradient
+# buffer in turn; then, in the same OpenMP region, the groups' weight and bias
+# gradients are summed in group order. One region per batch (the optimiser step
+# is another) instead of
 # one per product and kernel, and all of the batch's work shared out, where split
 # products leave the small products and most kernels on one thread. The blocks
 # depend on the batch size, the layer sizes and the CPU count, never on the
@@ -236,9 +239,11 @@ cdef void _backward_pair(floating *dW, floating *D_prev, const floating *A, cons
 cdef Py_ssize_t ROW_PAR_MAX_COEFS = 1 << 16
 # ... with blocks of at least this many rows.
 cdef Py_ssize_t ROW_BLOCK_MIN = 32
-# More blocks (a multiple of MAX_BLOCKS) when that keeps every product of a
-# block within this many multiply-adds: OpenBLAS multiplies such products with
-# its small-matrix kernels, which skip packing the operands and zeroing C.
+# More blocks (a multiple of MAX_BLOCKS, on machines with more than one CPU) when
+# that keeps every product of a block within this many multiply-adds: OpenBLAS's
+# SkylakeX-class builds multiply the forward and weight-gradient products of
+# such blocks with their small-matrix kernels, which skip packing the operands
+# and zeroing C (the D @ W.T products, transposed first operand, stay packed).
 # Measured (two builds alternated in one process, 2 cores): the regression
 # case (100-128-1, batch 200: 4 blocks of 50 rows, not 2 of 100) fits 18-19%
 # faster in float32, and float64 0-2% (within the noise).
@@ -246,21 +251,24 @@ cdef Py_ssize_t SMALL_GEMM_MACS = 1000000
 # At most this many blocks per CPU (the gain was measured at 2 blocks per CPU
 # only; past that the products get short and the calls many).
 cdef Py_ssize_t SMALL_GEMM_ROUNDS = 4
-# The blocks' gradients are summed in chunks of this many parameters.
+# The groups' gradients are summed in chunks of this many parameters.
 cdef Py_ssize_t SUM_CHUNK = 1024
 
 
 cdef Py_ssize_t _row_blocks(Py_ssize_t rows, Py_ssize_t macs_per_row):
-    """Row blocks of a batch of `rows` rows: MAX_BLOCKS, or the fewest multiple
-    of it, up to SMALL_GEMM_ROUNDS times, whose blocks keep their products small
-    (SMALL_GEMM_MACS) with at least ROW_BLOCK_MIN rows each."""
+    """Row blocks of a batch of `rows` rows: MAX_BLOCKS (fewer for a short
+    batch), or the fewest multiple of it, up to SMALL_GEMM_ROUNDS times, whose
+    blocks keep their products within SMALL_GEMM_MACS with at least
+    ROW_BLOCK_MIN rows each."""
     cdef Py_ssize_t blocks = max(1, min(MAX_BLOCKS, rows // ROW_BLOCK_MIN))
-    cdef Py_ssize_t small_rows = SMALL_GEMM_MACS // macs_per_row
-    cdef Py_ssize_t per_round = MAX_BLOCKS * small_rows
-    if (blocks < MAX_BLOCKS or small_rows < ROW_BLOCK_MIN or rows <= per_round
-            or rows > SMALL_GEMM_ROUNDS * per_round):
+    cdef Py_ssize_t per_round = MAX_BLOCKS * (SMALL_GEMM_MACS // macs_per_row)
+    cdef Py_ssize_t more
+    if MAX_BLOCKS < 2 or blocks < MAX_BLOCKS or rows <= per_round or per_round == 0:
         return blocks
-    return MAX_BLOCKS * ((rows + per_round - 1) // per_round)
+    more = MAX_BLOCKS * ((rows + per_round - 1) // per_round)
+    if more > SMALL_GEMM_ROUNDS * MAX_BLOCKS or rows // more < ROW_BLOCK_MIN:
+        return blocks
+    return more
 
 
 cdef inline void _add_blocks(floating *grad, const floating *others, Py_ssize_t P,
@@ -632,6 +640,8 @@ cdef class Network:
         cdef const floating *swb
         cdef double raw
         cdef Py_ssize_t n_blocks = min(self.row_blocks, n // ROW_BLOCK_MIN)
+        if n_blocks > self.row_groups:
+            n_blocks -= n_blocks % self.row_groups  # groups of equal block counts
         if X != NULL and n_blocks > 1:
             return self._forward_backward_rows(params, X, Y, sw, n, rows, row0, n_blocks)
         self._batch_rows(X, Y, sw, rows, row0, 0, n, self.n_threads, &Xb, &Yb, &swb)
@@ -915,6 +925,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
     NaN or infinity.
     """
     cdef Py_ssize_t L = len(coefs), l, n = X.shape[0], start, m, width = 1
+    cdef bint finite
     cdef const floating[::1] xdata
     cdef const Py_ssize_t[::1] xindices
     cdef const Py_ssize_t[::1] xindptr
@@ -961,9 +972,11 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
             b[l] = &bv[0]
             if l < L - 1:
                 width = max(width, units[l + 1])
-        if (check_finite and csr is None and n
-                and not _all_finite(&X[0, 0], n * units[0], n_threads)):
-            return None
+        if check_finite and csr is None and n:
+            with nogil:
+                finite = _all_finite(&X[0, 0], n * units[0], n_threads)
+            if not finite:
+                return None
         out = np.empty((n, units[L]), dtype=dtype)
         P = out
         if n == 0:

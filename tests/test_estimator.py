@@ -273,6 +273,34 @@ def test_same_model_whatever_the_thread_count(digits):
     assert fits[0].loss_curve_ == fits[1].loss_curve_
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_same_regression_model_whatever_the_thread_count(dtype, solver):
+    """Row-parallel training in gradient groups (100-128-1, batch 200: 4 blocks of
+    50 rows in 2 groups, whatever this machine's CPU count), with sample weights
+    and a short last batch of 97 rows. Oracle: the same fit on one thread."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(1097, 100)).astype(dtype)
+    y = (X[:, :5].sum(axis=1) + 0.1 * rng.normal(size=1097)).astype(dtype)
+    sw = rng.uniform(0.5, 2.0, size=1097)
+    params = dict(hidden_layer_sizes=(128,), max_iter=3, batch_size=200, solver=solver,
+                  random_state=0)
+    previous = _engine.set_max_blocks(2)
+    try:
+        assert _engine.Network([100, 128, 1], 3, 0, dtype, 200, 2).row_blocks == 4
+        fits = []
+        for n_threads in (1, 2):
+            with threadpool_limits(limits=n_threads, user_api="openmp"), \
+                    warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                fits.append(MLPRegressor(**params).fit(X, y, sample_weight=sw))
+    finally:
+        _engine.set_max_blocks(previous)
+    for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, fits[1].coefs_ + fits[1].intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert fits[0].loss_curve_ == fits[1].loss_curve_
+
+
 @pytest.mark.skipif(len(_engine.kernel_isas()) < 2, reason="one kernel instruction set only")
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_same_model_whatever_the_kernel_instruction_set(digits, solver):

@@ -217,23 +217,29 @@ def test_loss_grad_matches_numpy_backprop(act, out, weighted, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("units, max_blocks, n, blocks", [
-    ([64, 256, 128, 10], 2, 128, 2),
-    ([64, 256, 128, 10], 3, 127, 3),
-    ([100, 128, 64, 10], 2, 400, 6),
-    ([300, 256, 128, 10], 2, 128, 1),
+@pytest.mark.parametrize("units, max_blocks, n, capacity, blocks", [
+    ([64, 256, 128, 10], 2, 128, 128, 2),
+    ([64, 256, 128, 10], 3, 127, 127, 3),
+    ([100, 128, 64, 10], 2, 400, 400, 6),
+    ([100, 128, 64, 10], 2, 130, 400, 6),
+    ([100, 128, 64, 10], 2, 97, 400, 6),
+    ([100, 128, 64, 10], 1, 400, 400, 1),
+    ([300, 256, 128, 10], 2, 128, 128, 1),
 ], ids=["row-parallel", "row-parallel-3-blocks", "row-parallel-small-products",
+        "row-parallel-short-batch", "row-parallel-shorter-batch", "one-cpu",
         "split-and-paired"])
-def test_loss_grad_with_threads(units, max_blocks, n, blocks, dtype):
+def test_loss_grad_with_threads(units, max_blocks, n, capacity, blocks, dtype):
     """The two threaded passes: a network of at most 2**16 coefficients, trained
-    row-parallel (two blocks of 64 rows; three uneven blocks of 127 rows, more
-    blocks than threads; six blocks of 66-67 rows, the fewest multiple of the
-    CPU count that keeps the 100 x 128 layer's products within 10**6
-    multiply-adds), and a bigger one whose products are split in blocks and
-    whose backward pair (dW beside D) runs side by side (128 * 256 * 128
-    multiply-adds: above both thresholds). Loss and gradient equal
-    numpy_loss_grad, and 1 and 2 threads give bitwise equal results (oracle: the
-    one-thread run, which does the same blocks in turn)."""
+    row-parallel, and a bigger one whose products are split in blocks and whose
+    backward pair (dW beside D) runs side by side (128 * 256 * 128 multiply-adds:
+    above both thresholds). Row-parallel cases: two blocks of 64 rows; three
+    uneven blocks of 127 rows, more blocks than threads; six blocks of 66-67 rows
+    in two gradient groups, the fewest multiple of the CPU count that keeps the
+    100 x 128 layer's products within 10**6 multiply-adds; batches shorter than
+    the capacity, which run 4 blocks (130 rows) and 2 blocks (97 rows: 3 blocks
+    would leave the groups unequal); one CPU: no extra blocks. Loss and gradient
+    equal numpy_loss_grad, and 1 and 2 threads give bitwise equal results
+    (oracle: the one-thread run, which does the same blocks in turn)."""
     rng = np.random.default_rng(3)
     X = rng.standard_normal((n, units[0])).astype(dtype)
     Y = np.eye(units[-1])[rng.integers(0, units[-1], size=n)].astype(dtype)
@@ -242,7 +248,7 @@ def test_loss_grad_with_threads(units, max_blocks, n, blocks, dtype):
     previous = _engine.set_max_blocks(max_blocks)  # whatever this machine's CPU count
     try:
         for n_threads in (1, 2):
-            net = _engine.Network(units, TANH, OUT_MULTI, dtype, n, n_threads)
+            net = _engine.Network(units, TANH, OUT_MULTI, dtype, capacity, n_threads)
             params = (0.1 * np.random.default_rng(4).standard_normal(net.n_params)).astype(dtype)
             results.append(loss_grad(net, params, X, Y, sw, False))
     finally:

@@ -347,9 +347,10 @@ def test_optimizer_step_divides_exactly(dtype, sw_sum):
     division (a guard for any faster division). Seen through one SGD step from rest
     (lr 1, no momentum, alpha 0): velocity = 0 * 0 - 1 * g bitwise. Oracle: the
     same formula in numpy, in the same dtype. The gradients span every binade but
-    the extremes (the first two chunks of 4096); the last chunk adds zeros,
-    subnormals, extreme values, infinities and NaN; sw_sum ranges from 2**-30
-    to 2**50."""
+    the extremes (2**-59 to 2**58 in float32, 2**-899 to 2**898 in float64). The
+    last 100 elements are intercepts (grad / sw_sum, where the coefficients take
+    (grad + alpha * params) / sw_sum), the last 11 of them zeros, subnormals,
+    extreme values, infinities and NaN. sw_sum ranges from 2**-30 to 2**50."""
     finfo = np.finfo(dtype)
     top = 59 if dtype == np.float32 else 899
     rng = np.random.default_rng(11)
@@ -365,8 +366,8 @@ def test_optimizer_step_divides_exactly(dtype, sw_sum):
     s = dtype(sw_sum)
     with np.errstate(over="ignore", invalid="ignore"):
         expected = dtype(0) * velocity - dtype(1) * (grad / s)
-    _engine.optimizer_step(_engine.SOLVER_SGD, params, velocity, np.zeros(n, dtype), grad, n,
-                           0.0, sw_sum, 1.0, 0.0, False, 0.9, 0.999, 1e-8, 1)
+    _engine.optimizer_step(_engine.SOLVER_SGD, params, velocity, np.zeros(n, dtype), grad,
+                           n - 100, 0.0, sw_sum, 1.0, 0.0, False, 0.9, 0.999, 1e-8, 1)
     nan = np.isnan(expected)
     assert np.array_equal(np.isnan(velocity), nan)
     assert np.array_equal(velocity[~nan].view(f"u{finfo.bits // 8}"),
