@@ -227,9 +227,9 @@ cdef void _backward_pair(floating *dW, floating *D_prev, const floating *A, cons
 # blocks fall in one group per CPU, each group's blocks filling one gradient
 # buffer in turn; then, in the same OpenMP region, the groups' weight and bias
 # gradients are summed in group order. One region per batch (the optimiser step
-# is another) instead of
-# one per product and kernel, and all of the batch's work shared out, where split
-# products leave the small products and most kernels on one thread. The blocks
+# is another) instead of one per product and kernel, and all of the batch's work
+# shared out, where split products leave the small products and most kernels on
+# one thread. The blocks
 # depend on the batch size, the layer sizes and the CPU count, never on the
 # thread count (one thread runs the same blocks in turn). Measured (bench/
 # cases, two builds alternated in one process, 2 cores): small, tabular and
@@ -737,7 +737,7 @@ cdef class Network:
         calling thread, into group grp's gradient: self.grad (group 0) or its part
         of self.block_grad; each block's raw loss into block_raw."""
         cdef Py_ssize_t P = self.n_params, nc = self.n_coef, first = grp * n_blocks // G
-        cdef Py_ssize_t last = (grp + 1) * n_blocks // G, blk, i
+        cdef Py_ssize_t last = (grp + 1) * n_blocks // G, blk
         cdef floating *g = <floating *>self.grad_ptr
         cdef floating *bias = NULL
         if grp > 0:
@@ -748,8 +748,7 @@ cdef class Network:
             self.block_raw[blk] = self._block_pass(params, X, Y, sw, rows, row0, n, blk,
                                                    n_blocks, g, bias if blk > first else NULL)
             if blk > first:
-                for i in range(P - nc):
-                    g[nc + i] += bias[i]
+                _add_blocks(g + nc, bias, P - nc, 1, 0, P - nc)
 
     cdef inline floating *_bias_grad(self, floating *g, floating *bias,
                                      Py_ssize_t l) noexcept nogil:
