@@ -418,6 +418,10 @@ cdef class Network:
     cdef readonly bint dense_input
     # Optimiser steps made by the last run_epoch so far (read it after Ctrl-C).
     cdef readonly long last_epoch_steps
+    # Wall seconds that run_epoch spent in forward/backward passes (products,
+    # kernels, gathers, the sum of the gradient groups) and in optimiser steps,
+    # summed over every call (bench/profile_fit.py reads them).
+    cdef readonly double pass_seconds, step_seconds
     cdef readonly object dtype
     cdef Py_ssize_t *units
     cdef Py_ssize_t *coef_off
@@ -821,7 +825,7 @@ cdef class Network:
         cdef const Py_ssize_t *rows
         cdef const floating *swb
         cdef floating *p = &params[0]
-        cdef double raw, sq, sw_sum, lr, acc = 0, last_check
+        cdef double raw, sq, sw_sum, lr, acc = 0, last_check, t_pass, t_step, now
         cdef long steps = 0, t
         if batch_size < 1 or batch_size > self.capacity:
             raise ValueError(f"batch_size must be in [1, {self.capacity}], got {batch_size}")
@@ -844,8 +848,11 @@ cdef class Network:
             while start < n:
                 m = min(batch_size, n - start)
                 rows = &order[start] if shuffled else NULL
+                t_pass = k.mlp_monotonic_seconds()
                 raw = self._forward_backward(p, xp, &Y[0, 0], &sw[0] if has_sw else NULL, m,
                                              rows, start)
+                t_step = k.mlp_monotonic_seconds()
+                self.pass_seconds += t_step - t_pass
                 # the batch's weights: gathered into swbuf by the pass when shuffled
                 swb = NULL
                 if has_sw:
@@ -862,10 +869,12 @@ cdef class Network:
                     sq = _adam_step(p, &state1[0], &state2[0], <floating *>self.grad_ptr,
                                     self.partial, self.n_params, self.n_coef, alpha, sw_sum,
                                     lr, beta_1, beta_2, epsilon, self.n_threads)
+                now = k.mlp_monotonic_seconds()
+                self.step_seconds += now - t_step
                 steps += 1
                 self.last_epoch_steps = steps
                 start += m
-                if k.mlp_monotonic_seconds() - last_check > SIGNAL_CHECK_SECONDS:
+                if now - last_check > SIGNAL_CHECK_SECONDS:
                     with gil:
                         PyErr_CheckSignals()
                     last_check = k.mlp_monotonic_seconds()

@@ -10,6 +10,7 @@ import pickle
 import re
 import signal
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -299,6 +300,31 @@ def test_same_regression_model_whatever_the_thread_count(dtype, solver):
     for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, fits[1].coefs_ + fits[1].intercepts_):
         np.testing.assert_array_equal(a, b)
     assert fits[0].loss_curve_ == fits[1].loss_curve_
+
+
+def test_network_times_its_passes_and_steps(digits):
+    """Network.pass_seconds / step_seconds (read by bench/profile_fit.py) are
+    positive and together within the fit's wall time (oracle: time.perf_counter
+    around fit); the network made one step per batch of the last epoch."""
+    X, _, y, _ = digits
+    est = MLPClassifier(hidden_layer_sizes=(32,), max_iter=3, batch_size=100, random_state=0)
+    networks = []
+    build = est._network
+
+    def keep(*args, **kwargs):
+        networks.append(build(*args, **kwargs))
+        return networks[-1]
+
+    est._network = keep
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        est.fit(X, y)
+        wall = time.perf_counter() - start
+    (network,) = networks
+    assert network.last_epoch_steps == -(-X.shape[0] // 100)
+    assert network.pass_seconds > 0 and network.step_seconds > 0
+    assert network.pass_seconds + network.step_seconds < wall
 
 
 @pytest.mark.skipif(len(_engine.kernel_isas()) < 2, reason="one kernel instruction set only")

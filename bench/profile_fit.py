@@ -1,0 +1,87 @@
+"""Where an mlpfast fit of a bench case spends its time, against the GEMM floor.
+
+For each round, after a settle: the case's GEMM floor (bench_peers.GemmFloor, the
+matrix products of the same epochs alone), then an mlpfast fit whose training
+network times itself (``Network.pass_seconds`` / ``step_seconds``). Prints per
+round and as medians over the rounds:
+
+* passes: forward and backward passes (products, kernels, the batch gathers,
+  the sum of the gradient groups);
+* steps: the optimiser steps (Adam);
+* rest: everything else in ``fit`` (validation, set-up, shuffles, Python);
+
+each in ms and as a multiple of the floor of the same round. This is the
+profile the speed targets are argued from (bench/README.md); it is not a
+benchmark and asserts nothing. Run from the repository root::
+
+    python bench/profile_fit.py mnist float32 [rounds]
+"""
+
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_fit import CASES, data, make_estimator, settle  # noqa: E402
+from bench_peers import GemmFloor, _n_out  # noqa: E402
+
+
+def _timed_fit(case, X, y):
+    """One mlpfast fit of the case; returns (wall, passes, steps) in seconds.
+    The estimator builds its training network through ``_network``; the
+    wrapper keeps a handle on it to read its timers after the fit."""
+    est = make_estimator("mlpfast", case)
+    networks = []
+    build = est._network
+
+    def keep(*args, **kwargs):
+        network = build(*args, **kwargs)
+        networks.append(network)
+        return network
+
+    est._network = keep
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        est.fit(X, y)
+        wall = time.perf_counter() - start
+    return (wall, sum(n.pass_seconds for n in networks),
+            sum(n.step_seconds for n in networks))
+
+
+def main(argv):
+    case_name, dtype = argv[0], argv[1]
+    rounds = int(argv[2]) if len(argv) > 2 else 7
+    case = CASES[case_name]
+    X, y = data(case_name, dtype)
+    floor = GemmFloor(case, X, _n_out(case_name))
+    floor.fit()
+    _timed_fit(case, X, y)  # warm-up: first-call costs out of the rounds
+    rows = []
+    print(f"{case_name} {dtype}, {case.epochs} epoch(s), ms (x floor)")
+    for _ in range(rounds):
+        settle()
+        start = time.perf_counter()
+        floor.fit()
+        f = time.perf_counter() - start
+        settle()
+        wall, passes, steps = _timed_fit(case, X, y)
+        rows.append((f, wall, passes, steps, wall - passes - steps))
+        print(_line(rows[-1]))
+    print("median " + _line(np.median(np.array(rows), axis=0)))
+
+
+def _line(row):
+    f, wall, passes, steps, rest = row
+    parts = [f"floor {f * 1e3:.1f}", f"fit {wall * 1e3:.1f} ({wall / f:.2f}x)"]
+    parts += [f"{name} {t * 1e3:.1f} ({t / f:.2f}x)"
+              for name, t in (("passes", passes), ("steps", steps), ("rest", rest))]
+    return "  ".join(parts)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
