@@ -419,8 +419,9 @@ cdef class Network:
     # Optimiser steps made by the last run_epoch so far (read it after Ctrl-C).
     cdef readonly long last_epoch_steps
     # Wall seconds that run_epoch spent in forward/backward passes (products,
-    # kernels, gathers, the sum of the gradient groups) and in optimiser steps,
-    # summed over every call (bench/profile_fit.py reads them).
+    # kernels, gathers, the sum of the gradient groups) and in the rest of each
+    # batch (its weight sum and loss, then the optimiser step), summed over every
+    # call (bench/profile_fit.py reads them).
     cdef readonly double pass_seconds, step_seconds
     cdef readonly object dtype
     cdef Py_ssize_t *units
