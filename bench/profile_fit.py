@@ -7,7 +7,8 @@ round and as medians over the rounds:
 
 * passes: forward and backward passes (products, kernels, the batch gathers,
   the sum of the gradient groups);
-* steps: the optimiser steps (Adam);
+* steps: the rest of each batch: its weight sum and loss, then the optimiser
+  step (Adam), which is nearly all of it;
 * rest: everything else in ``fit`` (validation, set-up, shuffles, Python);
 
 each in ms and as a multiple of the floor of the same round. This is the
@@ -26,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_fit import CASES, data, make_estimator, settle  # noqa: E402
+from bench_fit import CASES, DTYPES, data, make_estimator, settle  # noqa: E402
 from bench_peers import GemmFloor, _n_out  # noqa: E402
 
 
@@ -54,6 +55,9 @@ def _timed_fit(case, X, y):
 
 
 def main(argv):
+    if len(argv) not in (2, 3) or argv[0] not in CASES or argv[1] not in DTYPES:
+        raise SystemExit(f"usage: python bench/profile_fit.py {{{','.join(CASES)}}} "
+                         f"{{{','.join(DTYPES)}}} [rounds]")
     case_name, dtype = argv[0], argv[1]
     rounds = int(argv[2]) if len(argv) > 2 else 7
     case = CASES[case_name]
