@@ -618,17 +618,38 @@ def _validate_fit_data(estimator, X, y, **params):
 
 
 def _fit_label_binarizer(y):
-    """``LabelBinarizer().fit(y)``; for a 1-D integer or bool array, fitted
-    directly: such a target is binary with at most two distinct labels and
-    multiclass otherwise, and its sorted labels are np.unique(y) (the
-    binarizer's type_of_target and unique_labels cost about a millisecond)."""
+    """``LabelBinarizer().fit(y)`` and, when known, each label's index in its
+    ``classes_`` (else None). A 1-D integer or bool array is fitted directly:
+    such a target is binary with at most two distinct labels and multiclass
+    otherwise, and its sorted labels are np.unique(y) (the binarizer's
+    type_of_target and unique_labels cost about a millisecond)."""
     binarizer = LabelBinarizer()
     if not (type(y) is np.ndarray and y.ndim == 1 and y.dtype.kind in "biu"):
-        return binarizer.fit(y)
-    binarizer.classes_ = np.unique(y)
+        return binarizer.fit(y), None
+    codes = _counted_labels(y)
+    if codes is None:
+        binarizer.classes_, index = np.unique(y), None
+    else:
+        binarizer.classes_, index = codes
     binarizer.y_type_ = "multiclass" if len(binarizer.classes_) > 2 else "binary"
     binarizer.sparse_input_ = False
-    return binarizer
+    return binarizer, index
+
+
+def _counted_labels(y):
+    """``(np.unique(y), np.searchsorted(np.unique(y), y))`` for a 1-D integer or
+    bool array whose labels span fewer values than max(1024, len(y)), by
+    counting them (a sort of 40000 labels and the search cost about a
+    millisecond, the count a tenth of that); None for other labels."""
+    if y.shape[0] == 0:
+        return None
+    lo, hi = int(y.min()), int(y.max())
+    if hi - lo >= max(1024, y.shape[0]) or lo < -(2**62) or hi >= 2**62:
+        return None
+    offset = y.astype(np.intp) - lo
+    present = np.bincount(offset, minlength=hi - lo + 1) > 0
+    classes = (np.flatnonzero(present) + lo).astype(y.dtype)
+    return classes, (np.cumsum(present) - 1)[offset]
 
 
 def _engine_input(X, dtype):
@@ -884,8 +905,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
         # A new fit (or the first) learns the labels; warm_start must see the same
         # classes again; partial_fit may see a subset of the classes it was given.
+        index = None
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._label_binarizer = _fit_label_binarizer(y)
+            self._label_binarizer, index = _fit_label_binarizer(y)
             self.classes_ = self._label_binarizer.classes_
         else:
             classes = unique_labels(y)
@@ -902,13 +924,14 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
 
-        return X, self._binarize(y)
+        return X, self._binarize(y, index)
 
-    def _binarize(self, y):
+    def _binarize(self, y, index=None):
         """``_label_binarizer.transform(y)`` as bool (so that float32 training data
         is never upcast by the targets); for 1-D binary and multiclass labels,
         computed directly: the binarizer re-checks the target type at a cost of
-        milliseconds per fit. y's labels are known to be in ``classes_`` here."""
+        milliseconds per fit. y's labels are known to be in ``classes_`` here;
+        ``index``, when given, holds each label's index in ``classes_``."""
         binarizer = self._label_binarizer
         classes = binarizer.classes_
         if not (
@@ -920,7 +943,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             and not binarizer.sparse_output
         ):
             return binarizer.transform(y).astype(bool)
-        index = np.searchsorted(classes, y)
+        if index is None:
+            index = np.searchsorted(classes, y)
         if len(classes) == 2:  # one column, true for the second class
             return (index == 1).reshape(-1, 1)
         Y = np.zeros((y.shape[0], len(classes)), dtype=bool)

@@ -587,26 +587,41 @@ def test_label_binarizing_matches_label_binarizer(classes, y):
     np.testing.assert_array_equal(got, expected)
 
 
+_LABEL_CASES = {
+    "binary": ([1, 0, 0, 1], [np.int64, np.int32, np.int8, np.uint8, np.uint64, bool]),
+    "multiclass": ([9, 3, 7, 7, 3], [np.int64, np.int32, np.int8, np.uint8, np.uint64]),
+    "one-class": ([5, 5, 5], [np.int64, np.uint8]),
+    "bool": ([True, False, True], [bool, np.int8]),
+    "int8-extremes": ([-128, 127, 0, -128], [np.int8, np.int64]),
+    "wide-span": ([3, 4_000_000_000, 3, 17], [np.int64, np.uint64]),
+}
+
+
 @pytest.mark.parametrize(
-    "y",
-    [[1, 0, 0, 1], [9, 3, 7, 7, 3], [5, 5, 5], [True, False, True]],
-    ids=["binary", "multiclass", "one-class", "bool"],
+    "y, dtype",
+    [(y, dtype) for y, dtypes in _LABEL_CASES.values() for dtype in dtypes],
+    ids=[f"{name}-{np.dtype(dtype).name}" for name, (_, dtypes) in _LABEL_CASES.items()
+         for dtype in dtypes],
 )
-@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, bool])
 def test_label_binarizer_fit_matches_label_binarizer(y, dtype):
-    """Oracle: scikit-learn's LabelBinarizer().fit on the same labels."""
+    """Oracle: scikit-learn's LabelBinarizer().fit on the same labels, and
+    np.searchsorted of the labels in its classes_ for the indices returned."""
     from sklearn.preprocessing import LabelBinarizer
 
     from mlpfast._multilayer_perceptron import _fit_label_binarizer
 
     y = np.array(y).astype(dtype)
     expected = LabelBinarizer().fit(y)
-    got = _fit_label_binarizer(y)
+    got, index = _fit_label_binarizer(y)
     assert got.y_type_ == expected.y_type_
     assert got.sparse_input_ == expected.sparse_input_
     assert got.classes_.dtype == expected.classes_.dtype
     np.testing.assert_array_equal(got.classes_, expected.classes_)
     np.testing.assert_array_equal(got.transform(y), expected.transform(y))
+    if index is not None:
+        np.testing.assert_array_equal(index, np.searchsorted(expected.classes_, y))
+    if y.dtype.kind in "iu" and int(y.max()) - int(y.min()) < 1024:
+        assert index is not None  # the counted path ran
 
 
 def _peak_traced_bytes(func):
