@@ -89,5 +89,10 @@ double PUB(mlp_adam_step)(REAL *params, REAL *m, REAL *v, const REAL *grad, doub
                                beta1, beta2, eps, n_threads);
 }
 
+void PUB(mlp_evict_for_step)(const REAL *params, ptrdiff_t n, int n_threads)
+{
+    PICK(mlp_evict_for_step)(params, n, n_threads);
+}
+
 #undef PICK
 #undef PUB

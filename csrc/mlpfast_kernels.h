@@ -100,7 +100,8 @@ void mlp_omp_barrier(void);
                                int n_threads);                                   \
     void mlp_finish_grad_##SUF(REAL *grad, const REAL *params, ptrdiff_t n,      \
                                ptrdiff_t n_coef, double alpha, double sw_sum,    \
-                               int n_threads);
+                               int n_threads);                                   \
+    void mlp_evict_for_step_##SUF(const REAL *params, ptrdiff_t n, int n_threads);
 
 MLP_DECLARE(float, f32)
 MLP_DECLARE(double, f64)
@@ -133,6 +134,17 @@ MLP_DECLARE(double, f64)
  *                           the raw gradient is finished as in mlp_finish_grad on the fly.
  *                           Return the sum of squares of the UPDATED params[:n_coef]
  *                           (the L2 term of the next batch), via `partial`.
+ * mlp_evict_for_step:       called by every thread of an OpenMP team (a no-op outside
+ *                           one) just before an optimiser step on params[:n] with
+ *                           n_threads: drops the parameters from every CPU's caches,
+ *                           each chunk by a thread other than the one that will step
+ *                           it. Changes no value. Why: the step writes parameters
+ *                           that every thread of the pass before it has read, and
+ *                           on some machines (threads on different L3 caches: EPYC
+ *                           core complexes, or VMs placed on them) a write to a line
+ *                           another core holds costs many times a plain write.
+ *                           After the eviction the step reads them back from memory
+ *                           instead. _engine.pyx decides when it pays.
  */
 
 #endif /* MLPFAST_KERNELS_H */

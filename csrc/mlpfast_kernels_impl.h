@@ -507,6 +507,35 @@ double FN(mlp_adam_step)(REAL *params, REAL *m, REAL *v, const REAL *grad, doubl
 #undef ADAM_CALL
 }
 
+/* Called by each thread of an OpenMP team ahead of an optimiser step on
+ * params[0:n] with n_threads: the caller evicts the chunks that the step's
+ * static schedule (MLP_CHUNKS: MLP_FOR's, one contiguous run of chunks per
+ * thread) gives to the next thread of the team, so every chunk is evicted once,
+ * by a thread that does not step it. Nothing outside a team of two or more. */
+void FN(mlp_evict_for_step)(const REAL *params, ptrdiff_t n, int n_threads)
+{
+#ifdef _OPENMP
+    const int team = omp_get_num_threads();
+    const int stepper = (omp_get_thread_num() + 1) % team;
+    const int steppers = n >= STEP_MIN_N && n_threads > 1 ? n_threads : 1;
+    const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;
+    const ptrdiff_t per = n_chunks / steppers, extra = n_chunks % steppers;
+    ptrdiff_t i0, i1;
+    if (team < 2 || stepper >= steppers)
+        return;
+    i0 = (stepper * per + (stepper < extra ? stepper : extra)) * MLP_REDUCE_CHUNK;
+    i1 = i0 + (per + (stepper < extra ? 1 : 0)) * MLP_REDUCE_CHUNK;
+    if (i1 > n)
+        i1 = n;
+    if (i0 < i1)
+        mlp_evict(params + i0, (i1 - i0) * (ptrdiff_t)sizeof(REAL));
+#else
+    (void)params;
+    (void)n;
+    (void)n_threads;
+#endif
+}
+
 #undef MLP_CHUNKS
 #undef MLP_CHUNK_LOOP
 #undef FN

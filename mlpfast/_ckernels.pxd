@@ -68,6 +68,8 @@ cdef extern from "mlpfast_kernels.h" nogil:
                              Py_ssize_t n_coef, double alpha, double sw_sum, int n_threads)
     void mlp_finish_grad_f64(double *grad, const double *params, Py_ssize_t n,
                              Py_ssize_t n_coef, double alpha, double sw_sum, int n_threads)
+    void mlp_evict_for_step_f32(const float *params, Py_ssize_t n, int n_threads)
+    void mlp_evict_for_step_f64(const double *params, Py_ssize_t n, int n_threads)
     double mlp_sgd_step_f32(float *params, float *velocity, const float *grad,
                             double *partial, Py_ssize_t n, Py_ssize_t n_coef,
                             double alpha, double sw_sum, double lr, double momentum,

@@ -12,7 +12,7 @@
 # every coefficient matrix (fan_in, fan_out) row-major, then every intercept.
 
 from cpython.exc cimport PyErr_CheckSignals
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport pow, sqrt
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport sgemm, dgemm
@@ -254,6 +254,42 @@ cdef Py_ssize_t SMALL_GEMM_ROUNDS = 4
 # The groups' gradients are summed in chunks of this many parameters.
 cdef Py_ssize_t SUM_CHUNK = 1024
 
+# Before the optimiser step of a row-parallel batch on two or more threads, the
+# region may evict the parameters from the caches (mlp_evict_for_step): the step
+# then reads them back from memory instead of writing lines that the other
+# threads hold. Where threads sit on different L3 caches that is much cheaper;
+# elsewhere it costs a little. So each network measures: it keeps a running
+# mean of its steps' seconds without eviction and of its steps' plus the
+# eviction's (the calling thread's) with it, each new sample clipped to twice
+# the mean so that one interrupted step does not flip the choice; it takes the
+# cheaper, and every EVICT_EXPLORE-th batch the other, to notice when the
+# machine changes. Results never depend on it. Measured on this 2-vCPU EPYC VM
+# (bench/ cases, development A/B, "auto" against "never" in alternate fits,
+# medians): in one of the VM's slow periods, fits of regression 73 against
+# 114 ms (float64) and 50 against 81 ms (float32), tabular 50 against 74 ms and
+# 35 against 55 ms, small 16 against 20 ms and 14 against 23 ms; in a fast
+# period regression float64 58 against 62 ms. The eviction itself took 1-4 us
+# a batch.
+cdef int EVICT_AUTO = 0
+cdef int EVICT_ALWAYS = 1
+cdef int EVICT_NEVER = 2
+cdef int EVICT_POLICY = EVICT_AUTO
+_EVICT_POLICIES = {"auto": EVICT_AUTO, "always": EVICT_ALWAYS, "never": EVICT_NEVER}
+cdef long EVICT_EXPLORE = 16
+cdef double EVICT_WEIGHT = 0.25  # of a new sample in the running mean
+
+
+def set_evict_policy(str name):
+    """When the row-parallel pass evicts the parameters before the step: "auto"
+    (measured, the default), "always" or "never". Results do not change. Not
+    thread-safe; for tests and benchmarks. Returns the previous policy."""
+    global EVICT_POLICY
+    if name not in _EVICT_POLICIES:
+        raise ValueError(f"evict policy must be one of {sorted(_EVICT_POLICIES)}, got {name!r}")
+    previous = next(key for key, code in _EVICT_POLICIES.items() if code == EVICT_POLICY)
+    EVICT_POLICY = _EVICT_POLICIES[name]
+    return previous
+
 
 cdef Py_ssize_t _row_blocks(Py_ssize_t rows, Py_ssize_t macs_per_row):
     """Row blocks of a batch of `rows` rows: MAX_BLOCKS (fewer for a short
@@ -350,6 +386,13 @@ cdef inline void _finish_grad(floating *grad, const floating *params, Py_ssize_t
         k.mlp_finish_grad_f64(grad, params, n, n_coef, alpha, sw_sum, nt)
 
 
+cdef inline void _evict_for_step(const floating *params, Py_ssize_t n, int nt) noexcept nogil:
+    if floating is float:
+        k.mlp_evict_for_step_f32(params, n, nt)
+    else:
+        k.mlp_evict_for_step_f64(params, n, nt)
+
+
 cdef inline void _csr_matmul(floating *Z, const floating *data, const Py_ssize_t *indices,
                              const Py_ssize_t *indptr, const Py_ssize_t *rows,
                              Py_ssize_t row0, Py_ssize_t N, const floating *W, Py_ssize_t O,
@@ -440,6 +483,14 @@ cdef class Network:
     # self.grad), each group's bias gradients of its blocks after the first,
     # and each block's raw loss.
     cdef readonly Py_ssize_t row_blocks, row_groups
+    # Eviction before the step (see EVICT_POLICY): the running means of a step's
+    # seconds without it and of a step's and the eviction's with it (0: none
+    # yet), the batches it was decided for, those evicted (summed over every
+    # run_epoch call), and the calling thread's seconds in the last eviction.
+    cdef double evict_cost[2]
+    cdef long evict_decided
+    cdef readonly long evicted_batches
+    cdef double evict_seconds
     cdef void *block_grad
     cdef void *block_bias
     cdef double *block_raw
@@ -502,6 +553,11 @@ cdef class Network:
         self.row_loss = <double *>self._pointer(np.zeros(capacity, dtype=np.float64))
         self.partial = <double *>self._pointer(
             np.zeros(self.n_params // k.MLP_REDUCE_CHUNK + 1, dtype=np.float64))
+        self.evict_cost[0] = 0
+        self.evict_cost[1] = 0
+        self.evict_decided = 0
+        self.evicted_batches = 0
+        self.evict_seconds = 0
         self.row_blocks = 1
         if dense_input and self.n_coef <= ROW_PAR_MAX_COEFS:
             self.row_blocks = _row_blocks(capacity, max(
@@ -527,6 +583,12 @@ cdef class Network:
     cdef void *_buffer(self, Py_ssize_t size) except NULL:
         return self._pointer(np.zeros(max(size, 1), dtype=self.dtype))
 
+    @property
+    def evict_costs(self):
+        """The running means of a step's seconds without eviction and of a step's
+        and the eviction's with it; 0 where none was measured."""
+        return (self.evict_cost[0], self.evict_cost[1])
+
     def layout(self):
         """[(coef_start, coef_end, (fan_in, fan_out)), ...], [(start, end), ...]."""
         coefs = [(self.coef_off[l], self.coef_off[l] + self.units[l] * self.units[l + 1],
@@ -551,7 +613,7 @@ cdef class Network:
         with nogil:
             sw_sum = _weight_sum(&sw[0], n, has_sw)
             raw = self._forward_backward(&params[0], xp, &Y[0, 0],
-                                         &sw[0] if has_sw else NULL, n, NULL, 0)
+                                         &sw[0] if has_sw else NULL, n, NULL, 0, False)
             sq = _sum_squares(&params[0], self.n_coef, self.partial, self.n_threads)
             _finish_grad(<floating *>self.grad_ptr, &params[0], self.n_params, self.n_coef,
                          alpha, sw_sum, self.n_threads)
@@ -629,14 +691,17 @@ cdef class Network:
 
     cdef double _forward_backward(self, floating *params, const floating *X,
                                   const floating *Y, const floating *sw, Py_ssize_t n,
-                                  const Py_ssize_t *rows, Py_ssize_t row0) noexcept nogil:
+                                  const Py_ssize_t *rows, Py_ssize_t row0,
+                                  bint evict) noexcept nogil:
         """Forward and backward pass over a batch of n rows; raw gradient into
         self.grad, raw loss returned.
 
         The batch is rows ``rows[:n]`` (gathered into the batch buffers, in
         batch order, where run_epoch reads the weights back from swbuf), or
         when rows is NULL rows ``row0:row0 + n`` (used in place), of X, Y and
-        sw (NULL: unweighted); X NULL means the CSR matrix in self.csr."""
+        sw (NULL: unweighted); X NULL means the CSR matrix in self.csr. With
+        evict, a threaded row-parallel pass ends by evicting the parameters
+        (see EVICT_POLICY)."""
         cdef Py_ssize_t L = self.n_layers, l
         cdef floating *grad = <floating *>self.grad_ptr
         cdef const floating *inp
@@ -648,7 +713,8 @@ cdef class Network:
         if n_blocks > self.row_groups:
             n_blocks -= n_blocks % self.row_groups  # groups of equal block counts
         if X != NULL and n_blocks > 1:
-            return self._forward_backward_rows(params, X, Y, sw, n, rows, row0, n_blocks)
+            return self._forward_backward_rows(params, X, Y, sw, n, rows, row0, n_blocks,
+                                               evict)
         self._batch_rows(X, Y, sw, rows, row0, 0, n, self.n_threads, &Xb, &Yb, &swb)
         for l in range(L):
             inp = Xb if l == 0 else <floating *>self.A[l - 1]
@@ -703,13 +769,14 @@ cdef class Network:
     cdef double _forward_backward_rows(self, floating *params, const floating *X,
                                        const floating *Y, const floating *sw, Py_ssize_t n,
                                        const Py_ssize_t *rows, Py_ssize_t row0,
-                                       Py_ssize_t n_blocks) noexcept nogil:
+                                       Py_ssize_t n_blocks, bint evict) noexcept nogil:
         """_forward_backward of a dense batch, row-parallel: block b takes batch
         rows [n * b // n_blocks, n * (b + 1) // n_blocks) (and gathers them itself).
         The blocks fall in G = min(row_groups, n_blocks) groups of consecutive
         blocks, one gradient buffer each, which a group's blocks fill in turn (the
         first overwrites it, the others add to it); grad = the groups' gradients
-        summed in group order."""
+        summed in group order; with evict (and two or more threads) the
+        parameters are then evicted for the step."""
         cdef floating *grad = <floating *>self.grad_ptr
         cdef floating *others = <floating *>self.block_grad
         cdef Py_ssize_t P = self.n_params, G = min(self.row_groups, n_blocks), grp, blk, c
@@ -726,6 +793,8 @@ cdef class Network:
                 for c in prange(n_chunks, schedule="static"):
                     _add_blocks(grad, others, P, G - 1, c * SUM_CHUNK,
                                 min((c + 1) * SUM_CHUNK, P))
+                if evict:  # every group's pass has read them (the barrier above)
+                    self._evict_timed(params)
         else:
             for grp in range(G):
                 self._group_pass(params, X, Y, sw, rows, row0, n, grp, G, n_blocks)
@@ -733,6 +802,14 @@ cdef class Network:
         for blk in range(n_blocks):
             raw += self.block_raw[blk]
         return raw
+
+    cdef void _evict_timed(self, const floating *params) noexcept nogil:
+        """This thread's share of _evict_for_step; the calling thread of the
+        region (thread 0) keeps its seconds in evict_seconds."""
+        cdef double start = k.mlp_monotonic_seconds()
+        _evict_for_step(params, self.n_params, self.n_threads)
+        if threadid() == 0:
+            self.evict_seconds = k.mlp_monotonic_seconds() - start
 
     cdef void _group_pass(self, floating *params, const floating *X, const floating *Y,
                           const floating *sw, const Py_ssize_t *rows, Py_ssize_t row0,
@@ -828,6 +905,10 @@ cdef class Network:
         cdef floating *p = &params[0]
         cdef double raw, sq, sw_sum, lr, acc = 0, last_check, t_pass, t_step, now
         cdef long steps = 0, t
+        cdef bint evict = False
+        # eviction applies to threaded row-parallel passes only
+        cdef bint may_evict = (xp != NULL and self.row_blocks > 1
+                               and min(<Py_ssize_t>self.n_threads, self.row_groups) > 1)
         if batch_size < 1 or batch_size > self.capacity:
             raise ValueError(f"batch_size must be in [1, {self.capacity}], got {batch_size}")
         if shuffled and order.shape[0] != n:
@@ -849,9 +930,13 @@ cdef class Network:
             while start < n:
                 m = min(batch_size, n - start)
                 rows = &order[start] if shuffled else NULL
+                if may_evict:
+                    evict = self._choose_evict()
+                    self.evicted_batches += evict
+                    self.evict_seconds = 0
                 t_pass = k.mlp_monotonic_seconds()
                 raw = self._forward_backward(p, xp, &Y[0, 0], &sw[0] if has_sw else NULL, m,
-                                             rows, start)
+                                             rows, start, evict)
                 t_step = k.mlp_monotonic_seconds()
                 self.pass_seconds += t_step - t_pass
                 # the batch's weights: gathered into swbuf by the pass when shuffled
@@ -872,6 +957,8 @@ cdef class Network:
                                     lr, beta_1, beta_2, epsilon, self.n_threads)
                 now = k.mlp_monotonic_seconds()
                 self.step_seconds += now - t_step
+                if may_evict:
+                    self._note_evict_cost(evict, now - t_step)
                 steps += 1
                 self.last_epoch_steps = steps
                 start += m
@@ -880,6 +967,29 @@ cdef class Network:
                         PyErr_CheckSignals()
                     last_check = k.mlp_monotonic_seconds()
         return acc
+
+    cdef inline bint _choose_evict(self) noexcept nogil:
+        """Whether this batch's pass evicts the parameters (see EVICT_POLICY)."""
+        cdef bint cheaper
+        if EVICT_POLICY != EVICT_AUTO:
+            return EVICT_POLICY == EVICT_ALWAYS
+        self.evict_decided += 1
+        if self.evict_cost[0] == 0 or self.evict_cost[1] == 0:
+            cheaper = self.evict_cost[0] != 0  # measure the one not measured yet
+        else:
+            cheaper = self.evict_cost[1] < self.evict_cost[0]
+            if self.evict_decided % EVICT_EXPLORE == 0:
+                cheaper = not cheaper
+        return cheaper
+
+    cdef inline void _note_evict_cost(self, bint evicted, double step_seconds) noexcept nogil:
+        """Adds a batch's step time (and eviction time) to the running means."""
+        cdef double *mean = &self.evict_cost[1 if evicted else 0]
+        cdef double cost = step_seconds + self.evict_seconds
+        if mean[0] == 0:
+            mean[0] = cost
+        else:
+            mean[0] += EVICT_WEIGHT * (min(cost, 2 * mean[0]) - mean[0])
 
 
 cdef inline double _weight_sum(const floating *sw, Py_ssize_t n, bint has_sw) noexcept nogil:

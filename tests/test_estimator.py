@@ -302,12 +302,8 @@ def test_same_regression_model_whatever_the_thread_count(dtype, solver):
     assert fits[0].loss_curve_ == fits[1].loss_curve_
 
 
-def test_network_times_its_passes_and_steps(digits):
-    """Network.pass_seconds / step_seconds (read by bench/profile_fit.py) are
-    positive and together within the fit's wall time (oracle: time.perf_counter
-    around fit); the network made one step per batch of the last epoch."""
-    X, _, y, _ = digits
-    est = MLPClassifier(hidden_layer_sizes=(32,), max_iter=3, batch_size=100, random_state=0)
+def _fit_keeping_network(est, X, y, **fit_params):
+    """est fitted on X, y, and the training network its fit built."""
     networks = []
     build = est._network
 
@@ -318,10 +314,78 @@ def test_network_times_its_passes_and_steps(digits):
     est._network = keep
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        start = time.perf_counter()
-        est.fit(X, y)
-        wall = time.perf_counter() - start
+        est.fit(X, y, **fit_params)
     (network,) = networks
+    return est, network
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_evicting_the_parameters_before_the_step_changes_no_result(dtype, solver):
+    """The row-parallel pass on two threads with every batch's parameters evicted
+    from the caches before the step (mlp_evict_for_step). Oracle: the same fit
+    that never evicts."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(1097, 100)).astype(dtype)
+    y = (X[:, :5].sum(axis=1) + 0.1 * rng.normal(size=1097)).astype(dtype)
+    params = dict(hidden_layer_sizes=(128,), max_iter=3, batch_size=200, solver=solver,
+                  random_state=0)
+    fits = {}
+    previous = _engine.set_evict_policy("never")
+    try:
+        for policy in ("never", "always"):
+            _engine.set_evict_policy(policy)
+            with threadpool_limits(limits=2, user_api="openmp"):
+                fits[policy] = _fit_keeping_network(MLPRegressor(**params), X, y)
+    finally:
+        _engine.set_evict_policy(previous)
+    (never, _), (always, network) = fits["never"], fits["always"]
+    for a, b in zip(never.coefs_ + never.intercepts_, always.coefs_ + always.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert never.loss_curve_ == always.loss_curve_
+    if network.n_threads >= 2:
+        assert network.row_blocks > 1
+        assert network.evicted_batches == 3 * 6  # every batch of the 3 epochs
+    assert fits["never"][1].evicted_batches == 0
+
+
+@pytest.mark.skipif(mlpfast._config.effective_n_threads() < 2, reason="needs two threads")
+def test_auto_eviction_measures_both_ways():
+    """The "auto" policy's contract: it measures a step without eviction and one
+    with, then takes the cheaper, trying the other every 16th batch; so a fit of
+    more than 16 batches evicts some batches and not others, and has measured
+    both."""
+    X, y = make_regression(n_samples=4000, n_features=50, random_state=0)
+    est = MLPRegressor(hidden_layer_sizes=(64,), max_iter=2, batch_size=100, random_state=0)
+    previous = _engine.set_evict_policy("auto")
+    try:
+        _, network = _fit_keeping_network(est, X, y)
+    finally:
+        _engine.set_evict_policy(previous)
+    assert network.row_blocks > 1
+    assert 0 < network.evicted_batches < 2 * 40
+    assert min(network.evict_costs) > 0
+
+
+def test_evict_policy_names():
+    previous = _engine.set_evict_policy("always")
+    try:
+        assert _engine.set_evict_policy("never") == "always"
+        with pytest.raises(ValueError, match="evict policy"):
+            _engine.set_evict_policy("sometimes")
+    finally:
+        _engine.set_evict_policy(previous)
+
+
+def test_network_times_its_passes_and_steps(digits):
+    """Network.pass_seconds / step_seconds (read by bench/profile_fit.py) are
+    positive and together within the fit's wall time (oracle: time.perf_counter
+    around fit); the network made one step per batch of the last epoch."""
+    X, _, y, _ = digits
+    est = MLPClassifier(hidden_layer_sizes=(32,), max_iter=3, batch_size=100, random_state=0)
+    start = time.perf_counter()
+    _, network = _fit_keeping_network(est, X, y)
+    wall = time.perf_counter() - start
     assert network.last_epoch_steps == -(-X.shape[0] // 100)
     assert network.pass_seconds > 0 and network.step_seconds > 0
     assert network.pass_seconds + network.step_seconds < wall
