@@ -144,7 +144,7 @@ MLP_DECLARE(double, f64)
  *                           core complexes, or VMs placed on them) a write to a line
  *                           another core holds costs many times a plain write.
  *                           After the eviction the step reads them back from memory
- *                           instead. _engine.pyx decides when it pays.
+ *                           instead. _engine.pyx measures when it pays.
  */
 
 #endif /* MLPFAST_KERNELS_H */

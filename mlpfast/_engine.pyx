@@ -257,19 +257,24 @@ cdef Py_ssize_t SUM_CHUNK = 1024
 # Before the optimiser step of a row-parallel batch on two or more threads, the
 # region may evict the parameters from the caches (mlp_evict_for_step): the step
 # then reads them back from memory instead of writing lines that the other
-# threads hold. Where threads sit on different L3 caches that is much cheaper;
-# elsewhere it costs a little. So each network measures: it keeps a running
-# mean of its steps' seconds without eviction and of its steps' plus the
-# eviction's (the calling thread's) with it, each new sample clipped to twice
-# the mean so that one interrupted step does not flip the choice; it takes the
-# cheaper, and every EVICT_EXPLORE-th batch the other, to notice when the
-# machine changes. Results never depend on it. Measured on this 2-vCPU EPYC VM
-# (bench/ cases, development A/B, "auto" against "never" in alternate fits,
-# medians): in one of the VM's slow periods, fits of regression 73 against
-# 114 ms (float64) and 50 against 81 ms (float32), tabular 50 against 74 ms and
-# 35 against 55 ms, small 16 against 20 ms and 14 against 23 ms; in a fast
-# period regression float64 58 against 62 ms. The eviction itself took 1-4 us
-# a batch.
+# threads hold, having read them in the pass. Where threads sit on different L3
+# caches that is much cheaper; elsewhere it costs a little. So each network
+# measures: it keeps a running mean of its steps' seconds without eviction and
+# of its steps' plus the eviction's (the calling thread's) with it, each new
+# sample clipped to twice the mean so that one interrupted step does not flip
+# the choice; it takes the cheaper, and every EVICT_EXPLORE-th batch the other,
+# to notice when the machine changes. Results never depend on it. Measured on
+# this 2-vCPU EPYC VM (bench/ cases, development A/B, "auto" against none in
+# alternate fits, medians): in one of the VM's slow periods, fits of
+# regression took 73 against 114 ms (float64) and 50 against 81 ms (float32),
+# tabular 50 against 74 ms and 35 against 55 ms, small 16 against 20 ms and 14
+# against 23 ms; in a fast period regression float64 58 against 62 ms. The
+# eviction took 1-4 us a batch. Not for the larger networks (split products):
+# evicting their parameters in a region of their own before every step made
+# the MNIST-shaped fits faster in a slow period (float32 375 against 476 ms)
+# but slower in a fast one (427 against 373 ms, the cost falling in the passes
+# after it, which the step timing does not see), and the wide float32 fit
+# slower in both.
 cdef int EVICT_AUTO = 0
 cdef int EVICT_ALWAYS = 1
 cdef int EVICT_NEVER = 2
@@ -462,9 +467,9 @@ cdef class Network:
     # Optimiser steps made by the last run_epoch so far (read it after Ctrl-C).
     cdef readonly long last_epoch_steps
     # Wall seconds that run_epoch spent in forward/backward passes (products,
-    # kernels, gathers, the sum of the gradient groups) and in the rest of each
-    # batch (its weight sum and loss, then the optimiser step), summed over every
-    # call (bench/profile_fit.py reads them).
+    # kernels, gathers, the sum of the gradient groups, evictions before the
+    # step) and in the rest of each batch (its weight sum and loss, then the
+    # optimiser step), summed over every call (bench/profile_fit.py reads them).
     cdef readonly double pass_seconds, step_seconds
     cdef readonly object dtype
     cdef Py_ssize_t *units
