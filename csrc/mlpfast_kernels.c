@@ -34,6 +34,22 @@
 #define MLP_HAVE_AVX2 1
 #endif
 
+/* How far ahead (bytes of rows) mlp_gather_rows prefetches. */
+#define MLP_GATHER_AHEAD 2048
+
+/* Asks for the cache lines of p[0:bytes) ahead of their use (a hint). */
+static inline void mlp_prefetch(const void *p, ptrdiff_t bytes)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    const char *c = (const char *)p, *end = c + bytes;
+    for (; c < end; c += 64)
+        __builtin_prefetch(c, 0, 3);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
 /* 1/n! for n = 0..13: the Taylor coefficients of the kernels' exp. */
 static const double mlp_inv_factorial[14] = {
     1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,

@@ -60,13 +60,21 @@ static inline REAL FN(tanh)(REAL x)
     return x != x ? x : COPYSIGN(e / (e + 2), x);
 }
 
-/* out[N,D] = X[idx[n], :] */
+/* out[N,D] = X[idx[n], :]. The rows are scattered over X, which is often
+ * larger than the caches, so each copy of a short row would wait on memory:
+ * rows shorter than MLP_GATHER_AHEAD bytes have the row about that many bytes
+ * ahead prefetched meanwhile (longer rows stream well enough by themselves). */
 void FN(mlp_gather_rows)(REAL *out, const REAL *X, const ptrdiff_t *idx,
                          ptrdiff_t N, ptrdiff_t D, int n_threads)
 {
+    const ptrdiff_t row = D * (ptrdiff_t)sizeof(REAL);
+    const ptrdiff_t ahead = row < MLP_GATHER_AHEAD ? MLP_GATHER_AHEAD / row : N;
     ptrdiff_t n;
-    MLP_FOR(n, N, N * D >= MLP_OMP_MIN_WORK, n_threads,
-            { memcpy(out + n * D, X + idx[n] * D, (size_t)D * sizeof(REAL)); });
+    MLP_FOR(n, N, N * D >= MLP_OMP_MIN_WORK, n_threads, {
+        if (n + ahead < N)
+            mlp_prefetch(X + idx[n + ahead] * D, row);
+        memcpy(out + n * D, X + idx[n] * D, (size_t)row);
+    });
 }
 
 /* 1 when every x[i], i < n, is finite (no NaN, no infinity), else 0 */
