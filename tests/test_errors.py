@@ -137,3 +137,62 @@ def test_fit_failing_on_nan_leaves_the_estimator_as_sklearn_does(fitted_first):
                 np.testing.assert_array_equal(after, before)
                 outcomes[module.__name__] = "same predictions as before"
     assert outcomes[mlpfast.__name__] == outcomes[sk.__name__]
+
+
+# Values on both sides of each parameter's constraints: bounds, NaN and
+# infinity, bools and numpy scalars where numbers are expected, wrong types.
+_PARAMETER_VALUES = {
+    "hidden_layer_sizes": [(5,), [3, 2], 4, 0, -1, np.array([2]), "5", None, 2.0, True],
+    "activation": ["relu", "tanh", "softmax", None, 1],
+    "solver": ["adam", "sgd", "lbfgs", "newton"],
+    "alpha": [0, 0.0, 1e-4, -1e-9, np.nan, np.inf, np.float32(0.5), True, "0.1"],
+    "batch_size": ["auto", 1, 0, 200, np.int64(3), 2.0, "all", None, True],
+    "learning_rate": ["constant", "adaptive", "fast"],
+    "learning_rate_init": [0.0, 1e-3, -1.0, np.inf, np.nan, 1],
+    "power_t": [0.0, 0.5, -0.1, np.inf],
+    "max_iter": [1, 0, 10, np.int32(5), 1.5, np.inf, False],
+    "shuffle": [True, False, np.bool_(True), 1, None],
+    "random_state": [None, 0, 2**32 - 1, 2**32, -1, np.random.RandomState(0),
+                     np.random.default_rng(0), 1.0],
+    "tol": [0.0, 1e-4, -1e-4, np.nan],
+    "verbose": [False, True, 0, 3, -1, np.bool_(False), 1.0],
+    "warm_start": [False, "yes"],
+    "momentum": [0.0, 0.9, 1.0, 1.1, -0.1, 1],
+    "nesterovs_momentum": [True, 0],
+    "early_stopping": [False, None],
+    "validation_fraction": [0.0, 0.1, 1.0, 1, -0.1],
+    "beta_1": [0.0, 0.9, 1.0, np.nan],
+    "beta_2": [0.999, 1.0, -0.5],
+    "epsilon": [1e-8, 0.0, 0, np.inf, -1e-8],
+    "n_iter_no_change": [10, 0, np.inf, -np.inf, 2.5, np.float64(np.inf)],
+    "max_fun": [15000, 0, 1.0],
+    "loss": ["squared_error", "poisson", "absolute_error", "log_loss"],
+}
+
+
+@pytest.mark.parametrize("estimator", ["MLPClassifier", "MLPRegressor"])
+@pytest.mark.parametrize("name", sorted(_PARAMETER_VALUES))
+def test_parameter_validation_matches_sklearn(estimator, name):
+    """Oracle: scikit-learn's validate_parameter_constraints on the same
+    parameters: mlpfast's _validate_params (constraint objects built once per
+    class) raises where it raises, with the same message, and only there."""
+    from sklearn.utils._param_validation import validate_parameter_constraints
+
+    cls = getattr(mlpfast, estimator)
+    for value in _PARAMETER_VALUES[name]:
+        est = cls()
+        if name not in est.get_params():
+            continue
+        est.set_params(**{name: value})
+        outcomes = []
+        for validate in (
+            est._validate_params,
+            lambda: validate_parameter_constraints(
+                cls._parameter_constraints, est.get_params(deep=False), cls.__name__),
+        ):
+            try:
+                validate()
+                outcomes.append(None)
+            except InvalidParameterError as error:
+                outcomes.append(_normalised(str(error)))
+        assert outcomes[0] == outcomes[1], (name, value)
