@@ -196,3 +196,80 @@ def test_parameter_validation_matches_sklearn(estimator, name):
             except InvalidParameterError as error:
                 outcomes.append(_normalised(str(error)))
         assert outcomes[0] == outcomes[1], (name, value)
+
+
+_N = X.shape[0]
+_FIT_INPUTS = {
+    "int y": (X, y),
+    "bool y": (X, y == 1),
+    "uint8 y": (X, y.astype(np.uint8)),
+    "float32 X, float y": (X.astype(np.float32), y.astype(float)),
+    "Fortran X": (np.asfortranarray(X), y),
+    "float16 y": (X, y.astype(np.float16)),
+    "2-column y": (X, np.c_[y, y]),
+    "1-column y": (X, y[:, None]),
+    "0-column y": (X, np.empty((_N, 0))),
+    "3-D y": (X, y[:, None, None]),
+    "0-D y": (X, np.array(1.0)),
+    "y with NaN": (X, np.where(y > 1, np.nan, y)),
+    "y with infinity": (X, np.where(y > 1, np.inf, y)),
+    "short y": (X, y[:-1]),
+    "list y": (X, list(y)),
+    "string y": (X, y.astype(str)),
+    "object y": (X, y.astype(object)),
+    "complex y": (X, y.astype(complex)),
+    "big-endian X": (X.astype(">f8"), y),
+    "big-endian y": (X, y.astype(">f8")),
+    "empty X": (X[:0], y[:0]),
+    "0-column X": (X[:, :0], y),
+    "int X": (X.astype(np.int64), y),
+}
+
+
+@pytest.mark.parametrize("estimator", ["MLPClassifier", "MLPRegressor"])
+@pytest.mark.parametrize("fitted_with_names", [False, True], ids=["new", "named"])
+@pytest.mark.parametrize("reset", [True, False], ids=["fit", "partial_fit"])
+@pytest.mark.parametrize("case", sorted(_FIT_INPUTS))
+def test_fit_input_validation_matches_validate_data(estimator, fitted_with_names, reset, case):
+    """Oracle: scikit-learn's validate_data with the fit's arguments: the same
+    arrays back (values, dtype, shape), the same n_features_in_ and feature
+    names afterwards, the same error or warnings (reset=False: a partial_fit
+    after a fit on a 4-column DataFrame, or on a new estimator)."""
+    import pandas as pd
+    from sklearn.utils.validation import validate_data
+
+    from mlpfast._multilayer_perceptron import _validate_fit_data
+
+    Xc, yc = _FIT_INPUTS[case]
+    params = dict(accept_sparse=["csr", "csc"], multi_output=True,
+                  dtype=(np.float64, np.float32), reset=reset)
+    if estimator == "MLPRegressor":
+        params["y_numeric"] = True
+    results = []
+    for validate in (_validate_fit_data, validate_data):
+        est = getattr(mlpfast, estimator)()
+        if fitted_with_names:  # what a fit on a DataFrame leaves behind
+            validate_data(est, pd.DataFrame(X, columns=list("abcd")), y)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                Xv, yv = validate(est, Xc, yc, **params)
+                outcome = (np.asarray(Xv).tolist(), Xv.dtype, np.asarray(yv).tolist(), yv.dtype)
+            except (ValueError, TypeError) as error:
+                outcome = (type(error), _normalised(str(error)))
+        results.append((outcome, getattr(est, "n_features_in_", None),
+                        hasattr(est, "feature_names_in_"),
+                        [str(w.message) for w in caught]))
+    assert results[0] == results[1]
+
+
+def test_big_endian_training_data_fits_like_native():
+    """Oracle: scikit-learn converts big-endian X to native floats, so the fit
+    on it equals the fit on the native copy."""
+    models = [mlpfast.MLPClassifier(max_iter=3, random_state=0) for _ in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models[0].fit(X.astype(">f8"), y)
+        models[1].fit(X, y)
+    for ours, native in zip(models[0].coefs_, models[1].coefs_):
+        np.testing.assert_array_equal(ours, native)
