@@ -204,6 +204,16 @@ class GemmFloor:
             if l > 0:
                 np.matmul(D[l], self.W[l].T, out=dA[l])
 
+    def flops(self):
+        """Floating-point operations of ``fit``: two per multiply-add of its products."""
+        macs = 0
+        for xb in self.batches:
+            m = len(xb)
+            for l, W in enumerate(self.W):
+                k, n = W.shape
+                macs += m * k * n * (2 if l == 0 else 3)  # A @ W, A.T @ D (and D @ W.T)
+        return 2 * macs * self.epochs
+
     def check(self):
         """Validate: the products are the ones named, in the dtype (one batch)."""
         xb = self.batches[0]
@@ -241,7 +251,35 @@ def test_fit_floor(benchmark, case_name, dtype):
     _label(benchmark, "fit", case, dtype, "floor", X, rounds)
     floor = GemmFloor(case, X, _n_out(case_name))
     floor.check()
+    benchmark.extra_info["flops"] = floor.flops()
     benchmark.pedantic(floor.fit, setup=settle, rounds=rounds, iterations=1, warmup_rounds=1)
+
+
+# ---------------------------------------------------------------- GEMM peak
+
+PEAK_SIZE = 2048
+PEAK_ROUNDS = 5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_peak(benchmark, dtype):
+    """The machine's matrix-product rate: numpy (its BLAS at its thread count, which
+    the floor uses too) multiplying two square matrices of PEAK_SIZE, large enough
+    to run at the BLAS's best. The report divides each case's floor operations by
+    the time a missed target asks of mlpfast, and compares that rate with this one:
+    no fit runs its products faster than this."""
+    rng = np.random.default_rng(SEED)
+    A, B = (rng.standard_normal((PEAK_SIZE, PEAK_SIZE)).astype(dtype) for _ in range(2))
+    C = np.empty_like(A)
+    np.matmul(A[:64], B, out=C[:64])
+    # check: one row block against a float64 product
+    np.testing.assert_allclose(C[:64], A[:64].astype(np.float64) @ B,
+                               rtol=1e-3 if dtype == "float32" else 1e-10, atol=1e-2)
+    benchmark.group = f"machine-{dtype}-peak"
+    benchmark.extra_info.update(op="peak", case="machine", dtype=dtype, impl="numpy",
+                                flops=2 * PEAK_SIZE ** 3, rounds=PEAK_ROUNDS)
+    benchmark.pedantic(np.matmul, args=(A, B), kwargs={"out": C}, setup=settle,
+                       rounds=PEAK_ROUNDS, iterations=1, warmup_rounds=1)
 
 
 # ---------------------------------------------------------------- predict
@@ -394,5 +432,6 @@ def test_fit_paired(benchmark, case_name, dtype):
     ratios = {f"{peer}/mlpfast": float(np.median(np.array(times[peer]) / mine))
               for peer in names if peer not in ("mlpfast", "floor")}
     ratios["mlpfast/floor"] = float(np.median(mine / np.array(times["floor"])))
+    benchmark.extra_info["floor_flops"] = floor.flops()
     benchmark.extra_info["paired_times"] = times
     benchmark.extra_info["paired_ratios"] = ratios

@@ -13,9 +13,12 @@ It prints one summary table per dtype: for each case the ratios of the median fi
 times sklearn / mlpfast and torch / mlpfast (above 1: mlpfast is faster) and
 mlpfast / floor (the GEMM floor: numpy doing only the matrix products; 1 is the
 best possible), then the predict rows (one row at a time; all rows at once, with
-the floor of the forward products). Then the targets of issue 4, passed or not,
-and, with ``--json-1thread``, the same tables for that run and the speed-up of each
-peer from one thread to the default. ``--details`` adds one table per case and dtype
+the floor of the forward products). Then the targets of issue 4, passed or
+not; for each missed fit target, the time it asks of mlpfast and the rate of
+matrix products that time implies, against the machine's peak rate
+(``test_gemm_peak``) in the same run; and, with ``--json-1thread``, the same
+tables for that run and the speed-up of each peer from one thread to the
+default. ``--details`` adds one table per case and dtype
 with every peer's median and the ratios of the minima too. The tables are Markdown,
 so they can be pasted into bench/README.md as they are.
 """
@@ -23,6 +26,7 @@ so they can be pasted into bench/README.md as they are.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from collections import defaultdict
@@ -242,6 +246,58 @@ def format_targets(tables):
     return "\n".join(lines)
 
 
+def _peak_rate(tables, dtype):
+    """The best matrix-product rate (flop/s) of the run's ``gemm_peak`` rounds."""
+    bench = tables.get(("machine", dtype), {}).get("peak", {}).get("numpy")
+    if not bench:
+        return None
+    return bench["extra_info"]["flops"] / bench["stats"]["min"]
+
+
+def format_reach(tables):
+    """For each missed fit target with paired rounds: the mlpfast time it asks
+    for (the peer's median paired time / the bound, or the floor's times the
+    bound) and the rate of matrix products that time implies (the floor's
+    operations over it), against the best rate the machine's products reached
+    in the same run. Above 100%, no fit of that network can meet the target
+    here, whatever else it does; None when nothing is missed or the run has no
+    peak."""
+    lines = []
+    for case, op, peer, kind, bound, dtypes in TARGETS:
+        if op != "fit":
+            continue
+        for dtype in dtypes:
+            bench = tables.get((case, dtype), {}).get("paired", {}).get("all")
+            peak = _peak_rate(tables, dtype)
+            info = (bench or {}).get("extra_info") or {}
+            if not (peak and "floor_flops" in info):
+                continue
+            mid = {k: statistics.median(v) for k, v in info["paired_times"].items() if v}
+            if peer not in mid:
+                continue
+            key = f"{peer}/mlpfast" if kind == "speedup" else "mlpfast/floor"
+            value = info["paired_ratios"][key]
+            if (value >= bound) if kind == "speedup" else (value <= bound):
+                continue
+            need = mid[peer] / bound if kind == "speedup" else mid["floor"] * bound
+            flops = info["floor_flops"]
+            name = (f"{peer} / mlpfast >= {bound:g}" if kind == "speedup"
+                    else f"mlpfast / floor <= {bound:g}")
+            lines.append(
+                f"| {case}: {name} | {dtype} | {fmt_time(mid['mlpfast'])} "
+                f"({flops / mid['mlpfast'] / 1e9:.0f}) | {fmt_time(need)} "
+                f"({flops / need / 1e9:.0f}) | {flops / mid['floor'] / 1e9:.0f} "
+                f"| {peak / 1e9:.0f} | {flops / need / peak:.0%} |")
+    if not lines:
+        return None
+    return "\n".join([
+        "| missed target | dtype | mlpfast (GFLOP/s) | needed (GFLOP/s) "
+        "| floor's GFLOP/s | peak GFLOP/s | needed / peak |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        *lines,
+    ])
+
+
 def format_memory(tables):
     """Peak memory of one fit per peer (the ``memory`` benchmarks), or None."""
     rows = []
@@ -364,6 +420,13 @@ def main(argv=None):
     print("#### Targets of issue 4 (default threads)")
     print()
     print(format_targets(tables))
+    reach = format_reach(tables)
+    if reach:
+        print()
+        print("#### What the missed fit targets ask for (paired rounds' medians; the rate "
+              "of the floor's products in that time, against the machine's peak)")
+        print()
+        print(reach)
     memory = format_memory(tables)
     if memory:
         print()
