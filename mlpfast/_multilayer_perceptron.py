@@ -200,7 +200,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations for X, computed by the compiled forward pass."""
         X_given = X
-        plain = type(X) is np.ndarray and self._is_plain_array(X)
+        plain = _is_float_matrix(X) and self._is_plain_array(X)
         if check_input and not plain:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         coef_dtype = self.coefs_[0].dtype
@@ -239,15 +239,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             check_is_fitted(self)
 
     def _is_plain_array(self, X):
-        """True for an ndarray that validate_data would pass through unchanged if
-        its values are finite (which the engine checks): 2-D, float, with the
-        fitted width, on a model fitted without feature names. Anything else,
-        including every case that must raise or warn for another reason, takes
-        scikit-learn's full validation."""
+        """True for a float matrix (_is_float_matrix) that validate_data would
+        pass through unchanged if its values are finite (which the engine
+        checks): a row or more, the fitted width, on a model fitted without
+        feature names. Anything else, including every case that must raise or
+        warn for another reason, takes scikit-learn's full validation. (Its
+        byte order does not matter: the engine's input conversion makes any
+        X native.)"""
         return (
-            X.ndim == 2
-            and X.dtype.char in "fd"
-            and X.shape[0] > 0
+            X.shape[0] > 0
             and X.shape[1] == self.n_features_in_
             and not hasattr(self, "feature_names_in_")
         )
@@ -613,6 +613,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return tags
 
 
+def _is_float_matrix(X):
+    """True for a 2-D ndarray (not a subclass) of float32 or float64: what the
+    fit and predict paths may hand to the engine without scikit-learn's
+    conversion, each under conditions of its own besides."""
+    return type(X) is np.ndarray and X.ndim == 2 and X.dtype.char in "fd"
+
+
 def _validate_fit_data(estimator, X, y, **params):
     """``validate_data(estimator, X, y, **params)``, where params ask for
     float64 or float32 X and multi-output y. For a native-endian float ndarray
@@ -624,9 +631,7 @@ def _validate_fit_data(estimator, X, y, **params):
     _plain_target), neither array needs more than that, and validate_data
     with ``skip_check_array`` does the rest (feature names, n_features_in_)."""
     if not (
-        type(X) is np.ndarray
-        and X.ndim == 2
-        and X.dtype.char in "fd"
+        _is_float_matrix(X)
         and X.dtype.isnative
         and (X.flags.c_contiguous or X.flags.f_contiguous)
     ) or not _engine.all_finite(X.ravel(order="K"), effective_n_threads()):

@@ -263,9 +263,9 @@ def test_fit_input_validation_matches_validate_data(estimator, fitted_with_names
     assert results[0] == results[1]
 
 
-def test_big_endian_training_data_fits_like_native():
+def test_big_endian_data_fits_and_predicts_like_native():
     """Oracle: scikit-learn converts big-endian X to native floats, so the fit
-    on it equals the fit on the native copy."""
+    on it equals the fit on the native copy, and so do predictions from it."""
     models = [mlpfast.MLPClassifier(max_iter=3, random_state=0) for _ in range(2)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -273,3 +273,10 @@ def test_big_endian_training_data_fits_like_native():
         models[1].fit(X, y)
     for ours, native in zip(models[0].coefs_, models[1].coefs_):
         np.testing.assert_array_equal(ours, native)
+    for dtype in (">f8", ">f4"):
+        np.testing.assert_array_equal(models[1].predict_proba(X.astype(dtype)),
+                                      models[1].predict_proba(X.astype(dtype[1:])))
+    X_bad = X.astype(">f8")
+    X_bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        models[1].predict(X_bad)
