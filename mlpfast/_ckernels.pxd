@@ -86,3 +86,11 @@ cdef extern from "mlpfast_kernels.h" nogil:
                              double *partial, Py_ssize_t n, Py_ssize_t n_coef,
                              double alpha, double sw_sum, double lr, double beta1,
                              double beta2, double eps, int n_threads)
+
+
+# csrc/mlpfast_wake.h: the waker threads that keep idle CPUs awake for a team.
+cdef extern from "mlpfast_wake.h" nogil:
+    int mlp_wake_hold(int n_threads, double seconds)
+    void mlp_wake_release()
+    int mlp_wake_set_enabled(int enabled)
+    void mlp_wake_stats(int *helpers, long *holds, long *spins, double *spin_seconds)

@@ -73,6 +73,34 @@ def openmp_max_threads():
     return k.mlp_max_threads()
 
 
+def wake_hold(int n_threads, double seconds):
+    """Holds the other CPUs awake for a team of n_threads (see
+    csrc/mlpfast_wake.h); True when a hold was taken, which wake_release
+    then gives back."""
+    return bool(k.mlp_wake_hold(n_threads, seconds))
+
+
+def wake_release():
+    """Gives back a hold of wake_hold."""
+    k.mlp_wake_release()
+
+
+def set_wake_enabled(bint enabled):
+    """Turns the waker threads on or off for later holds (results do not
+    change); returns the previous setting. For tests and benchmarks."""
+    return bool(k.mlp_wake_set_enabled(enabled))
+
+
+def wake_stats():
+    """The waker threads started, the holds outstanding, the spins so far and
+    the seconds the ended ones lasted."""
+    cdef int helpers
+    cdef long holds, spins
+    cdef double spin_seconds
+    k.mlp_wake_stats(&helpers, &holds, &spins, &spin_seconds)
+    return {"helpers": helpers, "holds": holds, "spins": spins, "spin_seconds": spin_seconds}
+
+
 def _check_activation(int activation):
     if activation not in (k.MLP_ACT_IDENTITY, k.MLP_ACT_LOGISTIC, k.MLP_ACT_TANH,
                           k.MLP_ACT_RELU):

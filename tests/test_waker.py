@@ -1,0 +1,153 @@
+"""The waker threads (csrc/mlpfast_wake.h): they use CPU only while held, never
+change a result, and start again in a forked child. Oracles: the kernel's CPU
+accounting of the threads (/proc), the wakers' own counters, and the same fit
+with waking off."""
+
+import glob
+import multiprocessing
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from threadpoolctl import threadpool_limits
+
+import mlpfast
+from mlpfast import MLPClassifier, _engine
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="reads /proc and the wakers' thread names")
+
+
+def _waker_cpu_seconds():
+    """CPU seconds the mlpfast-waker threads of this process have used."""
+    ticks = 0
+    for task in glob.glob("/proc/self/task/*"):
+        try:
+            with open(os.path.join(task, "comm")) as f:
+                name = f.read().strip()
+            with open(os.path.join(task, "stat")) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if name == "mlpfast-waker":
+            ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.fixture
+def waking_on():
+    previous = _engine.set_wake_enabled(True)
+    yield
+    _engine.set_wake_enabled(previous)
+
+
+def _spun_once(before, timeout=2.0):
+    """Waits until a spin started after `before` (wake_stats) has ended; returns
+    the stats then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = _engine.wake_stats()
+        if stats["spins"] > before["spins"] and stats["spin_seconds"] > before["spin_seconds"]:
+            return stats
+        time.sleep(0.01)
+    raise AssertionError(f"no spin ended within {timeout} s: {stats}")
+
+
+@linux_only
+@pytest.mark.parametrize("release", [True, False])
+def test_a_hold_wakes_a_waker_for_its_time_at_most(waking_on, release):
+    """A hold wakes a waker; its spin ends by the hold's time (or sooner: when
+    released, or when another thread has run on its CPU) and then the waker
+    uses no CPU."""
+    seconds = 0.1
+    before = _engine.wake_stats()
+    assert _engine.wake_hold(2, seconds)
+    try:
+        if release:
+            time.sleep(0.02)
+        else:
+            time.sleep(seconds + 0.15)  # past its time
+    finally:
+        _engine.wake_release()
+    after = _spun_once(before)
+    assert after["helpers"] >= 1 and after["holds"] == before["holds"]
+    assert after["spins"] == before["spins"] + 1
+    assert after["spin_seconds"] - before["spin_seconds"] <= seconds + 0.05
+    start = _waker_cpu_seconds()
+    time.sleep(0.3)
+    assert _waker_cpu_seconds() - start <= 0.03  # asleep
+
+
+def test_waking_off_takes_no_hold(waking_on):
+    _engine.set_wake_enabled(False)
+    assert not _engine.wake_hold(2, 1.0)
+    assert _engine.set_wake_enabled(True) is False
+    assert not _engine.wake_hold(1, 1.0)  # a one-thread team needs nobody woken
+
+
+def test_releases_never_go_below_zero(waking_on):
+    holds = _engine.wake_stats()["holds"]
+    for _ in range(3):
+        _engine.wake_release()
+    assert _engine.wake_stats()["holds"] == max(0, holds - 3)
+
+
+def _child_stats():
+    after_fork = _engine.wake_stats()
+    took = _engine.wake_hold(2, 5.0)
+    time.sleep(0.2)
+    held = _engine.wake_stats()
+    _engine.wake_release()
+    return after_fork, took, held
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
+                    reason="needs fork")
+def test_a_forked_child_starts_its_own_wakers(waking_on):
+    assert _engine.wake_hold(2, 5.0)  # the parent has a waker, held
+    try:
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            after_fork, took, held = pool.apply(_child_stats)
+    finally:
+        _engine.wake_release()
+    assert after_fork["helpers"] == 0 and after_fork["holds"] == 0
+    assert took and held["helpers"] == 1 and held["holds"] == 1
+    assert held["spins"] > after_fork["spins"]
+
+
+def test_fits_are_the_same_with_waking_on_and_off_and_concurrent(waking_on):
+    """Four fits at once in Python threads, with waking on; each equals the same
+    fit with waking off, and no hold is left behind."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+
+    def fit():
+        return MLPClassifier(hidden_layer_sizes=(50,), max_iter=3, random_state=0).fit(X, y)
+
+    with threadpool_limits(limits=2, user_api="openmp"):
+        _engine.set_wake_enabled(False)
+        reference = fit()
+        _engine.set_wake_enabled(True)
+        spins = _engine.wake_stats()["spins"]
+        fits = [None] * 4
+
+        def run(i):
+            fits[i] = fit()
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        two_threads = mlpfast._config.effective_n_threads() >= 2
+    for est in fits:
+        for a, b in zip(est.coefs_ + est.intercepts_,
+                        reference.coefs_ + reference.intercepts_):
+            np.testing.assert_array_equal(a, b)
+    assert _engine.wake_stats()["holds"] == 0
+    if two_threads:
+        assert _engine.wake_stats()["spins"] > spins
