@@ -151,3 +151,19 @@ def test_fits_are_the_same_with_waking_on_and_off_and_concurrent(waking_on):
     assert _engine.wake_stats()["holds"] == 0
     if two_threads:
         assert _engine.wake_stats()["spins"] > spins
+
+
+def test_only_short_epochs_wake_the_other_cpus():
+    """The rule of _threads_to_wake: one epoch's forward multiply-adds (rows x
+    the products of a row through the hidden layers and one output) at most
+    _WAKE_MAX_EPOCH_MACS; inputs without a 2-D shape never wake."""
+    from mlpfast._multilayer_perceptron import _WAKE_MAX_EPOCH_MACS
+
+    n_threads = mlpfast._config.effective_n_threads()
+    est = MLPClassifier(hidden_layer_sizes=(100, 10))
+    per_row = 64 * 100 + 100 * 10 + 10 * 1
+    rows = _WAKE_MAX_EPOCH_MACS // per_row
+    assert est._threads_to_wake(np.empty((rows, 64))) == n_threads
+    assert est._threads_to_wake(np.empty((rows + 1, 64))) == 1
+    assert MLPClassifier(hidden_layer_sizes=100)._threads_to_wake(np.empty((10, 64))) == n_threads
+    assert est._threads_to_wake([[0.0] * 64] * 10) == 1
