@@ -51,9 +51,12 @@ _PREDICT_MIN_ROWS_THREADED = 256
 # epoch) 8.3 against 16.6 ms, `tanh` float32 9.6 against 18.3 ms, `small`
 # float64 20.7 against 22.5 ms; longer fits gained nothing (`tabular` float64,
 # 320M: 36.3 against 35.8 ms; `regression`, 259M: 78.4 against 75.0 ms in
-# float64, 47.3 against 45.3 ms in float32), and the MNIST-shaped fit (5.4G)
-# ran in the VM's slow mode more often with it (22 of 40 fits against 4 of 40,
-# about 600 against 370 ms).
+# float64, 47.3 against 45.3 ms in float32). The MNIST-shaped fit (5.4G) fell
+# in the VM's slow mode (about 600 against 370 ms) in 22 of 40 fits with it
+# and 4 of 40 without, in runs minutes apart; a later A/B that ran a waker just
+# before half of 20 fits (waking off in the fits) saw no such difference (5
+# and 5 slow), so this may be the VM's phases, but the longer fits have
+# nothing to gain.
 _WAKE_MAX_EPOCH_MACS = 1 << 26
 
 # Hidden activation name -> kernel code. Adding an activation touches this table
