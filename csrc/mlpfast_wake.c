@@ -155,10 +155,11 @@ int mlp_wake_set_enabled(int enabled)
     return __atomic_exchange_n(&mlp_wake_enabled, enabled ? 1 : 0, __ATOMIC_RELAXED);
 }
 
-void mlp_wake_stats(int *helpers, long *holds, long *spins, double *spin_seconds)
+void mlp_wake_stats(int *helpers, long *taken, long *holds, long *spins, double *spin_seconds)
 {
     pthread_mutex_lock(&mlp_wake_lock);
     *helpers = mlp_wake_helpers;
+    *taken = (long)mlp_wake_gen;
     pthread_mutex_unlock(&mlp_wake_lock);
     *holds = __atomic_load_n(&mlp_wake_holds, __ATOMIC_RELAXED);
     *spins = __atomic_load_n(&mlp_wake_spins, __ATOMIC_RELAXED);
@@ -182,9 +183,10 @@ int mlp_wake_set_enabled(int enabled)
     return 0;
 }
 
-void mlp_wake_stats(int *helpers, long *holds, long *spins, double *spin_seconds)
+void mlp_wake_stats(int *helpers, long *taken, long *holds, long *spins, double *spin_seconds)
 {
     *helpers = 0;
+    *taken = 0;
     *holds = 0;
     *spins = 0;
     *spin_seconds = 0;

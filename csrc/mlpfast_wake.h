@@ -32,9 +32,11 @@ void mlp_wake_release(void);
 /* Turns the waker threads on (1, the default) or off (0) for later holds;
  * returns the previous setting. */
 int mlp_wake_set_enabled(int enabled);
-/* The waker threads that exist, the holds outstanding, the spins started so
- * far (a spin: one waker thread woken for a hold) and the seconds the ended
- * ones lasted, into the four pointers. */
-void mlp_wake_stats(int *helpers, long *holds, long *spins, double *spin_seconds);
+/* The waker threads that exist, the holds taken so far and those not yet
+ * released, the spins started so far (a spin: a waker running for a hold; a
+ * hold released before its waker runs has none) and the seconds the ended
+ * spins lasted, into the five pointers. */
+void mlp_wake_stats(int *helpers, long *taken, long *holds, long *spins,
+                    double *spin_seconds);
 
 #endif

@@ -93,4 +93,5 @@ cdef extern from "mlpfast_wake.h" nogil:
     int mlp_wake_hold(int n_threads, double seconds)
     void mlp_wake_release()
     int mlp_wake_set_enabled(int enabled)
-    void mlp_wake_stats(int *helpers, long *holds, long *spins, double *spin_seconds)
+    void mlp_wake_stats(int *helpers, long *taken, long *holds, long *spins,
+                        double *spin_seconds)

@@ -92,13 +92,14 @@ def set_wake_enabled(bint enabled):
 
 
 def wake_stats():
-    """The waker threads started, the holds outstanding, the spins so far and
-    the seconds the ended ones lasted."""
+    """The waker threads started, the holds taken and those outstanding, the
+    spins so far and the seconds the ended ones lasted."""
     cdef int helpers
-    cdef long holds, spins
+    cdef long taken, holds, spins
     cdef double spin_seconds
-    k.mlp_wake_stats(&helpers, &holds, &spins, &spin_seconds)
-    return {"helpers": helpers, "holds": holds, "spins": spins, "spin_seconds": spin_seconds}
+    k.mlp_wake_stats(&helpers, &taken, &holds, &spins, &spin_seconds)
+    return {"helpers": helpers, "taken": taken, "holds": holds, "spins": spins,
+            "spin_seconds": spin_seconds}
 
 
 def _check_activation(int activation):

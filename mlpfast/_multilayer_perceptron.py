@@ -45,10 +45,12 @@ _STOCHASTIC_SOLVERS = ["sgd", "adam"]
 _PREDICT_MIN_ROWS_THREADED = 256
 
 # A fit keeps the other CPUs awake from its start (cpus_awake) when one epoch's
-# forward products come to at most this many multiply-adds. Measured on the
-# benchmarks' 2-vCPU VM (development A/B, settled fits alternated in one
-# process, medians): the `small` float32 fit (1797 rows, 64-100-10, 13M per
-# epoch) 8.3 against 16.6 ms, `tanh` float32 9.6 against 18.3 ms, `small`
+# forward products come to at most this many multiply-adds, and so does a
+# threaded prediction whose products do. Measured on the benchmarks' 2-vCPU VM
+# (development A/B, settled calls alternated in one process, medians):
+# predicting the 1797 rows of `small` 0.89 against 12.0 ms (20 calls each);
+# the `small` float32 fit (1797 rows, 64-100-10, 13M per epoch) 8.3 against
+# 16.6 ms, `tanh` float32 9.6 against 18.3 ms, `small`
 # float64 20.7 against 22.5 ms; longer fits gained nothing (`tabular` float64,
 # 320M: 36.3 against 35.8 ms; `regression`, 259M: 78.4 against 75.0 ms in
 # float64, 47.3 against 45.3 ms in float32). The MNIST-shaped fit (5.4G) fell
@@ -57,7 +59,7 @@ _PREDICT_MIN_ROWS_THREADED = 256
 # before half of 20 fits (waking off in the fits) saw no such difference (5
 # and 5 slow), so this may be the VM's phases, but the longer fits have
 # nothing to gain.
-_WAKE_MAX_EPOCH_MACS = 1 << 26
+_WAKE_MAX_MACS = 1 << 26
 
 # Hidden activation name -> kernel code. Adding an activation touches this table
 # and the kernels only.
@@ -240,7 +242,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if n_threads == 1:
             P = _engine.forward(*args, 1, csr=csr, check_finite=check_finite)
         else:
-            with blas_single_threaded():
+            macs = n_rows * sum(c.size for c in coefs)
+            with blas_single_threaded(), cpus_awake(n_threads if macs <= _WAKE_MAX_MACS else 1):
                 P = _engine.forward(*args, n_threads, csr=csr, check_finite=check_finite)
         if P is None:
             # X holds NaN or infinity: scikit-learn's validation raises its error.
@@ -320,7 +323,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _threads_to_wake(self, X):
         """The thread count for cpus_awake: the fit's, when one epoch's forward
         products (X's rows times the multiply-adds of a row through the hidden
-        layers and one output) come to at most _WAKE_MAX_EPOCH_MACS, else 1."""
+        layers and one output) come to at most _WAKE_MAX_MACS, else 1."""
         shape = getattr(X, "shape", None)
         hidden = self.hidden_layer_sizes
         if not hasattr(hidden, "__iter__"):
@@ -330,7 +333,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             macs = int(shape[0]) * sum(a * b for a, b in zip(units[:-1], units[1:]))
         except (TypeError, IndexError, ValueError):
             return 1
-        return effective_n_threads() if macs <= _WAKE_MAX_EPOCH_MACS else 1
+        return effective_n_threads() if macs <= _WAKE_MAX_MACS else 1
 
     def _fit_awake(self, X, y, sample_weight, incremental):
         hidden_layer_sizes = self.hidden_layer_sizes

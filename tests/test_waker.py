@@ -116,6 +116,7 @@ def test_a_forked_child_starts_its_own_wakers(waking_on):
         _engine.wake_release()
     assert after_fork["helpers"] == 0 and after_fork["holds"] == 0
     assert took and held["helpers"] == 1 and held["holds"] == 1
+    assert held["taken"] == after_fork["taken"] + 1
     assert held["spins"] > after_fork["spins"]
 
 
@@ -132,7 +133,7 @@ def test_fits_are_the_same_with_waking_on_and_off_and_concurrent(waking_on):
         _engine.set_wake_enabled(False)
         reference = fit()
         _engine.set_wake_enabled(True)
-        spins = _engine.wake_stats()["spins"]
+        taken = _engine.wake_stats()["taken"]
         fits = [None] * 4
 
         def run(i):
@@ -149,21 +150,35 @@ def test_fits_are_the_same_with_waking_on_and_off_and_concurrent(waking_on):
                         reference.coefs_ + reference.intercepts_):
             np.testing.assert_array_equal(a, b)
     assert _engine.wake_stats()["holds"] == 0
-    if two_threads:
-        assert _engine.wake_stats()["spins"] > spins
+    assert _engine.wake_stats()["taken"] == taken + (4 if two_threads else 0)
 
 
 def test_only_short_epochs_wake_the_other_cpus():
     """The rule of _threads_to_wake: one epoch's forward multiply-adds (rows x
     the products of a row through the hidden layers and one output) at most
-    _WAKE_MAX_EPOCH_MACS; inputs without a 2-D shape never wake."""
-    from mlpfast._multilayer_perceptron import _WAKE_MAX_EPOCH_MACS
+    _WAKE_MAX_MACS; inputs without a 2-D shape never wake."""
+    from mlpfast._multilayer_perceptron import _WAKE_MAX_MACS
 
     n_threads = mlpfast._config.effective_n_threads()
     est = MLPClassifier(hidden_layer_sizes=(100, 10))
     per_row = 64 * 100 + 100 * 10 + 10 * 1
-    rows = _WAKE_MAX_EPOCH_MACS // per_row
+    rows = _WAKE_MAX_MACS // per_row
     assert est._threads_to_wake(np.empty((rows, 64))) == n_threads
     assert est._threads_to_wake(np.empty((rows + 1, 64))) == 1
     assert MLPClassifier(hidden_layer_sizes=100)._threads_to_wake(np.empty((10, 64))) == n_threads
     assert est._threads_to_wake([[0.0] * 64] * 10) == 1
+
+
+def test_a_threaded_prediction_of_a_few_rows_wakes_the_other_cpus(waking_on):
+    """Oracles: the wakers' spin counter, and the same prediction with waking off."""
+    X, y = load_digits(return_X_y=True)
+    est = MLPClassifier(hidden_layer_sizes=(50,), max_iter=2, random_state=0).fit(X / 16, y)
+    with threadpool_limits(limits=2, user_api="openmp"):
+        _engine.set_wake_enabled(False)
+        reference = est.predict_proba(X / 16)
+        _engine.set_wake_enabled(True)
+        taken = _engine.wake_stats()["taken"]
+        got = est.predict_proba(X / 16)
+        two_threads = mlpfast._config.effective_n_threads() >= 2
+    np.testing.assert_array_equal(got, reference)
+    assert _engine.wake_stats()["taken"] == taken + (1 if two_threads else 0)
