@@ -1,13 +1,14 @@
 /* Keeping the other CPUs awake while an OpenMP team is about to start.
  *
  * On some virtual machines a CPU that has been idle for a while is halted, and
- * the first OpenMP region after that waits milliseconds for its worker: the
- * worker's wake-up is not seen until the halted CPU's next timer tick (a
- * two-thread region over 200000 doubles took 3.9-7.8 ms after 0.2 s idle and
- * the region after it another 4 ms, against 0.05 ms back to back, on the
- * 2-vCPU EPYC VM the benchmarks ran on). A thread of ours that is already
- * running on the idle CPU, and that yields to any other thread there, lets
- * the worker run at once. So before a threaded computation the caller holds
+ * the first OpenMP region after that waits milliseconds for its worker. On the
+ * 2-vCPU EPYC VM the benchmarks ran on (a 250 Hz guest kernel, guest halt
+ * polling off), a two-thread region over 200000 doubles took 3.9-7.8 ms after
+ * 0.2 s idle and the region after it another 4 ms, against 0.05 ms back to
+ * back: multiples of the 4 ms tick, as if the halted CPU saw the wake-up only
+ * at its next timer interrupt. A thread of ours that is already running on
+ * the idle CPU, and that yields to any other thread there, lets the worker
+ * run at once (0.12 and 0.06 ms). So before a threaded computation the caller holds
  * "waker" threads awake; each spins on sched_yield() until the last hold is
  * released or the hold's time is up, then sleeps until the next hold. They
  * touch no data: results never depend on them.
