@@ -20,13 +20,15 @@
 #ifndef MLPFAST_WAKE_H
 #define MLPFAST_WAKE_H
 
-/* Hold the other CPUs awake for an OpenMP team of n_threads threads: makes
- * sure min(n_threads, CPUs) - 1 waker threads exist (on the first call, and
- * again when a larger team asks), and sets them spinning until
- * mlp_wake_release() has been called once for every mlp_wake_hold() or
- * until `seconds` from now, whichever comes first (the latest hold sets the
- * time for all). Does nothing when n_threads < 2 or waking is off. Returns 1 when
- * it took a hold (then call mlp_wake_release once), else 0. */
+/* Hold the other CPUs awake for an OpenMP team of n_threads threads (the
+ * caller caps it by the CPUs): makes sure n_threads - 1 waker threads exist
+ * (at most 255; on the first call, and again when a larger team asks) and
+ * sets that many spinning until mlp_wake_release() has been called once for
+ * every mlp_wake_hold(), or until the outstanding holds' time is up (each
+ * hold's: `seconds` from its call, at most 60), whichever comes first.
+ * Does nothing when n_threads < 2, seconds is not positive, waking is off or
+ * no waker thread could be started (then it does not try again). Returns 1
+ * when it took a hold (then call mlp_wake_release once), else 0. */
 int mlp_wake_hold(int n_threads, double seconds);
 /* Gives back one hold taken by mlp_wake_hold. */
 void mlp_wake_release(void);

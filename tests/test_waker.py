@@ -67,8 +67,11 @@ def test_a_hold_wakes_a_waker_for_its_time_at_most(waking_on, release):
     before = _engine.wake_stats()
     assert _engine.wake_hold(2, seconds)
     try:
-        if release:
-            time.sleep(0.02)
+        if release:  # once the waker runs (a hold released before has no spin)
+            deadline = time.monotonic() + 1.0
+            while (_engine.wake_stats()["spins"] == before["spins"]
+                   and time.monotonic() < deadline):
+                time.sleep(0.001)
         else:
             time.sleep(seconds + 0.15)  # past its time
     finally:
@@ -134,17 +137,19 @@ def test_fits_are_the_same_with_waking_on_and_off_and_concurrent(waking_on):
         reference = fit()
         _engine.set_wake_enabled(True)
         taken = _engine.wake_stats()["taken"]
-        fits = [None] * 4
+        two_threads = mlpfast._config.effective_n_threads() >= 2
+    fits = [None] * 4
 
-        def run(i):
+    def run(i):
+        # OpenMP's thread limit is per thread: each sets its own
+        with threadpool_limits(limits=2, user_api="openmp"):
             fits[i] = fit()
 
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        two_threads = mlpfast._config.effective_n_threads() >= 2
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     for est in fits:
         for a, b in zip(est.coefs_ + est.intercepts_,
                         reference.coefs_ + reference.intercepts_):
@@ -182,3 +187,70 @@ def test_a_threaded_prediction_of_a_few_rows_wakes_the_other_cpus(waking_on):
         two_threads = mlpfast._config.effective_n_threads() >= 2
     np.testing.assert_array_equal(got, reference)
     assert _engine.wake_stats()["taken"] == taken + (1 if two_threads else 0)
+
+
+def test_a_hold_wakes_as_many_wakers_as_its_team_needs(waking_on):
+    """With three wakers started, a two-thread team's hold sets one spinning."""
+    assert _engine.wake_hold(4, 0.2)
+    _engine.wake_release()
+    time.sleep(0.05)
+    before = _engine.wake_stats()
+    assert before["helpers"] >= 3
+    assert _engine.wake_hold(2, 0.2)
+    time.sleep(0.05)
+    _engine.wake_release()
+    time.sleep(0.05)
+    assert _engine.wake_stats()["spins"] == before["spins"] + 1
+
+
+@linux_only
+def test_a_waker_stops_once_another_thread_has_run_on_its_cpu(waking_on):
+    """Every CPU busy with a spinning process: the waker's first yield gives its
+    CPU away, and its spin ends long before the hold's time."""
+    n = len(os.sched_getaffinity(0))
+    busy = [multiprocessing.get_context("spawn").Process(target=_spin_forever)
+            for _ in range(n)]
+    for p in busy:
+        p.start()
+    try:
+        time.sleep(0.3)  # they are running
+        before = _engine.wake_stats()
+        assert _engine.wake_hold(2, 0.5)
+        try:
+            after = _spun_once(before, timeout=0.45)
+        finally:
+            _engine.wake_release()
+    finally:
+        for p in busy:
+            p.kill()
+            p.join()
+    assert after["spin_seconds"] - before["spin_seconds"] < 0.25
+
+
+def _spin_forever():
+    while True:
+        pass
+
+
+def test_a_prediction_inside_a_held_block_takes_no_hold_of_its_own(waking_on):
+    """What early stopping does: predict (threaded, few rows) inside a fit's
+    cpus_awake block. Oracle: the holds-taken counter."""
+    X, y = load_digits(return_X_y=True)
+    est = MLPClassifier(hidden_layer_sizes=(50,), max_iter=2, random_state=0).fit(X / 16, y)
+    with threadpool_limits(limits=2, user_api="openmp"):
+        taken = _engine.wake_stats()["taken"]
+        with mlpfast._config.cpus_awake(2):
+            est.predict(X / 16)
+            est.predict(X / 16)
+    assert _engine.wake_stats()["taken"] == taken + 1
+
+
+def test_mlpfast_wake_0_turns_the_wakers_off():
+    import subprocess
+
+    code = "from mlpfast import _engine; print(_engine.wake_hold(2, 0.01))"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    outputs = [subprocess.run([sys.executable, "-c", code], env=dict(env, **extra),
+                              capture_output=True, text=True, check=True).stdout.strip()
+               for extra in ({"MLPFAST_WAKE": "0"}, {"MLPFAST_WAKE": "1"})]
+    assert outputs == ["False", "True"]
