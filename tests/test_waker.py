@@ -245,6 +245,7 @@ def test_a_prediction_inside_a_held_block_takes_no_hold_of_its_own(waking_on):
     assert _engine.wake_stats()["taken"] == taken + 1
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no waker threads without POSIX threads")
 def test_mlpfast_wake_0_turns_the_wakers_off():
     import subprocess
 
