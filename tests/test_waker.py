@@ -246,12 +246,15 @@ def test_a_prediction_inside_a_held_block_takes_no_hold_of_its_own(waking_on):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no waker threads without POSIX threads")
-def test_mlpfast_wake_0_turns_the_wakers_off():
+def test_mlpfast_wake_0_turns_the_wakers_off(tmp_path):
     import subprocess
 
     code = "from mlpfast import _engine; print(_engine.wake_hold(2, 0.01))"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    outputs = [subprocess.run([sys.executable, "-c", code], env=dict(env, **extra),
-                              capture_output=True, text=True, check=True).stdout.strip()
-               for extra in ({"MLPFAST_WAKE": "0"}, {"MLPFAST_WAKE": "1"})]
+    # the mlpfast under test (not a source tree in the working directory)
+    where = os.path.dirname(os.path.dirname(os.path.abspath(mlpfast.__file__)))
+    env = dict(os.environ, PYTHONPATH=where)
+    outputs = [subprocess.run([sys.executable, "-c", code], env=dict(env, MLPFAST_WAKE=value),
+                              cwd=tmp_path, capture_output=True, text=True,
+                              check=True).stdout.strip()
+               for value in ("0", "1")]
     assert outputs == ["False", "True"]
