@@ -325,21 +325,20 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         products (X's rows times the multiply-adds of a row through the hidden
         layers and one output) come to at most _WAKE_MAX_MACS, else 1."""
         shape = getattr(X, "shape", None)
-        hidden = self.hidden_layer_sizes
-        if not hasattr(hidden, "__iter__"):
-            hidden = [hidden]
         try:
-            units = [int(shape[1]), *(int(h) for h in hidden), 1]
+            units = [int(shape[1]), *(int(h) for h in self._hidden_layer_list()), 1]
             macs = int(shape[0]) * sum(a * b for a, b in zip(units[:-1], units[1:]))
         except (TypeError, IndexError, ValueError):
             return 1
         return effective_n_threads() if macs <= _WAKE_MAX_MACS else 1
 
+    def _hidden_layer_list(self):
+        """hidden_layer_sizes as a list (an int stands for one layer)."""
+        sizes = self.hidden_layer_sizes
+        return list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+
     def _fit_awake(self, X, y, sample_weight, incremental):
-        hidden_layer_sizes = self.hidden_layer_sizes
-        if not hasattr(hidden_layer_sizes, "__iter__"):
-            hidden_layer_sizes = [hidden_layer_sizes]
-        hidden_layer_sizes = list(hidden_layer_sizes)
+        hidden_layer_sizes = self._hidden_layer_list()
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
