@@ -435,3 +435,52 @@ def test_fit_paired(benchmark, case_name, dtype):
     benchmark.extra_info["floor_flops"] = floor.flops()
     benchmark.extra_info["paired_times"] = times
     benchmark.extra_info["paired_ratios"] = ratios
+
+
+# ---------------------------------------------------------------- waker threads
+
+WAKE_CASES = ("small",)
+WAKE_ROUNDS = 15
+
+
+@pytest.mark.parametrize("case_name, dtype", _params(WAKE_CASES))
+def test_wake_paired(benchmark, case_name, dtype):
+    """mlpfast with its waker threads (the default) against the same calls with
+    them off (``_engine.set_wake_enabled(False)``), each call settled first, so
+    that it starts after the CPUs idle as every timed fit does: per round a fit
+    and a ``predict`` of all rows each way, the order alternating by round. The
+    per-round ratios off / on (above 1: the wakers help) are in extra_info."""
+    from mlpfast import _engine
+
+    case = CASES[case_name]
+    X, y = data(case_name, dtype)
+    _label(benchmark, "wake", case, dtype, "mlpfast", X, WAKE_ROUNDS)
+    require_valid("mlpfast", case_name, dtype)
+    model = fitted("mlpfast", case_name, dtype)
+    want = model.predict(X)
+    calls = {"fit": lambda: bench_fit.fit("mlpfast", case, X, y), "predict": lambda: model.predict(X)}
+    times = {f"{call} {way}": [] for call in calls for way in ("on", "off")}
+    results = {}
+
+    def one_round():
+        ways = ("on", "off") if len(times["fit on"]) % 2 == 0 else ("off", "on")
+        try:
+            for call, run in calls.items():
+                for way in ways:
+                    _engine.set_wake_enabled(way == "on")
+                    settle()
+                    t0 = time.perf_counter()
+                    results[call, way] = run()
+                    times[f"{call} {way}"].append(time.perf_counter() - t0)
+        finally:
+            _engine.set_wake_enabled(True)
+
+    benchmark.pedantic(one_round, rounds=WAKE_ROUNDS, iterations=1, warmup_rounds=1)
+    for way in ("on", "off"):  # the wakers change no result
+        assert_allclose(results["fit", way].loss_curve_,
+                        fitted("mlpfast", case_name, dtype).loss_curve_, rtol=0)
+        assert (results["predict", way] == want).all()
+    benchmark.extra_info["wake_times"] = times
+    benchmark.extra_info["wake_ratios"] = {
+        call: float(np.median(np.array(times[f"{call} off"]) / np.array(times[f"{call} on"])))
+        for call in calls}

@@ -298,6 +298,29 @@ def format_reach(tables):
     ])
 
 
+def format_wake(tables):
+    """The waker threads' benchmark (``test_wake_paired``): medians of settled
+    calls with them and without, and of the per-round ratios; None when the run
+    has none."""
+    rows = []
+    for (case, dtype), ops in tables.items():
+        bench = ops.get("wake", {}).get("mlpfast")
+        if not bench:
+            continue
+        info = bench["extra_info"]
+        for call, value in info["wake_ratios"].items():
+            on, off = (statistics.median(info["wake_times"][f"{call} {w}"]) for w in ("on", "off"))
+            rows.append(f"| {case} {call} | {dtype} | {fmt_time(on)} | {fmt_time(off)} "
+                        f"| {value:.2f}x |")
+    if not rows:
+        return None
+    return "\n".join([
+        "| call | dtype | wakers on | wakers off | off / on (per round) |",
+        "| --- | --- | ---: | ---: | ---: |",
+        *rows,
+    ])
+
+
 def format_memory(tables):
     """Peak memory of one fit per peer (the ``memory`` benchmarks), or None."""
     rows = []
@@ -427,6 +450,12 @@ def main(argv=None):
               "of the floor's products in that time, against the machine's peak)")
         print()
         print(reach)
+    wake = format_wake(tables)
+    if wake:
+        print()
+        print("#### Waker threads: settled calls with them and without (paired rounds)")
+        print()
+        print(wake)
     memory = format_memory(tables)
     if memory:
         print()
