@@ -32,7 +32,7 @@ def effective_n_threads():
 
 # How long a hold of the waker threads lasts at most (seconds). A waker stops
 # sooner when another thread has run on its CPU (the team's worker, awake) or
-# when the fit that took the hold ends; within this time the small fits that
+# when the call that took the hold ends; within this time the small fits that
 # hold them reach their first two threaded regions.
 _WAKE_SECONDS = 0.01
 
@@ -56,16 +56,14 @@ def cpus_awake(n_threads):
     (medians) without, 0.12 and 0.06 ms with a waker started 0 or 2 ms
     before. No effect on results."""
     depth = getattr(_awake, "depth", 0)
+    held = depth == 0 and n_threads > 1 and _engine.wake_hold(n_threads, _WAKE_SECONDS)
     _awake.depth = depth + 1
     try:
-        held = depth == 0 and n_threads > 1 and _engine.wake_hold(n_threads, _WAKE_SECONDS)
-        try:
-            yield
-        finally:
-            if held:
-                _engine.wake_release()
+        yield
     finally:
         _awake.depth = depth
+        if held:
+            _engine.wake_release()
 
 
 _blas_lock = threading.Lock()

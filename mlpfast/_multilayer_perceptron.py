@@ -48,17 +48,17 @@ _PREDICT_MIN_ROWS_THREADED = 256
 # forward products come to at most this many multiply-adds, and so does a
 # threaded prediction whose products do. Measured on the benchmarks' 2-vCPU VM
 # (development A/B, settled calls alternated in one process, medians):
-# predicting the 1797 rows of `small` 0.89 against 12.0 ms (20 calls each);
-# the `small` float32 fit (1797 rows, 64-100-10, 13M per epoch) 8.3 against
-# 16.6 ms, `tanh` float32 9.6 against 18.3 ms, `small`
-# float64 20.7 against 22.5 ms; longer fits gained nothing (`tabular` float64,
-# 320M: 36.3 against 35.8 ms; `regression`, 259M: 78.4 against 75.0 ms in
-# float64, 47.3 against 45.3 ms in float32). The MNIST-shaped fit (5.4G) fell
-# in the VM's slow mode (about 600 against 370 ms) in 22 of 40 fits with it
-# and 4 of 40 without, in runs minutes apart; a later A/B that ran a waker just
-# before half of 20 fits (waking off in the fits) saw no such difference (5
-# and 5 slow), so this may be the VM's phases, but the longer fits have
-# nothing to gain.
+# - predicting the 1797 rows of `small`: 0.89 against 12.0 ms (20 calls each);
+# - `small` fits (1797 rows, 64-100-10, 13M per epoch): 8.2 against 16.0 ms
+#   (float32) and 12.5 against 20.2 ms (float64), 30 each; `tanh` float32
+#   9.6 against 18.3 ms;
+# - longer fits gained nothing: `tabular` float64 (320M) 36.3 against 35.8 ms,
+#   `regression` (259M) 78.4 against 75.0 ms (float64) and 47.3 against
+#   45.3 ms (float32). The MNIST-shaped fit (5.4G) fell in the VM's slow mode
+#   (about 600 against 370 ms) in 22 of 40 fits with a waker and 4 of 40
+#   without (pooled over four comparisons); a later A/B that ran a waker just before
+#   half of 20 fits saw no difference (5 and 5 slow), so that may be the VM's
+#   phases, but these fits have nothing to gain.
 _WAKE_MAX_MACS = 1 << 26
 
 # Hidden activation name -> kernel code. Adding an activation touches this table
