@@ -250,7 +250,8 @@ cdef void _backward_pair(floating *dW, floating *D_prev, const floating *A, cons
             _mm_nt(D_prev, D, W, n, fan_out, fan_in)
 
 
-# A small network trains row-parallel instead: the batch is cut in blocks of
+# A network trains row-parallel instead, unless it is big for the CPU count
+# (below): the batch is cut in blocks of
 # rows, and each thread takes its blocks through the whole pass (gathering the
 # block's rows, the products of those rows, the kernels on one thread). The
 # blocks fall in one group per CPU, each group's blocks filling one gradient
@@ -263,9 +264,19 @@ cdef void _backward_pair(floating *dW, floating *D_prev, const floating *A, cons
 # thread count (one thread runs the same blocks in turn). Measured (bench/
 # cases, two builds alternated in one process, 2 cores): small, tabular and
 # regression fits 11-33% faster in both dtypes; the MNIST-shaped network (268K
-# coefficients) gained nothing measurable. Row-parallel when the coefficients
-# are at most this many ...
+# coefficients) gained nothing measurable then. Later, in the VM's slow periods
+# (the vCPUs on cores that share no cache, bench/README), it gained much: where
+# split products make each thread read rows of the activations and deltas that
+# the other wrote, a row-parallel thread keeps to its own rows. Development
+# A/B, settled fits alternated in one process, medians: `mnist` float32 421
+# against 611 ms and 424 against 606 ms in two runs (the fast fits 334-372
+# against 354-390 ms), float64 788 against 831 ms; `wide` float32 469 against
+# 527 ms, float64 881 against 911 ms. Row-parallel when the coefficients are at
+# most ROW_PAR_MAX_COEFS, or when the groups' gradient buffers (one per CPU
+# but the first, each the size of the parameters) hold at most
+# ROW_PAR_MAX_EXTRA values in all ...
 cdef Py_ssize_t ROW_PAR_MAX_COEFS = 1 << 16
+cdef Py_ssize_t ROW_PAR_MAX_EXTRA = 1 << 22
 # ... with blocks of at least this many rows.
 cdef Py_ssize_t ROW_BLOCK_MIN = 32
 # More blocks (a multiple of MAX_BLOCKS, on machines with more than one CPU) when
@@ -593,7 +604,8 @@ cdef class Network:
         self.evicted_batches = 0
         self.evict_seconds = 0
         self.row_blocks = 1
-        if dense_input and self.n_coef <= ROW_PAR_MAX_COEFS:
+        if dense_input and (self.n_coef <= ROW_PAR_MAX_COEFS
+                            or self.n_coef * (MAX_BLOCKS - 1) <= ROW_PAR_MAX_EXTRA):
             self.row_blocks = _row_blocks(capacity, max(
                 [self.units[l] * self.units[l + 1] for l in range(self.n_layers)]))
         self.row_groups = min(self.row_blocks, MAX_BLOCKS)

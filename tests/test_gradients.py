@@ -224,20 +224,24 @@ def test_loss_grad_matches_numpy_backprop(act, out, weighted, dtype):
     ([100, 128, 64, 10], 2, 130, 400, 6),
     ([100, 128, 64, 10], 2, 97, 400, 6),
     ([100, 128, 64, 10], 1, 400, 400, 1),
-    ([300, 256, 128, 10], 2, 128, 128, 1),
+    ([300, 256, 128, 10], 2, 128, 128, 2),
+    ([300, 256, 128, 10], 64, 128, 128, 1),
 ], ids=["row-parallel", "row-parallel-3-blocks", "row-parallel-small-products",
         "row-parallel-short-batch", "row-parallel-shorter-batch", "one-cpu",
-        "split-and-paired"])
+        "row-parallel-big", "split-and-paired"])
 def test_loss_grad_with_threads(units, max_blocks, n, capacity, blocks, dtype):
-    """The two threaded passes: a network of at most 2**16 coefficients, trained
-    row-parallel, and a bigger one whose products are split in blocks and whose
-    backward pair (dW beside D) runs side by side (128 * 256 * 128 multiply-adds:
-    above both thresholds). Row-parallel cases: two blocks of 64 rows; three
-    uneven blocks of 127 rows, more blocks than threads; six blocks of 66-67 rows
-    in two gradient groups, the fewest multiple of the CPU count that keeps the
-    100 x 128 layer's products within 10**6 multiply-adds; batches shorter than
-    the capacity, which run 4 blocks (130 rows) and 2 blocks (97 rows: 3 blocks
-    would leave the groups unequal); one CPU: no extra blocks. Loss and gradient
+    """The two threaded passes: a network trained row-parallel, and one whose
+    products are split in blocks and whose backward pair (dW beside D) runs side
+    by side (128 * 256 * 128 multiply-adds: above both thresholds), which a
+    network of more than 2**16 coefficients gets when the gradient buffers of
+    row-parallel groups (one per CPU but the first) would pass 2**22 values: the
+    110848 coefficients of the last two cases on 64 CPUs, not on 2. Row-parallel
+    cases: two blocks of 64 rows; three uneven blocks of 127 rows, more blocks
+    than threads; six blocks of 66-67 rows in two gradient groups, the fewest
+    multiple of the CPU count that keeps the 100 x 128 layer's products within
+    10**6 multiply-adds; batches shorter than the capacity, which run 4 blocks
+    (130 rows) and 2 blocks (97 rows: 3 blocks would leave the groups unequal);
+    one CPU: no extra blocks. Loss and gradient
     equal numpy_loss_grad, and 1 and 2 threads give bitwise equal results
     (oracle: the one-thread run, which does the same blocks in turn)."""
     rng = np.random.default_rng(3)
