@@ -309,7 +309,10 @@ cdef Py_ssize_t SUM_CHUNK = 1024
 # regression took 73 against 114 ms (float64) and 50 against 81 ms (float32),
 # tabular 50 against 74 ms and 35 against 55 ms, small 16 against 20 ms and 14
 # against 23 ms; in a fast period regression float64 58 against 62 ms. The
-# eviction took 1-4 us a batch. Not for the larger networks (split products):
+# eviction took 1-4 us a batch. Since the MNIST-shaped and wide networks train
+# row-parallel too (ROW_PAR_MAX_EXTRA) they measure the same way: "auto"
+# against never, 424 against 450 ms (`mnist` float32) and 468 against 487 ms
+# (`wide` float32; development A/B, 6 fits each). Not for the split products:
 # evicting their parameters in a region of their own before every step made
 # the MNIST-shaped fits faster in a slow period (float32 375 against 476 ms)
 # but slower in a fast one (427 against 373 ms, the cost falling in the passes
