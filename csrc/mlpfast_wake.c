@@ -53,8 +53,9 @@ static int mlp_wake_spinning(int index)
            && mlp_wake_now() < __atomic_load_n(&mlp_wake_until, __ATOMIC_RELAXED);
 }
 
-/* A waker thread: asleep until a hold is taken, then yielding its CPU to
- * whatever else wants it until the holds are released or their time is up. */
+/* Waker `index`: asleep until a hold wants it, then yielding its CPU to
+ * whatever else wants it until the holds are released, their time is up or
+ * another thread has run on that CPU. */
 static void *mlp_waker(void *arg)
 {
     int index = (int)(intptr_t)arg;
