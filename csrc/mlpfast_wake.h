@@ -8,14 +8,16 @@
  * back: multiples of the 4 ms tick, as if the halted CPU saw the wake-up only
  * at its next timer interrupt. A thread of ours that is already running on
  * the idle CPU, and that yields to any other thread there, lets the worker
- * run at once (0.12 and 0.06 ms). So before a threaded computation the caller holds
- * "waker" threads awake; each spins on sched_yield() until the last hold is
- * released or the hold's time is up, then sleeps until the next hold. They
- * touch no data: results never depend on them.
+ * run at once (0.12 and 0.06 ms). So before a threaded computation the
+ * caller holds "waker" threads awake; each spins on sched_yield() until the
+ * last hold is released, the holds' time is up or another thread has run on
+ * its CPU, then sleeps until the next hold. They touch no data: results never
+ * depend on them.
  *
- * On Linux the threads are named "mlpfast-waker". POSIX threads only; elsewhere (or when the threads cannot be created) both
- * calls do nothing. Thread-safe; holds from several threads overlap. Safe
- * across fork(): the child starts with no waker threads and makes its own.
+ * On Linux the threads are named "mlpfast-waker". POSIX threads only;
+ * elsewhere (or when the threads cannot be created) holds do nothing.
+ * Thread-safe; holds from several threads overlap. Safe across fork(): the
+ * child starts with no waker threads and makes its own.
  */
 #ifndef MLPFAST_WAKE_H
 #define MLPFAST_WAKE_H

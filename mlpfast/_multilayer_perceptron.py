@@ -56,10 +56,17 @@ _PREDICT_MIN_ROWS_THREADED = 256
 #   `regression` (259M) 78.4 against 75.0 ms (float64) and 47.3 against
 #   45.3 ms (float32). The MNIST-shaped fit (5.4G) fell in the VM's slow mode
 #   (about 600 against 370 ms) in 22 of 40 fits with a waker and 4 of 40
-#   without (pooled over four comparisons); a later A/B that ran a waker just before
-#   half of 20 fits saw no difference (5 and 5 slow), so that may be the VM's
-#   phases, but these fits have nothing to gain.
+#   without (pooled over four comparisons); a later A/B that ran a waker just
+#   before half of 20 fits saw no difference (5 and 5 slow), so that may be
+#   the VM's phases, but these fits have nothing to gain.
 _WAKE_MAX_MACS = 1 << 26
+
+
+def _wake_threads(macs, n_threads):
+    """The thread count for cpus_awake of a call whose forward products come
+    to `macs` multiply-adds on n_threads threads: n_threads up to
+    _WAKE_MAX_MACS, else 1 (nobody woken)."""
+    return n_threads if macs <= _WAKE_MAX_MACS else 1
 
 # Hidden activation name -> kernel code. Adding an activation touches this table
 # and the kernels only.
@@ -242,8 +249,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if n_threads == 1:
             P = _engine.forward(*args, 1, csr=csr, check_finite=check_finite)
         else:
-            macs = n_rows * sum(c.size for c in coefs)
-            with blas_single_threaded(), cpus_awake(n_threads if macs <= _WAKE_MAX_MACS else 1):
+            awake = _wake_threads(n_rows * sum(c.size for c in coefs), n_threads)
+            with blas_single_threaded(), cpus_awake(awake):
                 P = _engine.forward(*args, n_threads, csr=csr, check_finite=check_finite)
         if P is None:
             # X holds NaN or infinity: scikit-learn's validation raises its error.
@@ -330,7 +337,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             macs = int(shape[0]) * sum(a * b for a, b in zip(units[:-1], units[1:]))
         except (TypeError, IndexError, ValueError):
             return 1
-        return effective_n_threads() if macs <= _WAKE_MAX_MACS else 1
+        return _wake_threads(macs, effective_n_threads())
 
     def _hidden_layer_list(self):
         """hidden_layer_sizes as a list (an int stands for one layer)."""
