@@ -185,17 +185,32 @@ cdef inline Py_ssize_t _n_blocks(Py_ssize_t split, Py_ssize_t macs,
     return max(1, min(split // MIN_BLOCK, MAX_BLOCKS))
 
 
+# The _par products below take one block (and a single thread) outside any
+# OpenMP region: even a one-thread region costs libgomp a futex system call at
+# each of its two barriers, about 0.4 us each on this machine, which a
+# one-row prediction pays per layer (see MLP_FOR in csrc/mlpfast_kernels.c).
+
 cdef void _mm_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
                   Py_ssize_t K, Py_ssize_t N, int nt, bint b_transposed=False) noexcept nogil:
     # C[M,N] = A[M,K] @ B[K,N]  (b_transposed: A[M,K] @ B[N,K].T), in row blocks of C
-    cdef Py_ssize_t n_blocks = _n_blocks(M, M * K * N, floating is double), blk, r0, r1
+    cdef Py_ssize_t n_blocks = _n_blocks(M, M * K * N, floating is double), blk
+    if n_blocks == 1 or nt < 2:
+        for blk in range(n_blocks):
+            _mm_row_block(C, A, B, M, K, N, blk, n_blocks, b_transposed)
+        return
     for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
-        r0 = M * blk // n_blocks
-        r1 = M * (blk + 1) // n_blocks
-        if b_transposed:
-            _mm_nt(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
-        else:
-            _mm(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
+        _mm_row_block(C, A, B, M, K, N, blk, n_blocks, b_transposed)
+
+
+cdef inline void _mm_row_block(floating *C, const floating *A, const floating *B,
+                               Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, Py_ssize_t blk,
+                               Py_ssize_t n_blocks, bint b_transposed) noexcept nogil:
+    # row block blk of n_blocks of _mm_par's product
+    cdef Py_ssize_t r0 = M * blk // n_blocks, r1 = M * (blk + 1) // n_blocks
+    if b_transposed:
+        _mm_nt(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
+    else:
+        _mm(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
 
 
 cdef void _mm_tn_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
@@ -205,19 +220,30 @@ cdef void _mm_tn_par(floating *C, const floating *A, const floating *B, Py_ssize
     # one is the one repeated (B[K,N] for row blocks, A[K,M] for column blocks).
     cdef bint by_rows = N < M
     cdef Py_ssize_t n_blocks = _n_blocks(M if by_rows else N, M * K * N,
-                                     floating is double), blk, c0, c1
-    cdef int m = <int>M, kk = <int>K, ld = <int>N
+                                     floating is double), blk
+    if n_blocks == 1 or nt < 2:
+        _mm_tn(C, A, B, M, K, N)
+        return
     for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
-        if by_rows:
-            c0 = M * blk // n_blocks
-            c1 = M * (blk + 1) // n_blocks
-            # C[c0:c1, :] = A[:, c0:c1].T @ B; column-major: C_blk^T = B^T A_blk
-            _gemm(c'N', c'T', ld, <int>(c1 - c0), kk, B, ld, A + c0, m, C + c0 * N, ld)
-        else:
-            c0 = N * blk // n_blocks
-            c1 = N * (blk + 1) // n_blocks
-            # C[:, c0:c1] = A.T @ B[:, c0:c1]; column-major: C_blk^T = B_blk^T A
-            _gemm(c'N', c'T', <int>(c1 - c0), m, kk, B + c0, ld, A, m, C + c0, ld)
+        _mm_tn_block(C, A, B, M, K, N, blk, n_blocks, by_rows)
+
+
+cdef inline void _mm_tn_block(floating *C, const floating *A, const floating *B,
+                              Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, Py_ssize_t blk,
+                              Py_ssize_t n_blocks, bint by_rows) noexcept nogil:
+    # block blk of n_blocks of _mm_tn_par's product
+    cdef int m = <int>M, kk = <int>K, ld = <int>N
+    cdef Py_ssize_t c0, c1
+    if by_rows:
+        c0 = M * blk // n_blocks
+        c1 = M * (blk + 1) // n_blocks
+        # C[c0:c1, :] = A[:, c0:c1].T @ B; column-major: C_blk^T = B^T A_blk
+        _gemm(c'N', c'T', ld, <int>(c1 - c0), kk, B, ld, A + c0, m, C + c0 * N, ld)
+    else:
+        c0 = N * blk // n_blocks
+        c1 = N * (blk + 1) // n_blocks
+        # C[:, c0:c1] = A.T @ B[:, c0:c1]; column-major: C_blk^T = B_blk^T A
+        _gemm(c'N', c'T', <int>(c1 - c0), m, kk, B + c0, ld, A, m, C + c0, ld)
 
 
 # The two products of a backward step through a hidden layer, dW[l] = A.T @ D[l]
@@ -243,7 +269,11 @@ cdef void _backward_pair(floating *dW, floating *D_prev, const floating *A, cons
     # dW[fan_in, fan_out] = A[n, fan_in].T @ D[n, fan_out]  and
     # D_prev[n, fan_in] = D[n, fan_out] @ W[fan_in, fan_out].T, one per thread
     cdef Py_ssize_t which
-    for which in prange(2, num_threads=min(nt, 2), schedule="static"):
+    if nt < 2:
+        _mm_tn(dW, A, D, fan_in, n, fan_out)
+        _mm_nt(D_prev, D, W, n, fan_out, fan_in)
+        return
+    for which in prange(2, num_threads=2, schedule="static"):
         if which == 0:
             _mm_tn(dW, A, D, fan_in, n, fan_out)
         else:

@@ -232,7 +232,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         # in the usual case (coefs are float32 or float64)
         dtype = coef_dtype if X.dtype == coef_dtype else np.result_type(
             X.dtype, coef_dtype, np.float32)
-        X, csr = _engine_input(X, dtype)
+        if plain:
+            X, csr = np.ascontiguousarray(X, dtype=dtype), None
+        else:
+            X, csr = _engine_input(X, dtype)
         coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
         intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
         args = (
@@ -1079,7 +1082,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         classes = binarizer.classes_
         if not getattr(binarizer, "sparse_input_", False) and not binarizer.sparse_output:
             if binarizer.y_type_ == "multiclass" and y_pred.ndim == 2:
-                return classes[np.argmax(y_pred, axis=1)]
+                # the method, not np.argmax: its dispatch costs more than the
+                # argmax of one row
+                return classes[y_pred.argmax(axis=1)]
             if binarizer.y_type_ == "binary" and y_pred.ndim == 1 and classes.shape[0] == 2:
                 return classes[(y_pred > 0.5).astype(np.intp)]
         return binarizer.inverse_transform(y_pred)
