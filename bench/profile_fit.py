@@ -11,8 +11,11 @@ round and as medians over the rounds:
   step (Adam), which is nearly all of it;
 * rest: everything else in ``fit`` (validation, set-up, shuffles, Python);
 
-each in ms and as a multiple of the floor of the same round. This is the
-profile the speed targets are argued from (bench/README.md); it is not a
+each in ms and as a multiple of the floor of the same round. For the big
+cases (mnist, wide) each round also times the fit's own products alone, split
+in row blocks as the engine's row-parallel pass splits them
+(gemm_scaling.FitBlocks), and prints the passes as a multiple of that. This is
+the profile the speed targets are argued from (bench/README.md); it is not a
 benchmark and asserts nothing. Run from the repository root::
 
     python bench/profile_fit.py mnist float32 [rounds]
@@ -29,6 +32,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_fit import CASES, DTYPES, data, make_estimator, settle  # noqa: E402
 from bench_peers import GemmFloor, _n_out  # noqa: E402
+from gemm_scaling import fit_blocks  # noqa: E402
+
+# Cases whose row blocks are big enough for FitBlocks' Python threads to time
+BLOCK_CASES = ("mnist", "wide")
 
 
 def _timed_fit(case, X, y):
@@ -65,6 +72,7 @@ def main(argv):
     floor = GemmFloor(case, X, _n_out(case_name))
     floor.fit()
     _timed_fit(case, X, y)  # warm-up: first-call costs out of the rounds
+    blocks = fit_blocks(case_name, dtype) if case_name in BLOCK_CASES else None
     rows = []
     print(f"{case_name} {dtype}, {case.epochs} epoch(s), ms (x floor)")
     for _ in range(rounds):
@@ -72,18 +80,24 @@ def main(argv):
         start = time.perf_counter()
         floor.fit()
         f = time.perf_counter() - start
+        b = np.nan
+        if blocks is not None:
+            settle()
+            b = blocks.run()
         settle()
         wall, passes, steps = _timed_fit(case, X, y)
-        rows.append((f, wall, passes, steps, wall - passes - steps))
+        rows.append((f, wall, passes, steps, wall - passes - steps, b))
         print(_line(rows[-1]))
     print("median " + _line(np.median(np.array(rows), axis=0)))
 
 
 def _line(row):
-    f, wall, passes, steps, rest = row
+    f, wall, passes, steps, rest, blocks = row
     parts = [f"floor {f * 1e3:.1f}", f"fit {wall * 1e3:.1f} ({wall / f:.2f}x)"]
     parts += [f"{name} {t * 1e3:.1f} ({t / f:.2f}x)"
               for name, t in (("passes", passes), ("steps", steps), ("rest", rest))]
+    if not np.isnan(blocks):
+        parts.append(f"blocks {blocks * 1e3:.1f} (passes {passes / blocks:.2f}x)")
     return "  ".join(parts)
 
 
