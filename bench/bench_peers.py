@@ -25,7 +25,8 @@ scikit-learn:
 
 Predict, group ``<case>-<dtype>-predict1`` (the ``small`` case): the median time of
 ``predict`` on one row, mlpfast against scikit-learn, with the validated models of
-``bench_fit``. Group ``<case>-<dtype>-predict`` (the ``mnist`` case) gets a
+``bench_fit``; group ``<case>-<dtype>-paired1`` runs the two in paired rounds
+(the target's figure). Group ``<case>-<dtype>-predict`` (the ``mnist`` case) gets a
 ``floor`` peer: the forward products alone on all 20000 rows.
 """
 
@@ -436,6 +437,60 @@ def test_fit_paired(benchmark, case_name, dtype):
     benchmark.extra_info["floor_flops"] = floor.flops()
     benchmark.extra_info["paired_times"] = times
     benchmark.extra_info["paired_ratios"] = ratios
+
+
+# One-row predict in paired rounds: a group of 1000 calls lasts about 10 ms and
+# falls whole in one of the VM's modes, so two peers' groups a few seconds apart
+# can differ by the mode alone (mlpfast's float32 and float64 groups swapped
+# 5.6 and 10.2 us with 9.6 and 6.0 us between two runs). Here each round runs a
+# block of consecutive calls of each peer, settled first, the order alternating
+# by round; the ratio of the two blocks' median calls is taken within the round.
+PREDICT1_PAIRED_ROUNDS = 15
+PREDICT1_BLOCK = 100
+
+
+@pytest.mark.parametrize("case_name, dtype", _params(PREDICT1_CASES))
+def test_predict1_paired(benchmark, case_name, dtype):
+    """``predict`` on one row, mlpfast and scikit-learn in paired rounds of
+    PREDICT1_BLOCK calls each (row i of X in call i); per-round medians and
+    ratios in extra_info."""
+    case = CASES[case_name]
+    X, _ = data(case_name, dtype)
+    _label(benchmark, "paired1", case, dtype, "all", X[:1], PREDICT1_PAIRED_ROUNDS)
+    peers = ("mlpfast", "sklearn")
+    models = {}
+    for impl in peers:
+        require_valid(impl, case_name, dtype)
+        models[impl] = fitted(impl, case_name, dtype)
+    rows = [X[i:i + 1] for i in range(PREDICT1_BLOCK)]
+    _, want = bench_fit.same_weights_oracle("mlpfast", case_name, dtype)
+    labels = {"mlpfast": want[:PREDICT1_BLOCK],
+              "sklearn": models["sklearn"].predict(X[:PREDICT1_BLOCK])}
+    medians = {impl: [] for impl in peers}
+
+    def block(impl):
+        est, calls, got = models[impl], np.empty(PREDICT1_BLOCK), []
+        for i, row in enumerate(rows):
+            t0 = time.perf_counter()
+            got.append(est.predict(row)[0])
+            calls[i] = time.perf_counter() - t0
+        np.testing.assert_array_equal(got, labels[impl])
+        return float(np.median(calls))
+
+    def one_round():
+        order = peers if len(medians["mlpfast"]) % 2 == 0 else peers[::-1]
+        for impl in order:
+            settle()
+            medians[impl].append(block(impl))
+
+    one_round()  # warm-up, not kept
+    for impl in peers:
+        medians[impl].clear()
+    benchmark.pedantic(one_round, rounds=PREDICT1_PAIRED_ROUNDS, iterations=1)
+    mine = np.array(medians["mlpfast"])
+    benchmark.extra_info["paired_times"] = medians
+    benchmark.extra_info["paired_ratios"] = {
+        "sklearn/mlpfast": float(np.median(np.array(medians["sklearn"]) / mine))}
 
 
 # ---------------------------------------------------------------- waker threads

@@ -187,33 +187,38 @@ TARGETS = [
 ]
 
 
-def paired(tables, case, dtype, key):
+def paired(tables, case, dtype, key, op="paired"):
     """The median per-round ratio ``key`` (e.g. "sklearn/mlpfast") of the paired
-    benchmark of (case, dtype), or None."""
-    bench = tables.get((case, dtype), {}).get("paired", {}).get("all")
+    benchmark of (case, dtype) (fits; op "paired1": one-row predict), or None."""
+    bench = tables.get((case, dtype), {}).get(op, {}).get("all")
     return ((bench or {}).get("extra_info") or {}).get("paired_ratios", {}).get(key)
 
 
 def format_paired(tables, dtype):
     """The paired-rounds table of a dtype, or None when the run has none."""
     cases = [case for case, d in tables if d == dtype
-             and tables[case, d].get("paired")]
+             and (tables[case, d].get("paired") or tables[case, d].get("paired1"))]
     if not cases:
         return None
     lines = [f"#### Paired rounds, {dtype}", "",
              "| case | sklearn / mlpfast | torch / mlpfast | mlpfast / floor |",
              "| --- | ---: | ---: | ---: |"]
     for case in cases:
-        cells = [paired(tables, case, dtype, k)
-                 for k in ("sklearn/mlpfast", "torch/mlpfast", "mlpfast/floor")]
-        lines.append(f"| {case} fit | " + " | ".join(
-            f"{c:.2f}x" if c is not None else "n/a" for c in cells) + " |")
+        if tables[case, dtype].get("paired"):
+            cells = [paired(tables, case, dtype, k)
+                     for k in ("sklearn/mlpfast", "torch/mlpfast", "mlpfast/floor")]
+            lines.append(f"| {case} fit | " + " | ".join(
+                f"{c:.2f}x" if c is not None else "n/a" for c in cells) + " |")
+        one = paired(tables, case, dtype, "sklearn/mlpfast", "paired1")
+        if one is not None:
+            lines.append(f"| {case} predict, 1 row | {one:.2f}x | - | n/a |")
     return "\n".join(lines)
 
 
 def format_targets(tables):
     """Each target of issue 4, measured by the paired rounds where the run has
-    them (fit targets) and else by the ratio of the separate groups' medians."""
+    them (fits, one-row predict) and else by the ratio of the separate groups'
+    medians."""
     lines = ["| target | dtype | measured | met |", "| --- | --- | ---: | --- |"]
     for case, op, peer, kind, bound, dtypes in TARGETS:
         for dtype in dtypes:
@@ -221,8 +226,9 @@ def format_targets(tables):
             if kind == "speedup":
                 name = f"{case} {op}: {peer} / mlpfast >= {bound:g}"
                 value = theirs / mine if mine and theirs else None
-                if op == "fit":
-                    value = paired(tables, case, dtype, f"{peer}/mlpfast") or value
+                if op in ("fit", "predict1"):
+                    value = paired(tables, case, dtype, f"{peer}/mlpfast",
+                                   "paired" if op == "fit" else "paired1") or value
                 met = value is not None and value >= bound
             else:
                 name = f"{case} {op}: mlpfast / floor <= {bound:g}"
