@@ -27,39 +27,23 @@ REPO = os.path.dirname(BENCH)
 
 # One worker: mlpfast from `root`, the cases from this checkout's bench/. Reads
 # "fit" lines and answers each with the seconds of one settled fit.
-# Before each fit the worker waits, besides bench_fit.settle (its own threads),
-# until the whole machine has been idle for a window (/proc/stat): the other
-# worker's OpenMP threads spin for a while after its fit.
+# Before each fit the worker waits until the whole machine has idled
+# (bench_fit.settle_machine): the other worker's OpenMP threads spin for a
+# while after its fit.
 WORKER = """
 import sys, time, warnings
 root, bench, case_name, dtype = sys.argv[1:5]
 sys.path[:0] = [root, bench]
 import mlpfast
-from bench_fit import CASES, data, make_estimator, settle
+from bench_fit import CASES, data, make_estimator, settle_machine
 assert mlpfast.__file__.startswith(root), mlpfast.__file__
 warnings.simplefilter("ignore")
-
-def busy_ticks():
-    with open("/proc/stat") as f:
-        user, nice, system, idle, iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
-    return user + nice + system + irq + softirq + steal
-
-def machine_idle(window=0.05, timeout=2.0):
-    deadline = time.monotonic() + timeout
-    before = busy_ticks()
-    while time.monotonic() < deadline:
-        time.sleep(window)
-        now = busy_ticks()
-        if now == before:
-            return
-        before = now
 
 X, y = data(case_name, dtype)
 make_estimator("mlpfast", CASES[case_name]).fit(X, y)  # first-call costs
 print("ready", flush=True)
 for line in sys.stdin:
-    machine_idle()
-    settle()
+    settle_machine()
     est = make_estimator("mlpfast", CASES[case_name])
     start = time.perf_counter()
     est.fit(X, y)

@@ -245,21 +245,45 @@ def _other_threads_cpu_ticks():
     return total
 
 
-def settle():
-    """Wait (untimed) until no other thread of this process has used CPU for
-    ``SETTLE_WINDOW`` seconds, at most ``SETTLE_TIMEOUT``; without /proc, sleep
-    ``SETTLE_TIMEOUT / 4``."""
-    before = _other_threads_cpu_ticks()
+def _machine_busy_ticks():
+    """Clock ticks every CPU of the machine has spent busy so far (user, nice,
+    system, interrupts, steal; /proc/stat), or None where it is not available."""
+    try:
+        with open("/proc/stat") as f:
+            user, nice, system, _, _, irq, softirq, steal = map(int, f.readline().split()[1:9])
+    except (OSError, ValueError):
+        return None
+    return user + nice + system + irq + softirq + steal
+
+
+def _wait_still(ticks):
+    """Wait (untimed) until ticks() has not moved for ``SETTLE_WINDOW`` seconds,
+    at most ``SETTLE_TIMEOUT``; where it is None, sleep ``SETTLE_TIMEOUT / 4``."""
+    before = ticks()
     if before is None:
         time.sleep(SETTLE_TIMEOUT / 4)
         return
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while time.monotonic() < deadline:
         time.sleep(SETTLE_WINDOW)
-        now = _other_threads_cpu_ticks()
+        now = ticks()
         if now == before:
             return
         before = now
+
+
+def settle():
+    """Wait until no other thread of this process has used CPU for a while
+    (``_wait_still``)."""
+    _wait_still(_other_threads_cpu_ticks)
+
+
+def settle_machine():
+    """settle(), after waiting the same way for every CPU of the machine to be
+    idle: for timings that alternate between processes, whose OpenMP threads
+    spin for a while after their work."""
+    _wait_still(_machine_busy_ticks)
+    settle()
 
 
 def fit(impl, case, X, y):
