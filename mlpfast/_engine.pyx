@@ -194,7 +194,7 @@ cdef void _mm_par(floating *C, const floating *A, const floating *B, Py_ssize_t 
                   Py_ssize_t K, Py_ssize_t N, int nt, bint b_transposed=False) noexcept nogil:
     # C[M,N] = A[M,K] @ B[K,N]  (b_transposed: A[M,K] @ B[N,K].T), in row blocks of C
     cdef Py_ssize_t n_blocks = _n_blocks(M, M * K * N, floating is double), blk
-    if n_blocks == 1 or nt < 2:
+    if n_blocks == 1 or nt < 2:  # the same blocks: results do not depend on nt
         for blk in range(n_blocks):
             _mm_row_block(C, A, B, M, K, N, blk, n_blocks, b_transposed)
         return
@@ -221,8 +221,9 @@ cdef void _mm_tn_par(floating *C, const floating *A, const floating *B, Py_ssize
     cdef bint by_rows = N < M
     cdef Py_ssize_t n_blocks = _n_blocks(M if by_rows else N, M * K * N,
                                      floating is double), blk
-    if n_blocks == 1 or nt < 2:
-        _mm_tn(C, A, B, M, K, N)
+    if n_blocks == 1 or nt < 2:  # the same blocks: results do not depend on nt
+        for blk in range(n_blocks):
+            _mm_tn_block(C, A, B, M, K, N, blk, n_blocks, by_rows)
         return
     for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
         _mm_tn_block(C, A, B, M, K, N, blk, n_blocks, by_rows)
