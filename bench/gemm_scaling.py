@@ -96,8 +96,11 @@ class FitBlocks:
             part = (last * (b + 1) // 2) - (last * b // 2)
             self.blocks.append((BlockProducts(units, full, weights, rng),
                                 BlockProducts(units, part, weights, rng) if part else None))
-        self.macs = self.epochs * sum(
-            self.n_full * full.macs + (part.macs if part else 0) for full, part in self.blocks)
+
+    def macs(self, threads=2):
+        """Multiply-adds of the blocks of the first `threads` threads."""
+        return self.epochs * sum(self.n_full * full.macs + (part.macs if part else 0)
+                                 for full, part in self.blocks[:threads])
 
     def _thread(self, b):
         full, part = self.blocks[b]
@@ -143,15 +146,12 @@ def row_blocks(case_names=("mnist", "wide"), rounds=5):
         for dtype in ("float32", "float64"):
             blocks = fit_blocks(name, dtype)
             blocks.blocks[0][0].run()  # first-call costs out of the rounds
-            one_macs = blocks.epochs * sum(
-                blocks.n_full * full.macs + (part.macs if part else 0)
-                for full, part in blocks.blocks[:1])
             # alternate: the machine's slow and fast periods fall on both alike
             times = np.array([(blocks.run(1), blocks.run(2)) for _ in range(rounds)])
             alone, both = np.median(times, axis=0)
             print(f"| {name} | {dtype} | {alone * 1e3:.0f} ms | {both * 1e3:.0f} ms | "
-                  f"{(blocks.macs / both) / (one_macs / alone):.2f}x | "
-                  f"{blocks.macs / both / 1e9:.1f} G |")
+                  f"{(blocks.macs() / both) / (blocks.macs(1) / alone):.2f}x | "
+                  f"{blocks.macs() / both / 1e9:.1f} G |")
 
 
 def main():
