@@ -53,8 +53,7 @@ class BuildExt(build_ext):
             # result. No fused multiply-adds, so the AVX2 + FMA kernels give the
             # very same results as the baseline ones.
             cflags += ["-std=c99", "-O3", "-fno-math-errno", "-fno-trapping-math",
-                       "-ffp-contract=off", "-Wno-unknown-pragmas", "-pthread"]
-            ldflags += ["-pthread"]  # the waker threads (csrc/mlpfast_wake.c)
+                       "-ffp-contract=off", "-Wno-unknown-pragmas"]
         if os.environ.get("MLPFAST_NO_OPENMP", "0") not in ("", "0"):
             print("mlpfast: MLPFAST_NO_OPENMP is set; building without OpenMP (serial).")
         else:
@@ -79,14 +78,13 @@ def extensions():
 
     engine = Extension(
         "mlpfast._engine",
-        sources=["mlpfast/_engine.pyx", "csrc/mlpfast_kernels.c", "csrc/mlpfast_wake.c"],
+        sources=["mlpfast/_engine.pyx", "csrc/mlpfast_kernels.c"],
         include_dirs=["csrc"],
         depends=[
             "csrc/mlpfast_kernels.h",
             "csrc/mlpfast_kernels_impl.h",
             "csrc/mlpfast_kernels_dtypes.h",
             "csrc/mlpfast_dispatch_impl.h",
-            "csrc/mlpfast_wake.h",
         ],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

@@ -16,10 +16,9 @@
 #include <omp.h>
 #endif
 
-/* Below this many elements a kernel runs on one thread: forking costs more. */
+/* Below this many elements a whole-buffer kernel runs on one thread: forking
+ * costs more. */
 #define MLP_OMP_MIN_WORK 65536
-/* Column-split kernels give each thread at least this many columns. */
-#define MLP_COL_BLOCK 64
 /* Rows per block of the output activation (a block's outputs stay in cache). */
 #define MLP_OUT_BLOCK 64
 /* Running sums in the vectorised reductions (a multiple of every vector width). */
@@ -58,8 +57,6 @@ static const double mlp_inv_factorial[14] = {
 
 /* The instruction set the public entry points dispatch to. */
 static int mlp_isa = MLP_ISA_BASELINE;
-/* Whether mlp_evict may use CLFLUSHOPT (set by mlp_set_isa, before any kernel runs). */
-static int mlp_have_clflushopt = 0;
 
 int mlp_isa_supported(int isa)
 {
@@ -79,10 +76,6 @@ int mlp_set_isa(int isa)
     if (!mlp_isa_supported(isa))
         return -1;
     mlp_isa = isa;
-#ifdef MLP_HAVE_AVX2
-    __builtin_cpu_init();
-    mlp_have_clflushopt = __builtin_cpu_supports("clflushopt") ? 1 : 0;
-#endif
     return 0;
 }
 
@@ -108,11 +101,10 @@ int mlp_get_isa(void)
         }                                                                        \
     } while (0)
 
-/* How many column blocks (one per thread) a column-split kernel uses for
- * `work` elements over O columns: 1 when the work or the columns are too few. */
-static int mlp_column_blocks(ptrdiff_t work, ptrdiff_t O, int n_threads)
+int mlp_act_needs_input(int act)
 {
-    return (work >= MLP_OMP_MIN_WORK && O >= MLP_COL_BLOCK) ? n_threads : 1;
+    (void)act; /* each derivative so far is written with the activation's output */
+    return 0;
 }
 
 int mlp_openmp_enabled(void)
@@ -137,37 +129,6 @@ void mlp_omp_barrier(void)
 {
 #ifdef _OPENMP
 #pragma omp barrier
-#endif
-}
-
-/* Writes back and drops the cache lines of p[0:bytes) from every CPU's caches
- * (CLFLUSHOPT where the CPU has it, else CLFLUSH; nothing off x86). Changes no
- * value: see mlp_evict_for_step in mlpfast_kernels.h for why it is worth it. */
-#ifdef MLP_HAVE_AVX2
-#include <immintrin.h>
-__attribute__((target("clflushopt"))) static void mlp_clflushopt_lines(const char *p,
-                                                                       const char *end)
-{
-    for (; p < end; p += 64)
-        _mm_clflushopt((void *)p);
-}
-#endif
-
-static void mlp_evict(const void *p, ptrdiff_t bytes)
-{
-#ifdef MLP_HAVE_AVX2
-    const char *c = (const char *)((uintptr_t)p & ~(uintptr_t)63), *end = (const char *)p + bytes;
-    if (bytes <= 0)
-        return;
-    if (mlp_have_clflushopt) {
-        mlp_clflushopt_lines(c, end);
-        return;
-    }
-    for (; c < end; c += 64)
-        _mm_clflush(c);
-#else
-    (void)p;
-    (void)bytes;
 #endif
 }
 

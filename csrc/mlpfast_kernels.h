@@ -1,16 +1,18 @@
 /* mlpfast compute kernels: plain C99, no Python, no BLAS, no allocation.
  *
  * Dimension legend (used in every shape comment below):
- *   N  rows in the batch        I  fan-in of a dense layer
+ *   N  rows in the block        I  fan-in of a dense layer
  *   O  fan-out of a dense layer K  outputs of the last layer
  * Every matrix is row-major and contiguous.
  *
- * Gradient rule: every backward kernel OVERWRITES its gradient outputs
- * (dZ, db, ...); nothing accumulates into caller-zeroed buffers.
+ * Layer kernels (activations, the output head, gathers, sparse products) run
+ * on the calling thread over one block of rows: the engine shares out blocks,
+ * never the inside of a kernel. Only whole-buffer kernels (finiteness check,
+ * sums of squares, optimiser steps) take n_threads; they reduce in fixed
+ * chunks summed in a fixed order, so no result depends on the thread count.
  *
- * Determinism: no kernel's result depends on the thread count. Reductions
- * either run along one thread (column sums are split by column blocks) or
- * go through fixed-size chunks summed in a fixed order.
+ * Gradient rule: every backward kernel OVERWRITES its outputs; nothing
+ * accumulates into caller-zeroed buffers.
  *
  * Each kernel exists for float (_f32) and double (_f64); both are generated
  * from mlpfast_kernels_impl.h.
@@ -20,12 +22,14 @@
 
 #include <stddef.h>
 
-/* Hidden activations. The order is the table index used by the Python layer. */
+/* Hidden activations: the one table of codes (the Python tables are built
+ * from it, see mlpfast/_engine.pyx). */
 enum mlp_activation {
     MLP_ACT_IDENTITY = 0,
     MLP_ACT_LOGISTIC = 1,
     MLP_ACT_TANH = 2,
-    MLP_ACT_RELU = 3
+    MLP_ACT_RELU = 3,
+    MLP_N_ACTIVATIONS
 };
 
 /* Output activation fused with its loss. */
@@ -33,10 +37,26 @@ enum mlp_output {
     MLP_OUT_IDENTITY_SQUARED = 0, /* identity + half squared error      */
     MLP_OUT_LOGISTIC_BINARY = 1,  /* logistic + binary cross-entropy    */
     MLP_OUT_SOFTMAX_MULTI = 2,    /* softmax + categorical cross-entropy */
-    MLP_OUT_EXP_POISSON = 3       /* exp + half Poisson deviance         */
+    MLP_OUT_EXP_POISSON = 3,      /* exp + half Poisson deviance         */
+    MLP_N_OUTPUTS
 };
 
-/* Rows per chunk of the deterministic chunked reductions. */
+enum mlp_solver { MLP_SOLVER_SGD = 0, MLP_SOLVER_ADAM = 1 };
+
+/* An optimiser: its hyper-parameters and state, one struct for every solver.
+ * state1 is SGD's velocity or Adam's first moment, state2 Adam's second
+ * (arrays of the parameters' dtype and length). */
+struct mlp_optimizer {
+    int solver;
+    double learning_rate; /* SGD: this epoch's rate; Adam: learning_rate_init */
+    double momentum;      /* SGD */
+    int nesterov;         /* SGD */
+    double beta1, beta2, epsilon; /* Adam */
+    long t;               /* Adam: steps taken so far */
+    void *state1, *state2;
+};
+
+/* Elements per chunk of the deterministic chunked reductions. */
 #define MLP_REDUCE_CHUNK 4096
 
 /* Instruction sets the kernels are compiled for, chosen at run time. */
@@ -54,11 +74,15 @@ int mlp_set_isa(int isa);
 /* The instruction set in use (MLP_ISA_BASELINE until mlp_set_isa). */
 int mlp_get_isa(void);
 
+/* 1 when the activation's derivative needs its input (the engine then keeps
+ * the pre-activation apart from the activation), else 0. */
+int mlp_act_needs_input(int act);
+
 /* Returns 1 when the kernels were compiled with OpenMP, else 0. */
 int mlp_openmp_enabled(void);
 /* omp_get_max_threads() (OMP_NUM_THREADS, omp_set_num_threads), or 1 without OpenMP. */
 int mlp_max_threads(void);
-/* Monotonic wall clock in seconds (for periodic interrupt checks). */
+/* Monotonic wall clock in seconds. */
 double mlp_monotonic_seconds(void);
 /* An OpenMP barrier for the enclosing parallel region (Cython's prange loops in
  * one `parallel` block end without one); nothing without OpenMP. */
@@ -67,41 +91,35 @@ void mlp_omp_barrier(void);
 #define MLP_DECLARE(REAL, SUF)                                                   \
     int mlp_all_finite_##SUF(const REAL *x, ptrdiff_t n, int n_threads);         \
     void mlp_gather_rows_##SUF(REAL *out, const REAL *X, const ptrdiff_t *idx,   \
-                               ptrdiff_t N, ptrdiff_t D, int n_threads);         \
+                               ptrdiff_t N, ptrdiff_t D);                        \
     void mlp_csr_matmul_##SUF(REAL *Z, const REAL *data, const ptrdiff_t *indices, \
                               const ptrdiff_t *indptr, const ptrdiff_t *rows,    \
                               ptrdiff_t row0, ptrdiff_t N, const REAL *W,        \
-                              ptrdiff_t O, int n_threads);                       \
+                              ptrdiff_t O);                                      \
     void mlp_csr_matmul_tn_##SUF(REAL *dW, const REAL *data,                     \
                                  const ptrdiff_t *indices, const ptrdiff_t *indptr, \
-                                 const ptrdiff_t *rows, ptrdiff_t row0,          \
-                                 ptrdiff_t N, const REAL *D, ptrdiff_t I,        \
-                                 ptrdiff_t O, int n_threads);                    \
-    void mlp_bias_act_forward_##SUF(REAL *Z, const REAL *b, int act,             \
-                                    ptrdiff_t N, ptrdiff_t O, int n_threads);    \
-    void mlp_act_backward_##SUF(REAL *dZ, REAL *db, const REAL *A, int act,      \
-                                ptrdiff_t N, ptrdiff_t O, int n_threads);        \
+                                 const ptrdiff_t *rows, ptrdiff_t row0, ptrdiff_t N, \
+                                 const REAL *D, ptrdiff_t I, ptrdiff_t O,        \
+                                 ptrdiff_t o0, ptrdiff_t o1);                    \
+    void mlp_act_forward_##SUF(REAL *A, REAL *Z, const REAL *b, int act,         \
+                               ptrdiff_t N, ptrdiff_t O);                        \
+    void mlp_act_backward_##SUF(REAL *dZ, const REAL *dA, const REAL *Z,         \
+                                const REAL *A, int act, ptrdiff_t N, ptrdiff_t O); \
+    void mlp_column_sums_##SUF(REAL *s, const REAL *X, ptrdiff_t N, ptrdiff_t O); \
     void mlp_output_forward_##SUF(REAL *Z, const REAL *b, int out,               \
-                                  ptrdiff_t N, ptrdiff_t K, int n_threads);      \
-    double mlp_output_loss_backward_##SUF(                                       \
-        REAL *dZ, REAL *db, REAL *Z, double *row_loss, const REAL *b,           \
-        const REAL *Y, const REAL *sw, int out, ptrdiff_t N, ptrdiff_t K,        \
-        int n_threads);                                                          \
+                                  ptrdiff_t N, ptrdiff_t K);                     \
+    void mlp_output_loss_backward_##SUF(REAL *dZ, REAL *Z, double *row_loss,     \
+                                        const REAL *b, const REAL *Y,            \
+                                        const REAL *sw, int out, ptrdiff_t N,    \
+                                        ptrdiff_t K);                            \
     double mlp_sum_squares_##SUF(const REAL *x, ptrdiff_t n, double *partial,    \
                                  int n_threads);                                 \
-    double mlp_sgd_step_##SUF(REAL *params, REAL *velocity, const REAL *grad,    \
-                              double *partial, ptrdiff_t n, ptrdiff_t n_coef,    \
-                              double alpha, double sw_sum, double lr,            \
-                              double momentum, int nesterov, int n_threads);     \
-    double mlp_adam_step_##SUF(REAL *params, REAL *m, REAL *v, const REAL *grad, \
-                               double *partial, ptrdiff_t n, ptrdiff_t n_coef,   \
-                               double alpha, double sw_sum, double lr,           \
-                               double beta1, double beta2, double eps,           \
-                               int n_threads);                                   \
     void mlp_finish_grad_##SUF(REAL *grad, const REAL *params, ptrdiff_t n,      \
                                ptrdiff_t n_coef, double alpha, double sw_sum,    \
                                int n_threads);                                   \
-    void mlp_evict_for_step_##SUF(const REAL *params, ptrdiff_t n, int n_threads);
+    double mlp_step_##SUF(REAL *params, const REAL *grad, double *partial,       \
+                          ptrdiff_t n, ptrdiff_t n_coef, double alpha,           \
+                          double sw_sum, struct mlp_optimizer *opt, int n_threads);
 
 MLP_DECLARE(float, f32)
 MLP_DECLARE(double, f64)
@@ -113,16 +131,17 @@ MLP_DECLARE(double, f64)
  * mlp_all_finite:           returns 1 when no x[i] is NaN or infinite, else 0
  * mlp_gather_rows:          out[N,D] = X[idx[n], :]
  * mlp_csr_matmul:           Z[N,O] = X[rows] @ W[I,O] for a CSR X (data, indices, indptr);
- *                           batch row n is X row rows[n], or row0 + n if rows is NULL.
- * mlp_csr_matmul_tn:        dW[I,O] = X[rows].T @ D[N,O] for the same CSR rows.
- * mlp_bias_act_forward:     Z[N,O] <- act(Z + b)                    (in place)
- * mlp_act_backward:         dZ[N,O] <- dZ * act'(A);  db[O] = sum_n dZ
- *                           A is the activation's forward OUTPUT.
+ *                           block row n is X's row rows[n], or row0 + n when rows is NULL
+ * mlp_csr_matmul_tn:        dW[:, o0:o1] = X[rows].T @ D[N, o0:o1] for the same CSR rows
+ * mlp_act_forward:          Z[N,O] <- Z + b;  A = act(Z)   (A may be Z: in place)
+ * mlp_act_backward:         dZ[N,O] = dA * act'(Z), written with A = act(Z) where that
+ *                           is cheaper; Z is read only when mlp_act_needs_input.
+ *                           dZ may be dA.
+ * mlp_column_sums:          s[O] = sum_n X[n, :], summed in row order
  * mlp_output_forward:       Z[N,K] <- out(Z + b)   (prediction, no loss)
  * mlp_output_loss_backward: Z[N,K] <- P = out(Z + b);  row_loss[N] = sw_n * loss_n;
- *                           dZ[N,K] = sw_n * (P - Y);  db[K] = sum_n dZ;
- *                           returns sum_n row_loss[n] (summed in row order).
- *                           sw may be NULL (all weights 1). loss_n is, per row:
+ *                           dZ[N,K] = sw_n * (P - Y).  sw may be NULL (all weights 1).
+ *                           loss_n is, per row:
  *                             squared:  1/2 sum_k (y - p)^2
  *                             binary:   -sum_k [y log p + (1-y) log(1-p)], p clipped to [eps, 1-eps]
  *                             multi:    -sum_k y log p, p clipped to [eps, 1-eps]
@@ -130,21 +149,12 @@ MLP_DECLARE(double, f64)
  * mlp_sum_squares:          returns sum_i x[i]^2 (partial: ceil(n/CHUNK) doubles)
  * mlp_finish_grad:          grad[i] <- (grad[i] + alpha*params[i]) / sw_sum for i < n_coef,
  *                           grad[i] / sw_sum otherwise (coefs first, intercepts last).
- * mlp_sgd_step / mlp_adam_step: one optimiser update over the flat buffer;
- *                           the raw gradient is finished as in mlp_finish_grad on the fly.
- *                           Return the sum of squares of the UPDATED params[:n_coef]
- *                           (the L2 term of the next batch), via `partial`.
- * mlp_evict_for_step:       called by every thread of an OpenMP team (a no-op outside
- *                           one) just before an optimiser step on params[:n] with
- *                           n_threads: drops the parameters from every CPU's caches,
- *                           each chunk by a thread other than the one that will step
- *                           it. Changes no value. Why: the step writes parameters
- *                           that every thread of the pass before it has read, and
- *                           on some machines (threads on different L3 caches: EPYC
- *                           core complexes, or VMs placed on them) a write to a line
- *                           another core holds costs many times a plain write.
- *                           After the eviction the step reads them back from memory
- *                           instead. _engine.pyx measures when it pays.
+ * mlp_step:                 one update of opt's solver over the flat buffer, the raw
+ *                           gradient finished as in mlp_finish_grad on the fly; Adam's
+ *                           step count opt->t advances by one and its bias correction
+ *                           lr sqrt(1 - b2^t) / (1 - b1^t) is taken here. Returns the
+ *                           sum of squares of the UPDATED params[:n_coef] (the L2 term
+ *                           of the next batch), via `partial`.
  */
 
 #endif /* MLPFAST_KERNELS_H */

@@ -21,9 +21,6 @@
 #define TANH_SAT 10.0f /* tanh(x) rounds to 1 from x = 9.01 */
 #define SQRT sqrtf
 #define REAL_EPS 1.1920928955078125e-07f /* FLT_EPSILON, as numpy's finfo(float32).eps */
-/* An optimiser step is threaded from this many parameters: a float32 step is too
- * cheap per element to pay for the fork below the general threshold. */
-#define STEP_MIN_N MLP_OMP_MIN_WORK
 #include "mlpfast_kernels_impl.h"
 
 #define REAL double
@@ -44,10 +41,4 @@
 #define TANH_SAT 20.0 /* tanh(x) rounds to 1 from x = 19.06 */
 #define SQRT sqrt
 #define REAL_EPS 2.220446049250313e-16 /* DBL_EPSILON, as numpy's finfo(float64).eps */
-/* A float64 Adam step waits on two divisions and a square root per element, on
- * half the lanes of float32: from two chunks, the second thread pays. Measured
- * (bench/ cases, two builds alternated in one process): float64 small, tabular
- * and regression fits 3-4% faster; the same threshold in float32 made the small
- * fit 6% slower. */
-#define STEP_MIN_N (MLP_REDUCE_CHUNK + 1)
 #include "mlpfast_kernels_impl.h"

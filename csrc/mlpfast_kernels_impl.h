@@ -65,16 +65,16 @@ static inline REAL FN(tanh)(REAL x)
  * rows shorter than MLP_GATHER_AHEAD bytes have the row about that many bytes
  * ahead prefetched meanwhile (longer rows stream well enough by themselves). */
 void FN(mlp_gather_rows)(REAL *out, const REAL *X, const ptrdiff_t *idx,
-                         ptrdiff_t N, ptrdiff_t D, int n_threads)
+                         ptrdiff_t N, ptrdiff_t D)
 {
     const ptrdiff_t row = D * (ptrdiff_t)sizeof(REAL);
     const ptrdiff_t ahead = row < MLP_GATHER_AHEAD ? MLP_GATHER_AHEAD / row : N;
     ptrdiff_t n;
-    MLP_FOR(n, N, N * D >= MLP_OMP_MIN_WORK, n_threads, {
+    for (n = 0; n < N; n++) {
         if (n + ahead < N)
             mlp_prefetch(X + idx[n + ahead] * D, row);
         memcpy(out + n * D, X + idx[n] * D, (size_t)row);
-    });
+    }
 }
 
 /* 1 when every x[i], i < n, is finite (no NaN, no infinity), else 0 */
@@ -114,16 +114,15 @@ int FN(mlp_all_finite)(const REAL *x, ptrdiff_t n, int n_threads)
 }
 
 /* Z[N,O] = X[rows] @ W[I,O], X in CSR form (data, indices, indptr);
- * batch row n is X's row rows[n], or row0 + n when rows is NULL. */
+ * block row n is X's row rows[n], or row0 + n when rows is NULL. */
 void FN(mlp_csr_matmul)(REAL *Z, const REAL *data, const ptrdiff_t *indices,
                         const ptrdiff_t *indptr, const ptrdiff_t *rows, ptrdiff_t row0,
-                        ptrdiff_t N, const REAL *W, ptrdiff_t O, int n_threads)
+                        ptrdiff_t N, const REAL *W, ptrdiff_t O)
 {
-    ptrdiff_t n;
-    MLP_FOR(n, N, N * O >= MLP_OMP_MIN_WORK, n_threads, {
+    ptrdiff_t n, p, o;
+    for (n = 0; n < N; n++) {
         const ptrdiff_t r = rows ? rows[n] : row0 + n;
         REAL *z = Z + n * O;
-        ptrdiff_t p, o;
         for (o = 0; o < O; o++)
             z[o] = 0;
         for (p = indptr[r]; p < indptr[r + 1]; p++) {
@@ -132,115 +131,96 @@ void FN(mlp_csr_matmul)(REAL *Z, const REAL *data, const ptrdiff_t *indices,
             for (o = 0; o < O; o++)
                 z[o] += x * w[o];
         }
-    });
+    }
 }
 
-/* dW[I,O] = X[rows].T @ D[N,O] (overwrites dW), X in CSR form as above.
- * Threads take column blocks and walk the non-zeros in row order, so every
- * dW[i,o] is summed in the same order whatever the number of threads. */
+/* dW[:, o0:o1] = X[rows].T @ D[N, o0:o1] (overwrites those columns), X in CSR
+ * form as above; every dW[i,o] is summed over the rows in row order. */
 void FN(mlp_csr_matmul_tn)(REAL *dW, const REAL *data, const ptrdiff_t *indices,
                            const ptrdiff_t *indptr, const ptrdiff_t *rows, ptrdiff_t row0,
                            ptrdiff_t N, const REAL *D, ptrdiff_t I, ptrdiff_t O,
-                           int n_threads)
+                           ptrdiff_t o0, ptrdiff_t o1)
 {
-    const int n_blocks = mlp_column_blocks(I * O, O, n_threads);
-    int blk;
-    MLP_FOR(blk, n_blocks, n_blocks > 1, n_threads, {
-        const ptrdiff_t o0 = O * blk / n_blocks, o1 = O * (blk + 1) / n_blocks;
-        ptrdiff_t n, i, p, o;
-        for (i = 0; i < I; i++)
+    ptrdiff_t n, i, p, o;
+    for (i = 0; i < I; i++)
+        for (o = o0; o < o1; o++)
+            dW[i * O + o] = 0;
+    for (n = 0; n < N; n++) {
+        const ptrdiff_t r = rows ? rows[n] : row0 + n;
+        const REAL *d = D + n * O;
+        for (p = indptr[r]; p < indptr[r + 1]; p++) {
+            const REAL x = data[p];
+            REAL *g = dW + indices[p] * O;
             for (o = o0; o < o1; o++)
-                dW[i * O + o] = 0;
-        for (n = 0; n < N; n++) {
-            const ptrdiff_t r = rows ? rows[n] : row0 + n;
-            const REAL *d = D + n * O;
-            for (p = indptr[r]; p < indptr[r + 1]; p++) {
-                const REAL x = data[p];
-                REAL *g = dW + indices[p] * O;
-                for (o = o0; o < o1; o++)
-                    g[o] += x * d[o];
-            }
+                g[o] += x * d[o];
         }
-    });
-}
-
-/* z[O] <- act(z + b), one row */
-static void FN(bias_act_row)(REAL *z, const REAL *b, int act, ptrdiff_t O)
-{
-    ptrdiff_t o;
-    switch (act) {
-    case MLP_ACT_LOGISTIC:
-        for (o = 0; o < O; o++)
-            z[o] = (REAL)1 / ((REAL)1 + FN(exp)(-(z[o] + b[o])));
-        break;
-    case MLP_ACT_TANH:
-        for (o = 0; o < O; o++)
-            z[o] = FN(tanh)(z[o] + b[o]);
-        break;
-    case MLP_ACT_RELU:
-        for (o = 0; o < O; o++) {
-            REAL t = z[o] + b[o];
-            z[o] = t > 0 ? t : 0;
-        }
-        break;
-    default: /* identity */
-        for (o = 0; o < O; o++)
-            z[o] += b[o];
     }
 }
 
-/* Z[N,O] <- act(Z + b) */
-void FN(mlp_bias_act_forward)(REAL *Z, const REAL *b, int act, ptrdiff_t N,
-                              ptrdiff_t O, int n_threads)
-{
-    ptrdiff_t n;
-    MLP_FOR(n, N, N * O >= MLP_OMP_MIN_WORK, n_threads,
-            { FN(bias_act_row)(Z + n * O, b, act, O); });
-}
-
-/* columns [o0, o1) of dZ[N,O] <- dZ * act'(A), and db[o0:o1] = their sums over n */
-static void FN(act_backward_columns)(REAL *dZ, REAL *db, const REAL *A, int act,
-                                     ptrdiff_t N, ptrdiff_t O, ptrdiff_t o0, ptrdiff_t o1)
+/* A[N,O] = act(Z + b), Z <- Z + b (A may be Z) */
+void FN(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, int act, ptrdiff_t N,
+                         ptrdiff_t O)
 {
     ptrdiff_t n, o;
-    for (o = o0; o < o1; o++)
-        db[o] = 0;
     for (n = 0; n < N; n++) {
-        REAL *d = dZ + n * O;
-        const REAL *a = A + n * O;
+        REAL *z = Z + n * O, *a = A + n * O;
+        for (o = 0; o < O; o++)
+            z[o] += b[o];
         switch (act) {
-        case MLP_ACT_LOGISTIC: /* s' = s (1 - s) */
-            for (o = o0; o < o1; o++)
-                d[o] = d[o] * a[o] * ((REAL)1 - a[o]);
+        case MLP_ACT_LOGISTIC:
+            for (o = 0; o < O; o++)
+                a[o] = (REAL)1 / ((REAL)1 + FN(exp)(-z[o]));
             break;
-        case MLP_ACT_TANH: /* tanh' = 1 - tanh^2 */
-            for (o = o0; o < o1; o++)
-                d[o] *= (REAL)1 - a[o] * a[o];
+        case MLP_ACT_TANH:
+            for (o = 0; o < O; o++)
+                a[o] = FN(tanh)(z[o]);
             break;
-        case MLP_ACT_RELU: /* relu' = [relu > 0] */
-            for (o = o0; o < o1; o++)
-                d[o] = a[o] == 0 ? (REAL)0 : d[o];
+        case MLP_ACT_RELU:
+            for (o = 0; o < O; o++)
+                a[o] = z[o] > 0 ? z[o] : 0;
             break;
-        default:
-            break;
+        default: /* identity */
+            if (a != z)
+                memcpy(a, z, (size_t)O * sizeof(REAL));
         }
-        for (o = o0; o < o1; o++)
-            db[o] += d[o];
     }
 }
 
-/* dZ[N,O] <- dZ * act'(A);  db[O] = sum_n dZ.
- * Threads take column blocks and sweep the rows in order, so each db[o] is
- * summed in row order whatever the number of threads. */
-void FN(mlp_act_backward)(REAL *dZ, REAL *db, const REAL *A, int act,
-                          ptrdiff_t N, ptrdiff_t O, int n_threads)
+/* dZ[N,O] = dA * act'(Z), with A = act(Z) (dZ may be dA) */
+void FN(mlp_act_backward)(REAL *dZ, const REAL *dA, const REAL *Z, const REAL *A,
+                          int act, ptrdiff_t N, ptrdiff_t O)
 {
-    const int n_blocks = mlp_column_blocks(N * O, O, n_threads);
-    int blk;
-    MLP_FOR(blk, n_blocks, n_blocks > 1, n_threads, {
-        FN(act_backward_columns)(dZ, db, A, act, N, O, O * blk / n_blocks,
-                                 O * (blk + 1) / n_blocks);
-    });
+    const ptrdiff_t NO = N * O;
+    ptrdiff_t i;
+    (void)Z;
+    switch (act) {
+    case MLP_ACT_LOGISTIC: /* s' = s (1 - s) */
+        for (i = 0; i < NO; i++)
+            dZ[i] = dA[i] * A[i] * ((REAL)1 - A[i]);
+        break;
+    case MLP_ACT_TANH: /* tanh' = 1 - tanh^2 */
+        for (i = 0; i < NO; i++)
+            dZ[i] = dA[i] * ((REAL)1 - A[i] * A[i]);
+        break;
+    case MLP_ACT_RELU: /* relu' = [relu > 0] */
+        for (i = 0; i < NO; i++)
+            dZ[i] = A[i] == 0 ? (REAL)0 : dA[i];
+        break;
+    default:
+        if (dZ != dA)
+            memcpy(dZ, dA, (size_t)NO * sizeof(REAL));
+    }
+}
+
+/* s[O] = sum_n X[n, :], in row order */
+void FN(mlp_column_sums)(REAL *s, const REAL *X, ptrdiff_t N, ptrdiff_t O)
+{
+    ptrdiff_t n, o;
+    for (o = 0; o < O; o++)
+        s[o] = 0;
+    for (n = 0; n < N; n++)
+        for (o = 0; o < O; o++)
+            s[o] += X[n * O + o];
 }
 
 /* Z[N,K] <- out(Z + b) for one block of rows: the bias (and, for softmax, each
@@ -288,16 +268,12 @@ static void FN(output_block)(REAL *Z, const REAL *b, int out, ptrdiff_t N, ptrdi
 }
 
 /* Z[N,K] <- out(Z + b), in blocks of MLP_OUT_BLOCK rows */
-void FN(mlp_output_forward)(REAL *Z, const REAL *b, int out, ptrdiff_t N,
-                            ptrdiff_t K, int n_threads)
+void FN(mlp_output_forward)(REAL *Z, const REAL *b, int out, ptrdiff_t N, ptrdiff_t K)
 {
-    const ptrdiff_t n_blocks = (N + MLP_OUT_BLOCK - 1) / MLP_OUT_BLOCK;
-    ptrdiff_t blk;
-    MLP_FOR(blk, n_blocks, N * K >= MLP_OMP_MIN_WORK, n_threads, {
-        const ptrdiff_t n0 = blk * MLP_OUT_BLOCK;
-        const ptrdiff_t n1 = n0 + MLP_OUT_BLOCK < N ? n0 + MLP_OUT_BLOCK : N;
-        FN(output_block)(Z + n0 * K, b, out, n1 - n0, K);
-    });
+    ptrdiff_t n0;
+    for (n0 = 0; n0 < N; n0 += MLP_OUT_BLOCK)
+        FN(output_block)(Z + n0 * K, b, out, N - n0 < MLP_OUT_BLOCK ? N - n0 : MLP_OUT_BLOCK,
+                         K);
 }
 
 /* One row of mlp_output_loss_backward: d[K] = w (p - y); returns loss_n, its
@@ -342,33 +318,24 @@ static REAL FN(loss_delta_row)(REAL *d, const REAL *p, const REAL *y, REAL w, in
     return loss;
 }
 
-/* P = out(Z + b) in place; row_loss[n] = sw_n loss_n; dZ = sw_n (P - Y); db = sum_n dZ.
+/* P = out(Z + b) in place; row_loss[n] = sw_n loss_n; dZ = sw_n (P - Y).
  *
  * Why delta = P - Y for every pair: each output activation is the canonical
  * link of its loss. E.g. softmax + cross-entropy: L = -sum_k y_k log p_k with
  * p = softmax(z) gives dL/dz_j = -sum_k y_k (δ_kj - p_j) = p_j - y_j (as sum_k y_k = 1).
  * Logistic + binary CE, identity + squared error and exp + Poisson deviance
  * reduce to the same p - y. */
-double FN(mlp_output_loss_backward)(REAL *dZ, REAL *db, REAL *Z, double *row_loss,
-                                    const REAL *b, const REAL *Y, const REAL *sw,
-                                    int out, ptrdiff_t N, ptrdiff_t K, int n_threads)
+void FN(mlp_output_loss_backward)(REAL *dZ, REAL *Z, double *row_loss, const REAL *b,
+                                  const REAL *Y, const REAL *sw, int out, ptrdiff_t N,
+                                  ptrdiff_t K)
 {
-    ptrdiff_t n, k;
-    double total = 0;
-    FN(mlp_output_forward)(Z, b, out, N, K, n_threads);
-    MLP_FOR(n, N, N * K >= MLP_OMP_MIN_WORK, n_threads, {
+    ptrdiff_t n;
+    FN(mlp_output_forward)(Z, b, out, N, K);
+    for (n = 0; n < N; n++) {
         const REAL w = sw ? sw[n] : (REAL)1;
         row_loss[n] = (double)w * (double)FN(loss_delta_row)(dZ + n * K, Z + n * K,
                                                              Y + n * K, w, out, K);
-    });
-    for (n = 0; n < N; n++)
-        total += row_loss[n];
-    for (k = 0; k < K; k++)
-        db[k] = 0;
-    for (n = 0; n < N; n++)
-        for (k = 0; k < K; k++)
-            db[k] += dZ[n * K + k];
-    return total;
+    }
 }
 
 /* Shared driver of the chunked reductions: n elements in fixed chunks of
@@ -472,19 +439,6 @@ static REAL FN(sgd_chunk)(REAL *restrict params, REAL *restrict velocity,
 #undef SGD_UPDATE
 }
 
-double FN(mlp_sgd_step)(REAL *params, REAL *velocity, const REAL *grad, double *partial,
-                        ptrdiff_t n, ptrdiff_t n_coef, double alpha, double sw_sum,
-                        double lr, double momentum, int nesterov, int n_threads)
-{
-    const REAL a = (REAL)alpha, s = (REAL)sw_sum, r = (REAL)lr, mu = (REAL)momentum;
-    const REAL nest = nesterov ? (REAL)1 : (REAL)0;
-#define SGD_CALL(i0, i1, ic)                                                          \
-    FN(sgd_chunk)(params + (i0), velocity + (i0), grad + (i0), (i1) - (i0), (ic) - (i0), \
-                  a, s, r, mu, nest)
-    MLP_CHUNKS(SGD_CALL, STEP_MIN_N)
-#undef SGD_CALL
-}
-
 /* m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  params += -lr m / (sqrt(v) + eps)
  * lr already carries the bias correction sqrt(1 - b2^t) / (1 - b1^t). */
 static REAL FN(adam_chunk)(REAL *restrict params, REAL *restrict m, REAL *restrict v,
@@ -501,47 +455,34 @@ static REAL FN(adam_chunk)(REAL *restrict params, REAL *restrict m, REAL *restri
 #undef ADAM_UPDATE
 }
 
-double FN(mlp_adam_step)(REAL *params, REAL *m, REAL *v, const REAL *grad, double *partial,
-                         ptrdiff_t n, ptrdiff_t n_coef, double alpha, double sw_sum,
-                         double lr, double beta1, double beta2, double eps, int n_threads)
+/* One step of opt's solver (see struct mlp_optimizer); Adam's bias correction
+ * lr sqrt(1 - b2^t) / (1 - b1^t) is taken here, with t counting this step. */
+double FN(mlp_step)(REAL *params, const REAL *grad, double *partial, ptrdiff_t n,
+                    ptrdiff_t n_coef, double alpha, double sw_sum, struct mlp_optimizer *opt,
+                    int n_threads)
 {
-    const REAL a = (REAL)alpha, s = (REAL)sw_sum, r = (REAL)lr, e = (REAL)eps;
-    const REAL b1 = (REAL)beta1, b2 = (REAL)beta2;
-    const REAL c1 = (REAL)(1 - beta1), c2 = (REAL)(1 - beta2);
-#define ADAM_CALL(i0, i1, ic)                                                         \
-    FN(adam_chunk)(params + (i0), m + (i0), v + (i0), grad + (i0), (i1) - (i0),       \
+    const REAL a = (REAL)alpha, s = (REAL)sw_sum;
+    REAL *s1 = (REAL *)opt->state1, *s2 = (REAL *)opt->state2;
+    if (opt->solver == MLP_SOLVER_SGD) {
+        const REAL r = (REAL)opt->learning_rate, mu = (REAL)opt->momentum;
+        const REAL nest = opt->nesterov ? (REAL)1 : (REAL)0;
+#define SGD_CALL(i0, i1, ic)                                                              \
+    FN(sgd_chunk)(params + (i0), s1 + (i0), grad + (i0), (i1) - (i0), (ic) - (i0), a, s, r, \
+                  mu, nest)
+        MLP_CHUNKS(SGD_CALL, MLP_OMP_MIN_WORK)
+#undef SGD_CALL
+    } else {
+        const double t = (double)++opt->t;
+        const REAL r = (REAL)(opt->learning_rate * sqrt(1 - pow(opt->beta2, t))
+                              / (1 - pow(opt->beta1, t)));
+        const REAL e = (REAL)opt->epsilon, b1 = (REAL)opt->beta1, b2 = (REAL)opt->beta2;
+        const REAL c1 = (REAL)(1 - opt->beta1), c2 = (REAL)(1 - opt->beta2);
+#define ADAM_CALL(i0, i1, ic)                                                             \
+    FN(adam_chunk)(params + (i0), s1 + (i0), s2 + (i0), grad + (i0), (i1) - (i0),         \
                    (ic) - (i0), a, s, r, b1, b2, c1, c2, e)
-    MLP_CHUNKS(ADAM_CALL, STEP_MIN_N)
+        MLP_CHUNKS(ADAM_CALL, MLP_OMP_MIN_WORK)
 #undef ADAM_CALL
-}
-
-/* Called by each thread of an OpenMP team ahead of an optimiser step on
- * params[0:n] with n_threads: the caller evicts the chunks that the step's
- * static schedule (MLP_CHUNKS: MLP_FOR's, one contiguous run of chunks per
- * thread) gives to the next thread of the team, so every chunk is evicted once,
- * by a thread that does not step it. Nothing outside a team of two or more. */
-void FN(mlp_evict_for_step)(const REAL *params, ptrdiff_t n, int n_threads)
-{
-#ifdef _OPENMP
-    const int team = omp_get_num_threads();
-    const int stepper = (omp_get_thread_num() + 1) % team;
-    const int steppers = n >= STEP_MIN_N && n_threads > 1 ? n_threads : 1;
-    const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;
-    const ptrdiff_t per = n_chunks / steppers, extra = n_chunks % steppers;
-    ptrdiff_t i0, i1;
-    if (team < 2 || stepper >= steppers)
-        return;
-    i0 = (stepper * per + (stepper < extra ? stepper : extra)) * MLP_REDUCE_CHUNK;
-    i1 = i0 + (per + (stepper < extra ? 1 : 0)) * MLP_REDUCE_CHUNK;
-    if (i1 > n)
-        i1 = n;
-    if (i0 < i1)
-        mlp_evict(params + i0, (i1 - i0) * (ptrdiff_t)sizeof(REAL));
-#else
-    (void)params;
-    (void)n;
-    (void)n_threads;
-#endif
+    }
 }
 
 #undef MLP_CHUNKS
@@ -565,4 +506,3 @@ void FN(mlp_evict_for_step)(const REAL *params, ptrdiff_t n, int n_threads)
 #undef TANH_SAT
 #undef SQRT
 #undef REAL_EPS
-#undef STEP_MIN_N

@@ -15,11 +15,6 @@ def _cpu_count():
     return max(1, os.cpu_count() or 1)
 
 
-# Products are split by the machine's CPU count, not by the thread count, so
-# results do not depend on how many threads run them.
-_engine.set_max_blocks(_cpu_count())
-
-
 def effective_n_threads():
     """OpenMP threads the kernels will use, resolved as scikit-learn does for its
     OpenMP estimators: ``omp_get_max_threads()`` (so ``OMP_NUM_THREADS`` and
@@ -30,40 +25,37 @@ def effective_n_threads():
     return max(1, min(_engine.openmp_max_threads(), _cpu_count()))
 
 
-# How long a hold of the waker threads lasts at most (seconds). A waker stops
-# sooner when another thread has run on its CPU (the team's worker, awake) or
-# when the call that took the hold ends; within this time the small fits that
-# hold them reach their first two threaded regions.
-_WAKE_SECONDS = 0.01
+# Engine calls under way in this process (fits and threaded predictions in
+# several Python threads): they share the CPUs rather than each taking all.
+_calls_lock = threading.Lock()
+_calls = 0
 
 
-# Threads inside a cpus_awake block: a nested block (the validation scores
-# that early stopping predicts during a fit) takes no hold of its own.
-_awake = threading.local()
-
-# MLPFAST_WAKE=0 turns the waker threads off for the process.
-if os.environ.get("MLPFAST_WAKE", "1").strip() == "0":
-    _engine.set_wake_enabled(False)
+_calls_local = threading.local()
 
 
 @contextmanager
-def cpus_awake(n_threads):
-    """The other CPUs kept awake (csrc/mlpfast_wake.h) while the block starts
-    threaded kernels on n_threads OpenMP threads, so that its first OpenMP
-    regions do not wait for a halted CPU. Measured on the benchmarks' 2-vCPU
-    VM (development C program, 30 trials each way, 0.2 s idle before each):
-    the first two-thread region and the one after it took 7.77 and 4.05 ms
-    (medians) without, 0.12 and 0.06 ms with a waker started 0 or 2 ms
-    before. No effect on results."""
-    depth = getattr(_awake, "depth", 0)
-    held = depth == 0 and n_threads > 1 and _engine.wake_hold(n_threads, _WAKE_SECONDS)
-    _awake.depth = depth + 1
+def engine_threads():
+    """The OpenMP threads for one engine call: effective_n_threads() shared
+    out among the calls under way in this process (at least one each), so
+    that fits run side by side in threads (joblib's threading backend) do not
+    oversubscribe the CPUs. A call inside another in the same thread (early
+    stopping's validation scores) takes its share. Results do not depend on it."""
+    global _calls
+    outer = getattr(_calls_local, "share", None)
+    if outer is not None:
+        yield outer
+        return
+    with _calls_lock:
+        _calls += 1
+        share = max(1, effective_n_threads() // _calls)
+    _calls_local.share = share
     try:
-        yield
+        yield share
     finally:
-        _awake.depth = depth
-        if held:
-            _engine.wake_release()
+        _calls_local.share = None
+        with _calls_lock:
+            _calls -= 1
 
 
 _blas_lock = threading.Lock()

@@ -1,19 +1,33 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 # Design: mlpfast has three layers.
-#   1. csrc/mlpfast_kernels.{h,c}: C99 kernels (activations, fused output losses,
-#      optimiser steps, row gathers), float and double, OpenMP over rows.
-#   2. this module: owns the training buffers, calls BLAS ?gemm through
-#      scipy.linalg.cython_blas for every matrix product, and runs a whole epoch
+#   1. csrc/mlpfast_kernels.{h,c}: C99 kernels, float and double: each layer's
+#      forward and backward (activations, the output head fused with its loss),
+#      row gathers, sparse products, optimiser steps.
+#   2. this module: owns the buffers, calls BLAS ?gemm through
+#      scipy.linalg.cython_blas for every dense product, and runs a whole epoch
 #      (batch gather, forward, loss, backward, optimiser step) under `nogil`.
 #   3. mlpfast/_multilayer_perceptron.py: the scikit-learn estimators
 #      (validation, labels, early stopping, verbose output), once per epoch.
+#
+# A network is a list of layers: dense (BLAS, its bias added by the next
+# kernel), hidden activation, and last the output head with its loss. One
+# forward (_forward_block) serves training, loss_grad and prediction; one
+# backward (_backward_block, then _grad_tile) serves training and loss_grad.
+#
+# Parallel work is cut by the problem alone, never by the thread or CPU count:
+#   - rows in blocks of BLOCK_ROWS (_n_blocks); a block goes through the whole
+#     forward pass and the backward pass of its deltas on one thread;
+#   - weight gradients in tiles of rows of each dW (_tiles), each the product
+#     of the whole batch, so no gradient is summed across blocks;
+#   - optimiser steps and reductions in fixed chunks summed in a fixed order.
+# Any thread may run any block or tile, so every thread count computes the
+# very same BLAS calls and kernels: results are bit-identical.
 #
 # Parameters live in one flat buffer laid out as scikit-learn's `_pack`:
 # every coefficient matrix (fan_in, fan_out) row-major, then every intercept.
 
 from cpython.exc cimport PyErr_CheckSignals
 from cython.parallel cimport parallel, prange, threadid
-from libc.math cimport pow, sqrt
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -28,13 +42,13 @@ ctypedef fused floating:
 # How often (seconds) the nogil epoch loop takes the GIL to look for Ctrl-C.
 cdef double SIGNAL_CHECK_SECONDS = 0.05
 
-cdef enum:
-    _SGD = 0
-    _ADAM = 1
-
-SOLVER_SGD = _SGD
-SOLVER_ADAM = _ADAM
-
+# The kernel codes, from the C enums (csrc/mlpfast_kernels.h): the one table.
+ACTIVATIONS = {"identity": k.MLP_ACT_IDENTITY, "logistic": k.MLP_ACT_LOGISTIC,
+               "tanh": k.MLP_ACT_TANH, "relu": k.MLP_ACT_RELU}
+OUTPUTS = {"identity": k.MLP_OUT_IDENTITY_SQUARED, "logistic": k.MLP_OUT_LOGISTIC_BINARY,
+           "softmax": k.MLP_OUT_SOFTMAX_MULTI, "exp": k.MLP_OUT_EXP_POISSON}
+SOLVERS = {"sgd": k.MLP_SOLVER_SGD, "adam": k.MLP_SOLVER_ADAM}
+assert len(ACTIVATIONS) == k.MLP_N_ACTIVATIONS and len(OUTPUTS) == k.MLP_N_OUTPUTS
 
 # Instruction sets of the element-wise kernels; the best available is used.
 _KERNEL_ISAS = {"baseline": k.MLP_ISA_BASELINE, "avx2": k.MLP_ISA_AVX2}
@@ -73,45 +87,9 @@ def openmp_max_threads():
     return k.mlp_max_threads()
 
 
-def wake_hold(int n_threads, double seconds):
-    """Holds the other CPUs awake for a team of n_threads (see
-    csrc/mlpfast_wake.h); True when a hold was taken, which wake_release
-    then gives back."""
-    return bool(k.mlp_wake_hold(n_threads, seconds))
-
-
-def wake_release():
-    """Gives back a hold of wake_hold."""
-    k.mlp_wake_release()
-
-
-def set_wake_enabled(bint enabled):
-    """Turns the waker threads on or off for later holds (results do not
-    change); returns the previous setting. For tests and benchmarks."""
-    return bool(k.mlp_wake_set_enabled(enabled))
-
-
-def wake_stats():
-    """The waker threads started, the holds taken and those outstanding, the
-    spins so far and the seconds the ended ones lasted."""
-    cdef int helpers
-    cdef long taken, holds, spins
-    cdef double spin_seconds
-    k.mlp_wake_stats(&helpers, &taken, &holds, &spins, &spin_seconds)
-    return {"helpers": helpers, "taken": taken, "holds": holds, "spins": spins,
-            "spin_seconds": spin_seconds}
-
-
-def _check_activation(int activation):
-    if activation not in (k.MLP_ACT_IDENTITY, k.MLP_ACT_LOGISTIC, k.MLP_ACT_TANH,
-                          k.MLP_ACT_RELU):
-        raise ValueError(f"unknown activation code {activation}")
-
-
-def _check_output(int output):
-    if output not in (k.MLP_OUT_IDENTITY_SQUARED, k.MLP_OUT_LOGISTIC_BINARY,
-                      k.MLP_OUT_SOFTMAX_MULTI, k.MLP_OUT_EXP_POISSON):
-        raise ValueError(f"unknown output code {output}")
+def _check_code(int code, table, str what):
+    if code not in table.values():
+        raise ValueError(f"unknown {what} code {code}")
 
 
 # ---------------------------------------------------------------- BLAS, row-major
@@ -119,14 +97,13 @@ def _check_output(int output):
 # so C = A @ B is computed as C^T = B^T A^T.
 
 cdef inline void _gemm(char ta, char tb, int m, int n, int kk, const floating *a, int lda,
-                       const floating *b, int ldb, floating *c, int ldc,
-                       floating beta=0) noexcept nogil:
-    # c = op(a) @ op(b) + beta * c (column-major)
-    cdef floating one = 1
+                       const floating *b, int ldb, floating *c, int ldc) noexcept nogil:
+    # c = op(a) @ op(b) (column-major)
+    cdef floating one = 1, zero = 0
     if floating is float:
-        sgemm(&ta, &tb, &m, &n, &kk, &one, <float *>a, &lda, <float *>b, &ldb, &beta, c, &ldc)
+        sgemm(&ta, &tb, &m, &n, &kk, &one, <float *>a, &lda, <float *>b, &ldb, &zero, c, &ldc)
     else:
-        dgemm(&ta, &tb, &m, &n, &kk, &one, <double *>a, &lda, <double *>b, &ldb, &beta, c, &ldc)
+        dgemm(&ta, &tb, &m, &n, &kk, &one, <double *>a, &lda, <double *>b, &ldb, &zero, c, &ldc)
 
 
 cdef inline void _mm(floating *C, const floating *A, const floating *B,
@@ -135,302 +112,61 @@ cdef inline void _mm(floating *C, const floating *A, const floating *B,
     _gemm(c'N', c'N', <int>N, <int>M, <int>K, B, <int>N, A, <int>K, C, <int>N)
 
 
-cdef inline void _mm_tn(floating *C, const floating *A, const floating *B,
-                        Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
-                        bint accumulate=False) noexcept nogil:
-    # C[M,N] = A[K,M].T @ B[K,N]  (accumulate: C += ...)
-    _gemm(c'N', c'T', <int>N, <int>M, <int>K, B, <int>N, A, <int>M, C, <int>N,
-          1 if accumulate else 0)
-
-
 cdef inline void _mm_nt(floating *C, const floating *A, const floating *B,
                         Py_ssize_t M, Py_ssize_t K, Py_ssize_t N) noexcept nogil:
     # C[M,N] = A[M,K] @ B[N,K].T
     _gemm(c'T', c'N', <int>N, <int>M, <int>K, B, <int>K, A, <int>K, C, <int>N)
 
 
-# Threaded products. During fit and predict BLAS runs on one thread (the
-# estimator limits it with threadpoolctl) and the OpenMP threads share out each
-# product in row blocks (column blocks for weight gradients): one thread pool,
-# no oversubscription. The blocks depend on the matrix sizes and on the CPUs
-# of the machine, never on the thread count, so every thread count makes the
-# very same BLAS calls and gets bit-identical results.
-
-# A product is split in at most this many blocks (the machine's CPU count,
-# set once at import by mlpfast._config) ...
-cdef Py_ssize_t MAX_BLOCKS = 1
-# ... of at least this many rows (columns) each ...
-cdef Py_ssize_t MIN_BLOCK = 32
-# ... and only when it has this many multiply-adds. Measured on bench/'s cases
-# (2 cores): a float64 product pays for the second thread from about 0.5M
-# multiply-adds, a float32 one only from about 4M (lower thresholds made the
-# float32 cases slower).
-cdef Py_ssize_t PAR_MIN_MACS_F32 = 1 << 22
-cdef Py_ssize_t PAR_MIN_MACS_F64 = 1 << 19
-
-
-def set_max_blocks(Py_ssize_t n):
-    """Most blocks one product is split into, and the gradient groups of a
-    row-parallel batch; set once, to the CPU count, at import. Returns the
-    previous value."""
-    global MAX_BLOCKS
-    previous, MAX_BLOCKS = MAX_BLOCKS, max(1, n)
-    return previous
-
-
-cdef inline Py_ssize_t _n_blocks(Py_ssize_t split, Py_ssize_t macs,
-                                 bint is_double) noexcept nogil:
-    if macs < (PAR_MIN_MACS_F64 if is_double else PAR_MIN_MACS_F32):
-        return 1
-    return max(1, min(split // MIN_BLOCK, MAX_BLOCKS))
-
-
-# The _par products below take one block (and a single thread) outside any
-# OpenMP region: even a one-thread region costs libgomp a futex system call at
-# each of its two barriers, about 0.4 us each on this machine, which a
-# one-row prediction pays per layer (see MLP_FOR in csrc/mlpfast_kernels.c).
-
-cdef void _mm_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
-                  Py_ssize_t K, Py_ssize_t N, int nt, bint b_transposed=False) noexcept nogil:
-    # C[M,N] = A[M,K] @ B[K,N]  (b_transposed: A[M,K] @ B[N,K].T), in row blocks of C
-    cdef Py_ssize_t n_blocks = _n_blocks(M, M * K * N, floating is double), blk
-    if n_blocks == 1 or nt < 2:  # the same blocks: results do not depend on nt
-        for blk in range(n_blocks):
-            _mm_row_block(C, A, B, M, K, N, blk, n_blocks, b_transposed)
-        return
-    for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
-        _mm_row_block(C, A, B, M, K, N, blk, n_blocks, b_transposed)
-
-
-cdef inline void _mm_row_block(floating *C, const floating *A, const floating *B,
-                               Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, Py_ssize_t blk,
-                               Py_ssize_t n_blocks, bint b_transposed) noexcept nogil:
-    # row block blk of n_blocks of _mm_par's product
-    cdef Py_ssize_t r0 = M * blk // n_blocks, r1 = M * (blk + 1) // n_blocks
-    if b_transposed:
-        _mm_nt(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
-    else:
-        _mm(C + r0 * N, A + r0 * K, B, r1 - r0, K, N)
-
-
-cdef void _mm_tn_par(floating *C, const floating *A, const floating *B, Py_ssize_t M,
-                     Py_ssize_t K, Py_ssize_t N, int nt) noexcept nogil:
-    # C[M,N] = A[K,M].T @ B[K,N], in blocks of C's rows when N < M, else of its
-    # columns: each block packs the whole of the other operand, so the smaller
-    # one is the one repeated (B[K,N] for row blocks, A[K,M] for column blocks).
-    cdef bint by_rows = N < M
-    cdef Py_ssize_t n_blocks = _n_blocks(M if by_rows else N, M * K * N,
-                                     floating is double), blk
-    if n_blocks == 1 or nt < 2:  # the same blocks: results do not depend on nt
-        for blk in range(n_blocks):
-            _mm_tn_block(C, A, B, M, K, N, blk, n_blocks, by_rows)
-        return
-    for blk in prange(n_blocks, num_threads=min(nt, n_blocks), schedule="static"):
-        _mm_tn_block(C, A, B, M, K, N, blk, n_blocks, by_rows)
-
-
-cdef inline void _mm_tn_block(floating *C, const floating *A, const floating *B,
-                              Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, Py_ssize_t blk,
-                              Py_ssize_t n_blocks, bint by_rows) noexcept nogil:
-    # block blk of n_blocks of _mm_tn_par's product
-    cdef int m = <int>M, kk = <int>K, ld = <int>N
-    cdef Py_ssize_t c0, c1
-    if by_rows:
-        c0 = M * blk // n_blocks
-        c1 = M * (blk + 1) // n_blocks
-        # C[c0:c1, :] = A[:, c0:c1].T @ B; column-major: C_blk^T = B^T A_blk
-        _gemm(c'N', c'T', ld, <int>(c1 - c0), kk, B, ld, A + c0, m, C + c0 * N, ld)
-    else:
-        c0 = N * blk // n_blocks
-        c1 = N * (blk + 1) // n_blocks
-        # C[:, c0:c1] = A.T @ B[:, c0:c1]; column-major: C_blk^T = B_blk^T A
-        _gemm(c'N', c'T', <int>(c1 - c0), m, kk, B + c0, ld, A, m, C + c0, ld)
-
-
-# The two products of a backward step through a hidden layer, dW[l] = A.T @ D[l]
-# and D[l-1] = D[l] @ W[l].T, are independent and make the same number of
-# multiply-adds (n * fan_in * fan_out). From this many multiply-adds each, they
-# run side by side, one whole product per thread (every thread count makes the
-# same two unsplit BLAS calls), instead of each being split in blocks that all
-# pack the shared operand again. Measured (bench/ cases, two builds alternated in
-# one process, 2 cores): MNIST-shaped float32/float64 and tabular float64 fits
-# 2-5% faster; pairing float32 products of 0.5M multiply-adds (tabular) gained
-# nothing measurable, hence the higher float32 threshold.
-cdef Py_ssize_t PAIR_MIN_MACS_F32 = 1 << 20
-cdef Py_ssize_t PAIR_MIN_MACS_F64 = 1 << 17
-
-
-cdef inline bint _pairs(Py_ssize_t macs, bint is_double) noexcept nogil:
-    return MAX_BLOCKS > 1 and macs >= (PAIR_MIN_MACS_F64 if is_double else PAIR_MIN_MACS_F32)
-
-
-cdef void _backward_pair(floating *dW, floating *D_prev, const floating *A, const floating *D,
-                         const floating *W, Py_ssize_t n, Py_ssize_t fan_in, Py_ssize_t fan_out,
-                         int nt) noexcept nogil:
-    # dW[fan_in, fan_out] = A[n, fan_in].T @ D[n, fan_out]  and
-    # D_prev[n, fan_in] = D[n, fan_out] @ W[fan_in, fan_out].T, one per thread
-    cdef Py_ssize_t which
-    if nt < 2:
-        _mm_tn(dW, A, D, fan_in, n, fan_out)
-        _mm_nt(D_prev, D, W, n, fan_out, fan_in)
-        return
-    for which in prange(2, num_threads=2, schedule="static"):
-        if which == 0:
-            _mm_tn(dW, A, D, fan_in, n, fan_out)
-        else:
-            _mm_nt(D_prev, D, W, n, fan_out, fan_in)
-
-
-# A network trains row-parallel instead, unless it is big for the CPU count
-# (below): the batch is cut in blocks of
-# rows, and each thread takes its blocks through the whole pass (gathering the
-# block's rows, the products of those rows, the kernels on one thread). The
-# blocks fall in one group per CPU, each group's blocks filling one gradient
-# buffer in turn; then, in the same OpenMP region, the groups' weight and bias
-# gradients are summed in group order. One region per batch (the optimiser step
-# is another) instead of one per product and kernel, and all of the batch's work
-# shared out, where split products leave the small products and most kernels on
-# one thread. The blocks
-# depend on the batch size, the layer sizes and the CPU count, never on the
-# thread count (one thread runs the same blocks in turn). Measured (bench/
-# cases, two builds alternated in one process, 2 cores): small, tabular and
-# regression fits 11-33% faster in both dtypes; the MNIST-shaped network (268K
-# coefficients) gained nothing measurable then. Later, in the VM's slow periods
-# (the vCPUs on cores that share no cache, bench/README), it gained much: where
-# split products make each thread read rows of the activations and deltas that
-# the other wrote, a row-parallel thread keeps to its own rows. Development
-# A/B, settled fits alternated in one process, medians: `mnist` float32 421
-# against 611 ms and 424 against 606 ms in two runs (the fast fits 334-372
-# against 354-390 ms), float64 788 against 831 ms; `wide` float32 469 against
-# 527 ms, float64 881 against 911 ms. Row-parallel when the coefficients are at
-# most ROW_PAR_MAX_COEFS, or when the groups' gradient buffers (one per CPU
-# but the first, each the size of the parameters) hold at most
-# ROW_PAR_MAX_EXTRA values in all ...
-cdef Py_ssize_t ROW_PAR_MAX_COEFS = 1 << 16
-cdef Py_ssize_t ROW_PAR_MAX_EXTRA = 1 << 22
-# ... with blocks of at least this many rows.
-cdef Py_ssize_t ROW_BLOCK_MIN = 32
-# More blocks (a multiple of MAX_BLOCKS, on machines with more than one CPU) when
-# that keeps every product of a block within this many multiply-adds: OpenBLAS's
-# SkylakeX-class builds multiply the forward and weight-gradient products of
-# such blocks with their small-matrix kernels, which skip packing the operands
-# and zeroing C (the D @ W.T products, transposed first operand, stay packed).
-# Measured (two builds alternated in one process, 2 cores): the regression
-# case (100-128-1, batch 200: 4 blocks of 50 rows, not 2 of 100) fits 18-19%
-# faster in float32, and float64 0-2% (within the noise).
-cdef Py_ssize_t SMALL_GEMM_MACS = 1000000
-# At most this many blocks per CPU (the gain was measured at 2 blocks per CPU
-# only; past that the products get short and the calls many).
-cdef Py_ssize_t SMALL_GEMM_ROUNDS = 4
-# The groups' gradients are summed in chunks of this many parameters.
-cdef Py_ssize_t SUM_CHUNK = 1024
-
-# Before the optimiser step of a row-parallel batch on two or more threads, the
-# region may evict the parameters from the caches (mlp_evict_for_step): the step
-# then reads them back from memory instead of writing lines that the other
-# threads hold, having read them in the pass. Where threads sit on different L3
-# caches that is much cheaper; elsewhere it costs a little. So each network
-# measures: it keeps a running mean of its steps' seconds without eviction and
-# of its steps' plus the eviction's (the calling thread's) with it, each new
-# sample clipped to twice the mean so that one interrupted step does not flip
-# the choice; it takes the cheaper, and every EVICT_EXPLORE-th batch the other,
-# to notice when the machine changes. Results never depend on it. Measured on
-# this 2-vCPU EPYC VM (bench/ cases, development A/B, "auto" against none in
-# alternate fits, medians): in one of the VM's slow periods, fits of
-# regression took 73 against 114 ms (float64) and 50 against 81 ms (float32),
-# tabular 50 against 74 ms and 35 against 55 ms, small 16 against 20 ms and 14
-# against 23 ms; in a fast period regression float64 58 against 62 ms. The
-# eviction took 1-4 us a batch. Since the MNIST-shaped and wide networks train
-# row-parallel too (ROW_PAR_MAX_EXTRA) they measure the same way: "auto"
-# against never, 424 against 450 ms (`mnist` float32) and 468 against 487 ms
-# (`wide` float32; development A/B, 6 fits each). Not for the split products:
-# evicting their parameters in a region of their own before every step made
-# the MNIST-shaped fits faster in a slow period (float32 375 against 476 ms)
-# but slower in a fast one (427 against 373 ms, the cost falling in the passes
-# after it, which the step timing does not see), and the wide float32 fit
-# slower in both.
-cdef int EVICT_AUTO = 0
-cdef int EVICT_ALWAYS = 1
-cdef int EVICT_NEVER = 2
-cdef int EVICT_POLICY = EVICT_AUTO
-_EVICT_POLICIES = {"auto": EVICT_AUTO, "always": EVICT_ALWAYS, "never": EVICT_NEVER}
-cdef long EVICT_EXPLORE = 16
-cdef double EVICT_WEIGHT = 0.25  # of a new sample in the running mean
-
-
-def set_evict_policy(str name):
-    """When the row-parallel pass evicts the parameters before the step: "auto"
-    (measured, the default), "always" or "never". Results do not change. Not
-    thread-safe; for tests and benchmarks. Returns the previous policy."""
-    global EVICT_POLICY
-    if name not in _EVICT_POLICIES:
-        raise ValueError(f"evict policy must be one of {sorted(_EVICT_POLICIES)}, got {name!r}")
-    previous = next(key for key, code in _EVICT_POLICIES.items() if code == EVICT_POLICY)
-    EVICT_POLICY = _EVICT_POLICIES[name]
-    return previous
-
-
-cdef Py_ssize_t _row_blocks(Py_ssize_t rows, Py_ssize_t macs_per_row):
-    """Row blocks of a batch of `rows` rows: MAX_BLOCKS (fewer for a short
-    batch), or the fewest multiple of it, up to SMALL_GEMM_ROUNDS times, whose
-    blocks keep their products within SMALL_GEMM_MACS with at least
-    ROW_BLOCK_MIN rows each."""
-    cdef Py_ssize_t blocks = max(1, min(MAX_BLOCKS, rows // ROW_BLOCK_MIN))
-    cdef Py_ssize_t per_round = MAX_BLOCKS * (SMALL_GEMM_MACS // macs_per_row)
-    cdef Py_ssize_t more
-    if MAX_BLOCKS < 2 or blocks < MAX_BLOCKS or rows <= per_round or per_round == 0:
-        return blocks
-    more = MAX_BLOCKS * ((rows + per_round - 1) // per_round)
-    if more > SMALL_GEMM_ROUNDS * MAX_BLOCKS or rows // more < ROW_BLOCK_MIN:
-        return blocks
-    return more
-
-
-cdef inline void _add_blocks(floating *grad, const floating *others, Py_ssize_t P,
-                             Py_ssize_t n_others, Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
-    # grad[i0:i1] += others[b * P + i0:b * P + i1] for b = 0, 1, ... in turn
-    cdef Py_ssize_t b, i
-    cdef const floating *part
-    for b in range(n_others):
-        part = others + b * P
-        for i in range(i0, i1):
-            grad[i] += part[i]
+cdef inline void _mm_tn_rows(floating *C, const floating *A, const floating *B, Py_ssize_t lda,
+                             Py_ssize_t M, Py_ssize_t K, Py_ssize_t N) noexcept nogil:
+    # C[M,N] = A[K,M].T @ B[K,N], A's rows lda apart (a column slice of a wider matrix)
+    _gemm(c'N', c'T', <int>N, <int>M, <int>K, B, <int>N, A, <int>lda, C, <int>N)
 
 
 # ---------------------------------------------------------------- kernel dispatch
 
-cdef inline void _bias_act_forward(floating *Z, const floating *b, int act, Py_ssize_t N,
-                                   Py_ssize_t O, int nt) noexcept nogil:
+cdef inline void _act_forward(floating *A, floating *Z, const floating *b, int act,
+                              Py_ssize_t N, Py_ssize_t O) noexcept nogil:
     if floating is float:
-        k.mlp_bias_act_forward_f32(Z, b, act, N, O, nt)
+        k.mlp_act_forward_f32(A, Z, b, act, N, O)
     else:
-        k.mlp_bias_act_forward_f64(Z, b, act, N, O, nt)
+        k.mlp_act_forward_f64(A, Z, b, act, N, O)
 
 
-cdef inline void _act_backward(floating *dZ, floating *db, const floating *A, int act,
-                               Py_ssize_t N, Py_ssize_t O, int nt) noexcept nogil:
+cdef inline void _act_backward(floating *dZ, const floating *dA, const floating *Z,
+                               const floating *A, int act, Py_ssize_t N,
+                               Py_ssize_t O) noexcept nogil:
     if floating is float:
-        k.mlp_act_backward_f32(dZ, db, A, act, N, O, nt)
+        k.mlp_act_backward_f32(dZ, dA, Z, A, act, N, O)
     else:
-        k.mlp_act_backward_f64(dZ, db, A, act, N, O, nt)
+        k.mlp_act_backward_f64(dZ, dA, Z, A, act, N, O)
+
+
+cdef inline void _column_sums(floating *s, const floating *X, Py_ssize_t N,
+                              Py_ssize_t O) noexcept nogil:
+    if floating is float:
+        k.mlp_column_sums_f32(s, X, N, O)
+    else:
+        k.mlp_column_sums_f64(s, X, N, O)
 
 
 cdef inline void _output_forward(floating *Z, const floating *b, int out, Py_ssize_t N,
-                                 Py_ssize_t K, int nt) noexcept nogil:
+                                 Py_ssize_t K) noexcept nogil:
     if floating is float:
-        k.mlp_output_forward_f32(Z, b, out, N, K, nt)
+        k.mlp_output_forward_f32(Z, b, out, N, K)
     else:
-        k.mlp_output_forward_f64(Z, b, out, N, K, nt)
+        k.mlp_output_forward_f64(Z, b, out, N, K)
 
 
-cdef inline double _output_loss_backward(floating *dZ, floating *db, floating *Z,
-                                         double *row_loss, const floating *b,
-                                         const floating *Y, const floating *sw, int out,
-                                         Py_ssize_t N, Py_ssize_t K, int nt) noexcept nogil:
+cdef inline void _output_loss_backward(floating *dZ, floating *Z, double *row_loss,
+                                       const floating *b, const floating *Y,
+                                       const floating *sw, int out, Py_ssize_t N,
+                                       Py_ssize_t K) noexcept nogil:
     if floating is float:
-        return k.mlp_output_loss_backward_f32(dZ, db, Z, row_loss, b, Y, sw, out, N, K, nt)
+        k.mlp_output_loss_backward_f32(dZ, Z, row_loss, b, Y, sw, out, N, K)
     else:
-        return k.mlp_output_loss_backward_f64(dZ, db, Z, row_loss, b, Y, sw, out, N, K, nt)
+        k.mlp_output_loss_backward_f64(dZ, Z, row_loss, b, Y, sw, out, N, K)
 
 
 cdef inline bint _all_finite(const floating *x, Py_ssize_t n, int nt) noexcept nogil:
@@ -441,11 +177,11 @@ cdef inline bint _all_finite(const floating *x, Py_ssize_t n, int nt) noexcept n
 
 
 cdef inline void _gather_rows(floating *out, const floating *X, const Py_ssize_t *idx,
-                              Py_ssize_t N, Py_ssize_t D, int nt) noexcept nogil:
+                              Py_ssize_t N, Py_ssize_t D) noexcept nogil:
     if floating is float:
-        k.mlp_gather_rows_f32(out, X, idx, N, D, nt)
+        k.mlp_gather_rows_f32(out, X, idx, N, D)
     else:
-        k.mlp_gather_rows_f64(out, X, idx, N, D, nt)
+        k.mlp_gather_rows_f64(out, X, idx, N, D)
 
 
 cdef inline double _sum_squares(const floating *x, Py_ssize_t n, double *partial,
@@ -465,31 +201,107 @@ cdef inline void _finish_grad(floating *grad, const floating *params, Py_ssize_t
         k.mlp_finish_grad_f64(grad, params, n, n_coef, alpha, sw_sum, nt)
 
 
-cdef inline void _evict_for_step(const floating *params, Py_ssize_t n, int nt) noexcept nogil:
+cdef inline double _step(floating *params, const floating *grad, double *partial, Py_ssize_t n,
+                         Py_ssize_t n_coef, double alpha, double sw_sum,
+                         k.mlp_optimizer *opt, int nt) noexcept nogil:
     if floating is float:
-        k.mlp_evict_for_step_f32(params, n, nt)
+        return k.mlp_step_f32(params, grad, partial, n, n_coef, alpha, sw_sum, opt, nt)
     else:
-        k.mlp_evict_for_step_f64(params, n, nt)
+        return k.mlp_step_f64(params, grad, partial, n, n_coef, alpha, sw_sum, opt, nt)
 
 
-cdef inline void _csr_matmul(floating *Z, const floating *data, const Py_ssize_t *indices,
-                             const Py_ssize_t *indptr, const Py_ssize_t *rows,
-                             Py_ssize_t row0, Py_ssize_t N, const floating *W, Py_ssize_t O,
-                             int nt) noexcept nogil:
+cdef inline void _csr_matmul(floating *Z, const CSR *csr, const Py_ssize_t *rows,
+                             Py_ssize_t row0, Py_ssize_t N, const floating *W,
+                             Py_ssize_t O) noexcept nogil:
     if floating is float:
-        k.mlp_csr_matmul_f32(Z, data, indices, indptr, rows, row0, N, W, O, nt)
+        k.mlp_csr_matmul_f32(Z, <const float *>csr.data, csr.indices, csr.indptr, rows, row0,
+                             N, W, O)
     else:
-        k.mlp_csr_matmul_f64(Z, data, indices, indptr, rows, row0, N, W, O, nt)
+        k.mlp_csr_matmul_f64(Z, <const double *>csr.data, csr.indices, csr.indptr, rows,
+                             row0, N, W, O)
 
 
-cdef inline void _csr_matmul_tn(floating *dW, const floating *data, const Py_ssize_t *indices,
-                                const Py_ssize_t *indptr, const Py_ssize_t *rows,
+cdef inline void _csr_matmul_tn(floating *dW, const CSR *csr, const Py_ssize_t *rows,
                                 Py_ssize_t row0, Py_ssize_t N, const floating *D,
-                                Py_ssize_t I, Py_ssize_t O, int nt) noexcept nogil:
+                                Py_ssize_t I, Py_ssize_t O, Py_ssize_t o0,
+                                Py_ssize_t o1) noexcept nogil:
     if floating is float:
-        k.mlp_csr_matmul_tn_f32(dW, data, indices, indptr, rows, row0, N, D, I, O, nt)
+        k.mlp_csr_matmul_tn_f32(dW, <const float *>csr.data, csr.indices, csr.indptr, rows,
+                                row0, N, D, I, O, o0, o1)
     else:
-        k.mlp_csr_matmul_tn_f64(dW, data, indices, indptr, rows, row0, N, D, I, O, nt)
+        k.mlp_csr_matmul_tn_f64(dW, <const double *>csr.data, csr.indices, csr.indptr, rows,
+                                row0, N, D, I, O, o0, o1)
+
+
+# ---------------------------------------------------------------- work division
+
+# Rows per block: enough for BLAS to run near its rate on a block's products,
+# few enough that a batch of the usual sizes (200, 256) makes several blocks.
+cdef Py_ssize_t BLOCK_ROWS = 64
+# A weight gradient is cut in tiles of its rows of about this many weights,
+# and in at most MAX_TILES per layer (each tile packs the layer's deltas again).
+cdef Py_ssize_t TILE_WEIGHTS = 2048
+cdef Py_ssize_t MAX_TILES = 16
+
+
+cdef inline Py_ssize_t _n_blocks(Py_ssize_t n) noexcept nogil:
+    # row blocks of an n-row batch; block b is rows [n * b // nb, n * (b + 1) // nb)
+    return max(1, (n + BLOCK_ROWS - 1) // BLOCK_ROWS)
+
+
+# Threads per batch. Results never depend on the thread count, so a fit times
+# its batches per row on all its threads and on one, and runs the cheaper: on a
+# machine where other programs hold the cores, a team that waits for a
+# descheduled thread at every batch costs more than one thread alone. The
+# costlier count is tried again after `wait` batches, the wait doubling each
+# time it loses (PACE_WAIT to PACE_WAIT_MAX).
+cdef struct Pace:
+    double cost[2]   # smoothed seconds per row: [one thread, n_threads]; 0: not yet
+    long batches     # batches timed
+    long next_try    # when the costlier count is tried again
+    long wait
+cdef long PACE_WAIT = 4
+cdef long PACE_WAIT_MAX = 1024
+cdef double PACE_WEIGHT = 0.25   # of a new sample in the smoothed cost
+
+
+cdef inline void _pace_init(Pace *p) noexcept nogil:
+    p.cost[0] = 0
+    p.cost[1] = 0
+    p.batches = 0
+    p.next_try = 0
+    p.wait = PACE_WAIT
+
+
+cdef inline int _pace_choose(const Pace *p) noexcept nogil:
+    # 1: run on all threads, 0: on one
+    cdef int best
+    if p.cost[1] == 0:
+        return 1  # the first batches (the first untimed: start-up costs)
+    if p.cost[0] == 0:
+        return 0
+    best = 0 if p.cost[0] < p.cost[1] else 1
+    return 1 - best if p.batches >= p.next_try else best
+
+
+cdef inline void _pace_note(Pace *p, int mode, double seconds_per_row) noexcept nogil:
+    cdef int best_before = 0 if 0 < p.cost[0] < p.cost[1] else 1
+    cdef bint tried = p.cost[0] > 0 and p.cost[1] > 0 and mode != best_before
+    p.batches += 1
+    if p.batches == 1:
+        return
+    if p.cost[mode] == 0 or tried:
+        p.cost[mode] = seconds_per_row
+    else:
+        p.cost[mode] += PACE_WEIGHT * (seconds_per_row - p.cost[mode])
+    if tried:
+        if p.cost[mode] < p.cost[1 - mode]:
+            p.wait = PACE_WAIT
+        else:
+            p.wait = min(2 * p.wait, PACE_WAIT_MAX)
+        p.next_try = p.batches + p.wait
+    elif p.cost[0] > 0 and p.cost[1] > 0 and p.next_try == 0:
+        p.next_try = p.batches + p.wait
 
 
 # A CSR input matrix (scipy's data / indices / indptr, indices as intp).
@@ -512,6 +324,59 @@ def _csr_arrays(X, Py_ssize_t n_features):
     return data, indices, indptr
 
 
+# The shape and parameters of a network: what a pass reads.
+cdef struct Net:
+    Py_ssize_t n_layers
+    Py_ssize_t *units    # n_layers + 1 widths
+    int act, out
+    const void **W       # per layer: coefficients (units[l], units[l + 1])
+    const void **b       # per layer: intercepts (units[l + 1],)
+
+
+# The input of a pass: dense rows, or a CSR matrix's rows.
+cdef struct Input:
+    const void *X        # dense: row 0 of the pass; NULL: csr
+    CSR csr
+    const Py_ssize_t *rows   # csr: the pass's rows of X, or NULL for rows row0...
+    Py_ssize_t row0
+
+
+cdef void _forward_block(const Net *net, floating **Z, floating **A, const Input *inp,
+                         Py_ssize_t r0, Py_ssize_t m, floating *out) noexcept nogil:
+    """Rows [r0, r0 + m) of a pass: Z[l] = A[l-1] @ W[l]; A[l] = act(Z[l] + b[l])
+    through the hidden layers (Z, A: per-layer buffers, row r0 first), and the
+    last layer's product, without its bias, into out (the head finishes it)."""
+    cdef Py_ssize_t L = net.n_layers, l
+    cdef Py_ssize_t *u = net.units
+    cdef floating *dst
+    for l in range(L):
+        dst = out if l == L - 1 else Z[l] + r0 * u[l + 1]
+        if l > 0:
+            # Z[l] = A[l-1] @ W[l]
+            _mm(dst, A[l - 1] + r0 * u[l], <const floating *>net.W[l], m, u[l], u[l + 1])
+        elif inp.X != NULL:
+            _mm(dst, <const floating *>inp.X + r0 * u[0], <const floating *>net.W[0], m, u[0], u[1])
+        else:
+            _csr_matmul(dst, &inp.csr, inp.rows + r0 if inp.rows != NULL else NULL,
+                        inp.row0 + r0, m, <const floating *>net.W[0], u[1])
+        if l < L - 1:
+            _act_forward(A[l] + r0 * u[l + 1], dst, <const floating *>net.b[l],
+                         net.act, m, u[l + 1])
+
+
+cdef void _backward_block(const Net *net, floating **Z, floating **A, floating **D,
+                          Py_ssize_t r0, Py_ssize_t m) noexcept nogil:
+    """Rows [r0, r0 + m): the deltas of every hidden layer from the output's,
+    D[l-1] = (D[l] @ W[l].T) * act'(Z[l-1])."""
+    cdef Py_ssize_t l
+    cdef Py_ssize_t *u = net.units
+    cdef floating *Dp
+    for l in range(net.n_layers - 1, 0, -1):
+        Dp = D[l - 1] + r0 * u[l]
+        _mm_nt(Dp, D[l] + r0 * u[l + 1], <const floating *>net.W[l], m, u[l + 1], u[l])
+        _act_backward(Dp, Dp, Z[l - 1] + r0 * u[l], A[l - 1] + r0 * u[l], net.act, m, u[l])
+
+
 # ---------------------------------------------------------------- the network
 
 cdef class Network:
@@ -522,108 +387,110 @@ cdef class Network:
     layer_units : list of int
         ``[n_features, *hidden_layer_sizes, n_outputs]``.
     activation : int
-        Hidden activation code (``MLP_ACT_*``).
+        Hidden activation code (``ACTIVATIONS``).
     output : int
-        Fused output activation + loss code (``MLP_OUT_*``).
+        Fused output activation + loss code (``OUTPUTS``).
     dtype : numpy dtype
         float32 or float64; every buffer and the parameters share it.
     capacity : int
         The most rows one forward/backward pass handles (the batch size).
     n_threads : int
-        OpenMP threads for the element-wise kernels.
+        The most OpenMP threads a pass uses.
     dense_input : bool, default=True
         False when X will be CSR: then no dense batch buffer is allocated
-        (a (batch, n_features) buffer could be huge for sparse data).
+        (a (batch, n_features) buffer could be huge for sparse data), and the
+        first layer's weight gradient is tiled by columns.
     """
     cdef readonly Py_ssize_t n_layers, n_params, n_coef, capacity, n_features, n_outputs
+    cdef readonly Py_ssize_t n_tiles
     cdef readonly int activation, output, n_threads
     cdef readonly bint dense_input
     # Optimiser steps made by the last run_epoch so far (read it after Ctrl-C).
     cdef readonly long last_epoch_steps
-    # Wall seconds that run_epoch spent in forward/backward passes (products,
-    # kernels, gathers, the sum of the gradient groups, evictions before the
-    # step) and in the rest of each batch (its weight sum and loss, then the
-    # optimiser step), summed over every call (bench/profile_fit.py reads them).
-    cdef readonly double pass_seconds, step_seconds
     cdef readonly object dtype
-    cdef Py_ssize_t *units
+    cdef readonly object grad
+    cdef Net net
     cdef Py_ssize_t *coef_off
     cdef Py_ssize_t *inter_off
+    cdef void **Z
     cdef void **A
     cdef void **D
+    # tile t: rows [tile_lo[t], tile_hi[t]) of layer tile_layer[t]'s weight
+    # gradient (columns, for a CSR first layer), or its bias gradient (lo = -1)
+    cdef Py_ssize_t *tile_layer
+    cdef Py_ssize_t *tile_lo
+    cdef Py_ssize_t *tile_hi
     cdef void *xbuf
     cdef void *ybuf
     cdef void *swbuf
     cdef void *grad_ptr
     cdef double *row_loss
     cdef double *partial
-    # Row-parallel pass: most blocks per batch (1: off) and gradient groups (see
-    # _forward_backward_rows), the gradients of groups 1.. (group 0 writes
-    # self.grad), each group's bias gradients of its blocks after the first,
-    # and each block's raw loss.
-    cdef readonly Py_ssize_t row_blocks, row_groups
-    # Eviction before the step (see EVICT_POLICY): the running means of a step's
-    # seconds without it and of a step's and the eviction's with it (0: none
-    # yet), the batches it was decided for, those evicted (summed over every
-    # run_epoch call), and the calling thread's seconds in the last eviction.
-    cdef double evict_cost[2]
-    cdef long evict_decided
-    cdef readonly long evicted_batches
-    cdef double evict_seconds
-    cdef void *block_grad
-    cdef void *block_bias
-    cdef double *block_raw
+    cdef Pace pace
     cdef list _owned
-    cdef readonly object grad
-    cdef CSR csr
 
     def __cinit__(self):
-        self.units = NULL
+        self.net.units = NULL
+        self.net.W = NULL
+        self.net.b = NULL
         self.coef_off = NULL
         self.inter_off = NULL
+        self.Z = NULL
         self.A = NULL
         self.D = NULL
+        self.tile_layer = NULL
+        self.tile_lo = NULL
+        self.tile_hi = NULL
 
     def __init__(self, layer_units, int activation, int output, dtype,
                  Py_ssize_t capacity, int n_threads, bint dense_input=True):
-        cdef Py_ssize_t l, off = 0
+        cdef Py_ssize_t l, off = 0, L = len(layer_units) - 1
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise TypeError(f"Network dtype must be float32 or float64, got {self.dtype}")
-        _check_activation(activation)
-        _check_output(output)
-        self.n_layers = len(layer_units) - 1
-        if self.n_layers < 1 or min(layer_units) < 1 or capacity < 1:
+        _check_code(activation, ACTIVATIONS, "activation")
+        _check_code(output, OUTPUTS, "output")
+        if L < 1 or min(layer_units) < 1 or capacity < 1:
             raise ValueError("layer_units needs at least two positive sizes")
+        self.n_layers = L
         self.activation = activation
         self.output = output
         self.capacity = capacity
         self.n_threads = max(1, n_threads)
         self.n_features = layer_units[0]
-        self.n_outputs = layer_units[self.n_layers]
-        self.units = <Py_ssize_t *>malloc((self.n_layers + 1) * sizeof(Py_ssize_t))
-        self.coef_off = <Py_ssize_t *>malloc(self.n_layers * sizeof(Py_ssize_t))
-        self.inter_off = <Py_ssize_t *>malloc(self.n_layers * sizeof(Py_ssize_t))
-        self.A = <void **>malloc(self.n_layers * sizeof(void *))
-        self.D = <void **>malloc(self.n_layers * sizeof(void *))
-        if not (self.units and self.coef_off and self.inter_off and self.A and self.D):
+        self.n_outputs = layer_units[L]
+        self.dense_input = dense_input
+        self.net.n_layers = L
+        self.net.act = activation
+        self.net.out = output
+        self.net.units = <Py_ssize_t *>malloc((L + 1) * sizeof(Py_ssize_t))
+        self.net.W = <const void **>malloc(L * sizeof(void *))
+        self.net.b = <const void **>malloc(L * sizeof(void *))
+        self.coef_off = <Py_ssize_t *>malloc(L * sizeof(Py_ssize_t))
+        self.inter_off = <Py_ssize_t *>malloc(L * sizeof(Py_ssize_t))
+        self.Z = <void **>malloc(L * sizeof(void *))
+        self.A = <void **>malloc(L * sizeof(void *))
+        self.D = <void **>malloc(L * sizeof(void *))
+        if not (self.net.units and self.net.W and self.net.b and self.coef_off
+                and self.inter_off and self.Z and self.A and self.D):
             raise MemoryError()
-        for l in range(self.n_layers + 1):
-            self.units[l] = layer_units[l]
-        for l in range(self.n_layers):
+        for l in range(L + 1):
+            self.net.units[l] = layer_units[l]
+        for l in range(L):
             self.coef_off[l] = off
-            off += self.units[l] * self.units[l + 1]
+            off += layer_units[l] * layer_units[l + 1]
         self.n_coef = off
-        for l in range(self.n_layers):
+        for l in range(L):
             self.inter_off[l] = off
-            off += self.units[l + 1]
+            off += layer_units[l + 1]
         self.n_params = off
 
         self._owned = []
-        for l in range(self.n_layers):
-            self.A[l] = self._buffer(capacity * self.units[l + 1])
-            self.D[l] = self._buffer(capacity * self.units[l + 1])
-        self.dense_input = dense_input
+        for l in range(L):
+            self.Z[l] = self._buffer(capacity * layer_units[l + 1])
+            self.A[l] = (self._buffer(capacity * layer_units[l + 1])
+                         if k.mlp_act_needs_input(activation) else self.Z[l])
+            self.D[l] = self._buffer(capacity * layer_units[l + 1])
         self.xbuf = self._buffer(capacity * self.n_features if dense_input else 1)
         self.ybuf = self._buffer(capacity * self.n_outputs)
         self.swbuf = self._buffer(capacity)
@@ -632,28 +499,43 @@ cdef class Network:
         self.row_loss = <double *>self._pointer(np.zeros(capacity, dtype=np.float64))
         self.partial = <double *>self._pointer(
             np.zeros(self.n_params // k.MLP_REDUCE_CHUNK + 1, dtype=np.float64))
-        self.evict_cost[0] = 0
-        self.evict_cost[1] = 0
-        self.evict_decided = 0
-        self.evicted_batches = 0
-        self.evict_seconds = 0
-        self.row_blocks = 1
-        if dense_input and (self.n_coef <= ROW_PAR_MAX_COEFS
-                            or self.n_coef * (MAX_BLOCKS - 1) <= ROW_PAR_MAX_EXTRA):
-            self.row_blocks = _row_blocks(capacity, max(
-                [self.units[l] * self.units[l + 1] for l in range(self.n_layers)]))
-        self.row_groups = min(self.row_blocks, MAX_BLOCKS)
-        self.block_grad = self._buffer((self.row_groups - 1) * self.n_params)
-        self.block_bias = self._buffer(self.row_groups * (self.n_params - self.n_coef)
-                                       if self.row_blocks > self.row_groups else 1)
-        self.block_raw = <double *>self._pointer(np.zeros(self.row_blocks, dtype=np.float64))
+        self._make_tiles(layer_units)
+        _pace_init(&self.pace)
+
+    def _make_tiles(self, units):
+        """The weight-gradient tiles (see tile_layer): per layer, rows of dW
+        (columns, for a CSR first layer) in up to MAX_TILES tiles of about
+        TILE_WEIGHTS weights, then its bias gradient. Fixed by the sizes."""
+        tiles = []
+        for l in range(self.n_layers):
+            size = units[l] * units[l + 1]
+            split = units[l + 1] if (l == 0 and not self.dense_input) else units[l]
+            n = max(1, min(-(-size // TILE_WEIGHTS), MAX_TILES, split))
+            tiles += [(l, split * j // n, split * (j + 1) // n) for j in range(n)]
+            tiles.append((l, -1, -1))
+        self.n_tiles = len(tiles)
+        self.tile_layer = <Py_ssize_t *>malloc(self.n_tiles * sizeof(Py_ssize_t))
+        self.tile_lo = <Py_ssize_t *>malloc(self.n_tiles * sizeof(Py_ssize_t))
+        self.tile_hi = <Py_ssize_t *>malloc(self.n_tiles * sizeof(Py_ssize_t))
+        if not (self.tile_layer and self.tile_lo and self.tile_hi):
+            raise MemoryError()
+        for t, (l, lo, hi) in enumerate(tiles):
+            self.tile_layer[t] = l
+            self.tile_lo[t] = lo
+            self.tile_hi[t] = hi
 
     def __dealloc__(self):
-        free(self.units)
+        free(self.net.units)
+        free(<void *>self.net.W)
+        free(<void *>self.net.b)
         free(self.coef_off)
         free(self.inter_off)
+        free(self.Z)
         free(self.A)
         free(self.D)
+        free(self.tile_layer)
+        free(self.tile_lo)
+        free(self.tile_hi)
 
     cdef void *_pointer(self, arr) except NULL:
         cdef Py_ssize_t address = arr.ctypes.data
@@ -663,19 +545,20 @@ cdef class Network:
     cdef void *_buffer(self, Py_ssize_t size) except NULL:
         return self._pointer(np.zeros(max(size, 1), dtype=self.dtype))
 
-    @property
-    def evict_costs(self):
-        """The running means of a step's seconds without eviction and of a step's
-        and the eviction's with it; 0 where none was measured."""
-        return (self.evict_cost[0], self.evict_cost[1])
-
     def layout(self):
         """[(coef_start, coef_end, (fan_in, fan_out)), ...], [(start, end), ...]."""
-        coefs = [(self.coef_off[l], self.coef_off[l] + self.units[l] * self.units[l + 1],
-                  (self.units[l], self.units[l + 1])) for l in range(self.n_layers)]
-        inters = [(self.inter_off[l], self.inter_off[l] + self.units[l + 1])
+        u = [self.net.units[l] for l in range(self.n_layers + 1)]
+        coefs = [(self.coef_off[l], self.coef_off[l] + u[l] * u[l + 1], (u[l], u[l + 1]))
+                 for l in range(self.n_layers)]
+        inters = [(self.inter_off[l], self.inter_off[l] + u[l + 1])
                   for l in range(self.n_layers)]
         return coefs, inters
+
+    @property
+    def pace_costs(self):
+        """Smoothed seconds per row of the batches on one thread and on all
+        threads (0: not measured yet)."""
+        return (self.pace.cost[0], self.pace.cost[1])
 
     def loss_grad(self, floating[::1] params, X, const floating[:, ::1] Y,
                   const floating[::1] sw, bint has_sw, double alpha, bint squared_mean):
@@ -685,18 +568,19 @@ cdef class Network:
         with intp indices. loss = L(Y, f(X)) + alpha / 2 * ||coefs||^2 / sum(sw),
         as scikit-learn's _backprop.
         """
-        cdef const floating *xp = self._input(params, X, Y, sw, has_sw)
+        cdef Input inp
+        self._input(params, X, Y, sw, has_sw, &inp)
         cdef Py_ssize_t n = Y.shape[0]
         cdef double raw, sq, sw_sum
+        cdef int nt = self.n_threads
         if n > self.capacity:
             raise ValueError(f"{n} rows exceed the network capacity {self.capacity}")
         with nogil:
             sw_sum = _weight_sum(&sw[0], n, has_sw)
-            raw = self._forward_backward(&params[0], xp, &Y[0, 0],
-                                         &sw[0] if has_sw else NULL, n, NULL, 0, False)
-            sq = _sum_squares(&params[0], self.n_coef, self.partial, self.n_threads)
+            raw = self._pass(&params[0], &inp, &Y[0, 0], &sw[0] if has_sw else NULL, n, NULL, nt)
+            sq = _sum_squares(&params[0], self.n_coef, self.partial, nt)
             _finish_grad(<floating *>self.grad_ptr, &params[0], self.n_params, self.n_coef,
-                         alpha, sw_sum, self.n_threads)
+                         alpha, sw_sum, nt)
         return self._batch_loss(raw, sq, sw_sum, alpha, squared_mean)
 
     cdef inline double _batch_loss(self, double raw, double sq, double sw_sum, double alpha,
@@ -705,15 +589,15 @@ cdef class Network:
             raw /= self.n_outputs
         return raw / sw_sum + 0.5 * alpha * sq / sw_sum
 
-    cdef const floating *_input(self, floating[::1] params, X, const floating[:, ::1] Y,
-                                const floating[::1] sw, bint has_sw) except? NULL:
-        """Check the arguments; return X's data pointer, or NULL for a CSR X
-        (then held in self.csr)."""
+    cdef int _input(self, floating[::1] params, X, const floating[:, ::1] Y,
+                    const floating[::1] sw, bint has_sw, Input *inp) except -1:
+        """Check the arguments; point inp at X (row 0 of a dense X, or the CSR
+        arrays with no rows yet) and the network at params."""
         cdef const floating[:, ::1] dense
         cdef const floating[::1] data
         cdef const Py_ssize_t[::1] indices
         cdef const Py_ssize_t[::1] indptr
-        cdef Py_ssize_t n_rows
+        cdef Py_ssize_t n_rows, l
         if params.shape[0] != self.n_params:
             raise ValueError(f"params has {params.shape[0]} entries, expected {self.n_params}")
         if np.dtype(self.dtype).itemsize != sizeof(floating):
@@ -721,6 +605,8 @@ cdef class Network:
         if Y.shape[1] != self.n_outputs:
             raise ValueError("Y does not match the network's output size")
         if isinstance(X, tuple):
+            if self.dense_input:
+                raise ValueError("this Network was built for dense input (dense_input=True)")
             data, indices, indptr = _csr_arrays(X, self.n_features)
             n_rows = indptr.shape[0] - 1
         else:
@@ -736,272 +622,153 @@ cdef class Network:
             raise ValueError("sample_weight must have one entry per row")
         if sw.shape[0] < 1:
             raise ValueError("sw needs at least one entry (pass a dummy when has_sw is False)")
+        inp.rows = NULL
+        inp.row0 = 0
         if isinstance(X, tuple):
-            self.csr.data = &data[0] if data.shape[0] else NULL
-            self.csr.indices = &indices[0] if indices.shape[0] else NULL
-            self.csr.indptr = &indptr[0]
-            return NULL
-        return &dense[0, 0]
-
-    cdef void _batch_rows(self, const floating *X, const floating *Y, const floating *sw,
-                          const Py_ssize_t *rows, Py_ssize_t row0, Py_ssize_t r0,
-                          Py_ssize_t m, int nt, const floating **Xb, const floating **Yb,
-                          const floating **swb) noexcept nogil:
-        """Rows [r0, r0 + m) of the batch (see _forward_backward): gathered on nt
-        threads into the same rows of the batch buffers when rows is given, else
-        pointers into X, Y and sw. Xb is NULL for a CSR X, swb NULL when sw is."""
-        cdef Py_ssize_t d = self.n_features, K = self.n_outputs
-        Xb[0] = NULL
-        swb[0] = NULL
-        if rows != NULL:
-            if X != NULL:
-                Xb[0] = <floating *>self.xbuf + r0 * d
-                _gather_rows(<floating *>Xb[0], X, rows + r0, m, d, nt)
-            Yb[0] = <floating *>self.ybuf + r0 * K
-            _gather_rows(<floating *>Yb[0], Y, rows + r0, m, K, nt)
-            if sw != NULL:
-                swb[0] = <floating *>self.swbuf + r0
-                _gather_rows(<floating *>swb[0], sw, rows + r0, m, 1, nt)
+            inp.X = NULL
+            inp.csr.data = &data[0] if data.shape[0] else NULL
+            inp.csr.indices = &indices[0] if indices.shape[0] else NULL
+            inp.csr.indptr = &indptr[0]
         else:
-            if X != NULL:
-                Xb[0] = X + (row0 + r0) * d
-            Yb[0] = Y + (row0 + r0) * K
-            if sw != NULL:
-                swb[0] = sw + row0 + r0
+            inp.X = &dense[0, 0]
+        for l in range(self.n_layers):
+            self.net.W[l] = &params[self.coef_off[l]]
+            self.net.b[l] = &params[self.inter_off[l]]
+        return 0
 
-    cdef double _forward_backward(self, floating *params, const floating *X,
-                                  const floating *Y, const floating *sw, Py_ssize_t n,
-                                  const Py_ssize_t *rows, Py_ssize_t row0,
-                                  bint evict) noexcept nogil:
-        """Forward and backward pass over a batch of n rows; raw gradient into
-        self.grad, raw loss returned.
+    cdef double _pass(self, floating *params, const Input *src, const floating *Y,
+                      const floating *sw, Py_ssize_t n, const Py_ssize_t *rows,
+                      int nt) noexcept nogil:
+        """Forward and backward pass over a batch of n rows, raw gradient into
+        self.grad, raw loss returned. The batch is rows ``rows[:n]`` of the
+        input, Y and sw (gathered, in batch order, into the batch buffers,
+        where run_epoch reads the weights back from swbuf), or when rows is
+        NULL rows ``src.row0:src.row0 + n`` (used in place); sw NULL: unweighted.
 
-        The batch is rows ``rows[:n]`` (gathered into the batch buffers, in
-        batch order, where run_epoch reads the weights back from swbuf), or
-        when rows is NULL rows ``row0:row0 + n`` (used in place), of X, Y and
-        sw (NULL: unweighted); X NULL means the CSR matrix in self.csr. With
-        evict, a threaded row-parallel pass ends by evicting the parameters
-        (see EVICT_POLICY)."""
-        cdef Py_ssize_t L = self.n_layers, l
-        cdef floating *grad = <floating *>self.grad_ptr
-        cdef const floating *inp
-        cdef const floating *Xb
-        cdef const floating *Yb
-        cdef const floating *swb
-        cdef double raw
-        cdef Py_ssize_t n_blocks = min(self.row_blocks, n // ROW_BLOCK_MIN)
-        if n_blocks > self.row_groups:
-            n_blocks -= n_blocks % self.row_groups  # groups of equal block counts
-        if X != NULL and n_blocks > 1:
-            return self._forward_backward_rows(params, X, Y, sw, n, rows, row0, n_blocks,
-                                               evict)
-        self._batch_rows(X, Y, sw, rows, row0, 0, n, self.n_threads, &Xb, &Yb, &swb)
-        for l in range(L):
-            inp = Xb if l == 0 else <floating *>self.A[l - 1]
-            # A[l] = inp @ W[l]
-            if inp == NULL:
-                _csr_matmul(<floating *>self.A[l], <const floating *>self.csr.data,
-                            self.csr.indices, self.csr.indptr, rows, row0, n,
-                            params + self.coef_off[l], self.units[l + 1], self.n_threads)
-            else:
-                _mm_par(<floating *>self.A[l], inp, params + self.coef_off[l],
-                        n, self.units[l], self.units[l + 1], self.n_threads)
-            if l < L - 1:
-                # A[l] = act(A[l] + b[l])
-                _bias_act_forward(<floating *>self.A[l], params + self.inter_off[l],
-                                  self.activation, n, self.units[l + 1], self.n_threads)
-        # P = out(A + b); D = sw * (P - Y); db = sum(D, axis=0)
-        raw = _output_loss_backward(<floating *>self.D[L - 1], grad + self.inter_off[L - 1],
-                                    <floating *>self.A[L - 1], self.row_loss,
-                                    params + self.inter_off[L - 1], Yb, swb, self.output,
-                                    n, self.units[L], self.n_threads)
-        for l in range(L - 1, -1, -1):
-            inp = Xb if l == 0 else <floating *>self.A[l - 1]
-            if l > 0 and _pairs(n * self.units[l] * self.units[l + 1], floating is double):
-                # dW[l] = inp.T @ D[l] beside D[l-1] = D[l] @ W[l].T
-                _backward_pair(grad + self.coef_off[l], <floating *>self.D[l - 1], inp,
-                               <floating *>self.D[l], params + self.coef_off[l], n,
-                               self.units[l], self.units[l + 1], self.n_threads)
-                # D[l-1] *= act'(A[l-1]);  db[l-1] = sum(D[l-1], axis=0)
-                _act_backward(<floating *>self.D[l - 1], grad + self.inter_off[l - 1],
-                              <floating *>self.A[l - 1], self.activation, n,
-                              self.units[l], self.n_threads)
-                continue
-            # dW[l] = inp.T @ D[l]
-            if inp == NULL:
-                _csr_matmul_tn(grad + self.coef_off[l], <const floating *>self.csr.data,
-                               self.csr.indices, self.csr.indptr, rows, row0, n,
-                               <floating *>self.D[l], self.units[l], self.units[l + 1],
-                               self.n_threads)
-            else:
-                _mm_tn_par(grad + self.coef_off[l], inp, <floating *>self.D[l],
-                           self.units[l], n, self.units[l + 1], self.n_threads)
-            if l > 0:
-                # D[l-1] = (D[l] @ W[l].T) * act'(A[l-1]);  db[l-1] = sum(D[l-1], axis=0)
-                _mm_par(<floating *>self.D[l - 1], <floating *>self.D[l],
-                        params + self.coef_off[l], n, self.units[l + 1], self.units[l],
-                        self.n_threads, b_transposed=True)
-                _act_backward(<floating *>self.D[l - 1], grad + self.inter_off[l - 1],
-                              <floating *>self.A[l - 1], self.activation, n,
-                              self.units[l], self.n_threads)
-        return raw
-
-    cdef double _forward_backward_rows(self, floating *params, const floating *X,
-                                       const floating *Y, const floating *sw, Py_ssize_t n,
-                                       const Py_ssize_t *rows, Py_ssize_t row0,
-                                       Py_ssize_t n_blocks, bint evict) noexcept nogil:
-        """_forward_backward of a dense batch, row-parallel: block b takes batch
-        rows [n * b // n_blocks, n * (b + 1) // n_blocks) (and gathers them itself).
-        The blocks fall in G = min(row_groups, n_blocks) groups of consecutive
-        blocks, one gradient buffer each, which a group's blocks fill in turn (the
-        first overwrites it, the others add to it); grad = the groups' gradients
-        summed in group order; with evict (and two or more threads) the
-        parameters are then evicted for the step."""
-        cdef floating *grad = <floating *>self.grad_ptr
-        cdef floating *others = <floating *>self.block_grad
-        cdef Py_ssize_t P = self.n_params, G = min(self.row_groups, n_blocks), grp, blk, c
-        cdef Py_ssize_t n_chunks = (P + SUM_CHUNK - 1) // SUM_CHUNK
-        cdef int nt = <int>min(<Py_ssize_t>self.n_threads, G)
+        First every row block's forward and delta pass, then (all deltas done)
+        every weight-gradient tile; both shared out over nt threads."""
+        cdef Py_ssize_t nb = _n_blocks(n), blk, t, i
+        cdef Input inp = src[0]
+        cdef const floating *Yb = Y + src.row0 * self.n_outputs
+        cdef const floating *swb = NULL if sw == NULL else sw + src.row0
         cdef double raw = 0
+        if rows != NULL:
+            inp.rows = rows
+            if inp.X != NULL:
+                inp.X = self.xbuf
+            Yb = <floating *>self.ybuf
+            if sw != NULL:
+                swb = <floating *>self.swbuf
+        elif inp.X != NULL:
+            inp.X = <const floating *>src.X + src.row0 * self.n_features
         if nt > 1:
-            # one region: the groups, a barrier (Cython ends a prange inside
-            # `parallel` without one), then the sum
             with parallel(num_threads=nt):
-                for grp in prange(G, schedule="static"):
-                    self._group_pass(params, X, Y, sw, rows, row0, n, grp, G, n_blocks)
-                k.mlp_omp_barrier()
-                for c in prange(n_chunks, schedule="static"):
-                    _add_blocks(grad, others, P, G - 1, c * SUM_CHUNK,
-                                min((c + 1) * SUM_CHUNK, P))
-                if evict:  # every group's pass has read them (the barrier above)
-                    self._evict_timed(params)
+                for blk in prange(nb, schedule="dynamic"):
+                    self._train_block(src, &inp, Y, sw, Yb, swb, n, blk, nb)
+                k.mlp_omp_barrier()  # every delta is in place
+                for t in prange(self.n_tiles, schedule="dynamic"):
+                    self._grad_tile(&inp, <floating *>self.grad_ptr, n, t)
         else:
-            for grp in range(G):
-                self._group_pass(params, X, Y, sw, rows, row0, n, grp, G, n_blocks)
-            _add_blocks(grad, others, P, G - 1, 0, P)
-        for blk in range(n_blocks):
-            raw += self.block_raw[blk]
+            for blk in range(nb):
+                self._train_block(src, &inp, Y, sw, Yb, swb, n, blk, nb)
+            for t in range(self.n_tiles):
+                self._grad_tile(&inp, <floating *>self.grad_ptr, n, t)
+        for i in range(n):
+            raw += self.row_loss[i]
         return raw
 
-    cdef void _evict_timed(self, const floating *params) noexcept nogil:
-        """This thread's share of _evict_for_step; the calling thread of the
-        region (thread 0) keeps its seconds in evict_seconds."""
-        cdef double start = k.mlp_monotonic_seconds()
-        _evict_for_step(params, self.n_params, self.n_threads)
-        if threadid() == 0:
-            self.evict_seconds = k.mlp_monotonic_seconds() - start
+    cdef void _train_block(self, const Input *src, const Input *inp, const floating *Y,
+                           const floating *sw, const floating *Yb, const floating *swb,
+                           Py_ssize_t n, Py_ssize_t blk, Py_ssize_t nb) noexcept nogil:
+        """Block blk of nb of _pass's batch: its rows gathered (when the batch
+        is shuffled), forward, loss and output delta, hidden deltas."""
+        cdef Py_ssize_t r0 = n * blk // nb, m = n * (blk + 1) // nb - r0
+        cdef Py_ssize_t d = self.n_features, K = self.n_outputs, L = self.n_layers
+        if inp.rows != NULL:
+            if inp.X != NULL:
+                _gather_rows(<floating *>self.xbuf + r0 * d, <const floating *>src.X,
+                             inp.rows + r0, m, d)
+            _gather_rows(<floating *>self.ybuf + r0 * K, Y, inp.rows + r0, m, K)
+            if sw != NULL:
+                _gather_rows(<floating *>self.swbuf + r0, sw, inp.rows + r0, m, 1)
+        _forward_block(&self.net, <floating **>self.Z, <floating **>self.A, inp, r0, m,
+                       <floating *>self.Z[L - 1] + r0 * K)
+        # P = out(Z + b); D = sw * (P - Y)
+        _output_loss_backward(<floating *>self.D[L - 1] + r0 * K,
+                              <floating *>self.Z[L - 1] + r0 * K, self.row_loss + r0,
+                              <const floating *>self.net.b[L - 1], Yb + r0 * K,
+                              NULL if swb == NULL else swb + r0, self.output, m, K)
+        _backward_block(&self.net, <floating **>self.Z, <floating **>self.A,
+                        <floating **>self.D, r0, m)
 
-    cdef void _group_pass(self, floating *params, const floating *X, const floating *Y,
-                          const floating *sw, const Py_ssize_t *rows, Py_ssize_t row0,
-                          Py_ssize_t n, Py_ssize_t grp, Py_ssize_t G,
-                          Py_ssize_t n_blocks) noexcept nogil:
-        """Blocks [grp * n_blocks // G, (grp + 1) * n_blocks // G) in turn, on the
-        calling thread, into group grp's gradient: self.grad (group 0) or its part
-        of self.block_grad; each block's raw loss into block_raw."""
-        cdef Py_ssize_t P = self.n_params, nc = self.n_coef, first = grp * n_blocks // G
-        cdef Py_ssize_t last = (grp + 1) * n_blocks // G, blk
-        cdef floating *g = <floating *>self.grad_ptr
-        cdef floating *bias = NULL
-        if grp > 0:
-            g = <floating *>self.block_grad + (grp - 1) * P
-        if last - first > 1:  # then row_blocks > row_groups: block_bias is allocated
-            bias = <floating *>self.block_bias + grp * (P - nc)
-        for blk in range(first, last):
-            self.block_raw[blk] = self._block_pass(params, X, Y, sw, rows, row0, n, blk,
-                                                   n_blocks, g, bias if blk > first else NULL)
-            if blk > first:
-                _add_blocks(g + nc, bias, P - nc, 1, 0, P - nc)
+    cdef void _grad_tile(self, const Input *inp, floating *grad, Py_ssize_t n,
+                         Py_ssize_t t) noexcept nogil:
+        """Tile t of the raw gradient over the whole batch (see tile_layer)."""
+        cdef Py_ssize_t l = self.tile_layer[t], lo = self.tile_lo[t], hi = self.tile_hi[t]
+        cdef Py_ssize_t *u = self.net.units
+        cdef const floating *a
+        if lo < 0:
+            # db[l] = D[l].sum(axis=0)
+            _column_sums(grad + self.inter_off[l], <floating *>self.D[l], n, u[l + 1])
+        elif l == 0 and inp.X == NULL:
+            # dW[0][:, lo:hi] = X.T @ D[0][:, lo:hi]
+            _csr_matmul_tn(grad + self.coef_off[0], &inp.csr, inp.rows, inp.row0, n,
+                           <floating *>self.D[0], u[0], u[1], lo, hi)
+        else:
+            # dW[l][lo:hi] = A[l-1][:, lo:hi].T @ D[l]
+            a = <const floating *>inp.X if l == 0 else <floating *>self.A[l - 1]
+            _mm_tn_rows(grad + self.coef_off[l] + lo * u[l + 1], a + lo,
+                        <floating *>self.D[l], u[l], hi - lo, n, u[l + 1])
 
-    cdef inline floating *_bias_grad(self, floating *g, floating *bias,
-                                     Py_ssize_t l) noexcept nogil:
-        # where _block_pass puts layer l's bias gradient
-        if bias == NULL:
-            return g + self.inter_off[l]
-        return bias + (self.inter_off[l] - self.n_coef)
-
-    cdef double _block_pass(self, floating *params, const floating *X, const floating *Y,
-                            const floating *sw, const Py_ssize_t *rows, Py_ssize_t row0,
-                            Py_ssize_t n, Py_ssize_t blk, Py_ssize_t n_blocks, floating *g,
-                            floating *bias) noexcept nogil:
-        """Forward and backward pass of block blk of the batch (see
-        _forward_backward_rows) on the calling thread; its raw gradient into g,
-        or when bias is given its weight gradients added to g's and its bias
-        gradients into bias; its raw loss returned."""
-        cdef Py_ssize_t L = self.n_layers, l
-        cdef Py_ssize_t r0 = n * blk // n_blocks, m = n * (blk + 1) // n_blocks - r0
-        cdef Py_ssize_t *u = self.units
-        cdef const floating *Xb
-        cdef const floating *Yb
-        cdef const floating *swb
-        cdef const floating *inp
-        cdef floating *Z
-        cdef floating *Dl
-        cdef floating *Dp
-        cdef double raw
-        self._batch_rows(X, Y, sw, rows, row0, r0, m, 1, &Xb, &Yb, &swb)
-        for l in range(L):
-            inp = Xb if l == 0 else <floating *>self.A[l - 1] + r0 * u[l]
-            Z = <floating *>self.A[l] + r0 * u[l + 1]
-            _mm(Z, inp, params + self.coef_off[l], m, u[l], u[l + 1])
-            if l < L - 1:
-                _bias_act_forward(Z, params + self.inter_off[l], self.activation, m,
-                                  u[l + 1], 1)
-        raw = _output_loss_backward(<floating *>self.D[L - 1] + r0 * u[L],
-                                    self._bias_grad(g, bias, L - 1),
-                                    <floating *>self.A[L - 1] + r0 * u[L], self.row_loss + r0,
-                                    params + self.inter_off[L - 1], Yb, swb, self.output, m,
-                                    u[L], 1)
-        for l in range(L - 1, -1, -1):
-            inp = Xb if l == 0 else <floating *>self.A[l - 1] + r0 * u[l]
-            Dl = <floating *>self.D[l] + r0 * u[l + 1]
-            _mm_tn(g + self.coef_off[l], inp, Dl, u[l], m, u[l + 1], bias != NULL)
-            if l > 0:
-                Dp = <floating *>self.D[l - 1] + r0 * u[l]
-                _mm_nt(Dp, Dl, params + self.coef_off[l], m, u[l + 1], u[l])
-                _act_backward(Dp, self._bias_grad(g, bias, l - 1),
-                              <floating *>self.A[l - 1] + r0 * u[l], self.activation, m,
-                              u[l], 1)
-        return raw
-
-    def run_epoch(self, floating[::1] params, X, const floating[:, ::1] Y, const floating[::1] sw, bint has_sw,
-                  const Py_ssize_t[::1] order, bint shuffled, Py_ssize_t batch_size,
+    def run_epoch(self, floating[::1] params, X, const floating[:, ::1] Y,
+                  const floating[::1] sw, bint has_sw, const Py_ssize_t[::1] order,
+                  bint shuffled, Py_ssize_t batch_size, double alpha, bint squared_mean,
                   int solver, floating[::1] state1, floating[::1] state2,
-                  double alpha, double learning_rate, double momentum, bint nesterov,
-                  double beta_1, double beta_2, double epsilon, long adam_t,
-                  bint squared_mean):
+                  double learning_rate, double momentum=0, bint nesterov=False,
+                  double beta_1=0, double beta_2=0, double epsilon=1, long adam_t=0):
         """One epoch of mini-batch training, entirely without the GIL.
 
         X is a C-contiguous 2-D array, or a CSR matrix as ``(data, indices,
         indptr)`` with intp indices (its batches are never densified). Batches
         are ``order[i:i + batch_size]`` when ``shuffled``, else contiguous
-        slices of X. Returns the sum over batches of batch_loss * batch_rows,
-        what scikit-learn accumulates into ``loss_``; the optimiser steps made
-        are in ``last_epoch_steps`` (kept up to date, so also after Ctrl-C).
+        slices of X. The optimiser is ``solver`` (``SOLVERS``) with its state
+        arrays and hyper-parameters, Adam having taken ``adam_t`` steps so far.
+        Returns the sum over batches of batch_loss * batch_rows, what
+        scikit-learn accumulates into ``loss_``; the optimiser steps made are
+        in ``last_epoch_steps`` (kept up to date, so also after Ctrl-C).
         """
-        cdef const floating *xp = self._input(params, X, Y, sw, has_sw)
+        cdef Input inp
+        self._input(params, X, Y, sw, has_sw, &inp)
         cdef Py_ssize_t n = Y.shape[0], start, m
         cdef const Py_ssize_t *rows
         cdef const floating *swb
         cdef floating *p = &params[0]
-        cdef double raw, sq, sw_sum, lr, acc = 0, last_check, t_pass, t_step, now
-        cdef long steps = 0, t
-        cdef bint evict = False
-        # eviction applies to threaded row-parallel passes only
-        cdef bint may_evict = (xp != NULL and self.row_blocks > 1
-                               and min(<Py_ssize_t>self.n_threads, self.row_groups) > 1)
+        cdef double raw, sq, sw_sum, acc = 0, last_check, t0, now
+        cdef long steps = 0
+        cdef int mode, nt
+        cdef k.mlp_optimizer opt
         if batch_size < 1 or batch_size > self.capacity:
             raise ValueError(f"batch_size must be in [1, {self.capacity}], got {batch_size}")
         if shuffled and order.shape[0] != n:
             raise ValueError("order must hold one index per row")
-        if state1.shape[0] != self.n_params or (solver == _ADAM
+        _check_code(solver, SOLVERS, "solver")
+        if state1.shape[0] != self.n_params or (solver == k.MLP_SOLVER_ADAM
                                                 and state2.shape[0] != self.n_params):
             raise ValueError("optimiser state does not match the parameters")
-        if solver not in (_SGD, _ADAM):
-            raise ValueError(f"unknown solver code {solver}")
         if shuffled:
             for start in range(n):
                 if order[start] < 0 or order[start] >= n:
                     raise IndexError("order holds an index out of range")
+        opt.solver = solver
+        opt.learning_rate = learning_rate
+        opt.momentum = momentum
+        opt.nesterov = nesterov
+        opt.beta1 = beta_1
+        opt.beta2 = beta_2
+        opt.epsilon = epsilon
+        opt.t = adam_t
+        opt.state1 = &state1[0]
+        opt.state2 = &state2[0]
         self.last_epoch_steps = 0
         with nogil:
             last_check = k.mlp_monotonic_seconds()
@@ -1010,35 +777,22 @@ cdef class Network:
             while start < n:
                 m = min(batch_size, n - start)
                 rows = &order[start] if shuffled else NULL
-                if may_evict:
-                    evict = self._choose_evict()
-                    self.evicted_batches += evict
-                    self.evict_seconds = 0
-                t_pass = k.mlp_monotonic_seconds()
-                raw = self._forward_backward(p, xp, &Y[0, 0], &sw[0] if has_sw else NULL, m,
-                                             rows, start, evict)
-                t_step = k.mlp_monotonic_seconds()
-                self.pass_seconds += t_step - t_pass
+                inp.row0 = start
+                mode = _pace_choose(&self.pace) if self.n_threads > 1 else 0
+                nt = self.n_threads if mode else 1
+                t0 = k.mlp_monotonic_seconds()
+                raw = self._pass(p, &inp, &Y[0, 0], &sw[0] if has_sw else NULL, m, rows, nt)
                 # the batch's weights: gathered into swbuf by the pass when shuffled
                 swb = NULL
                 if has_sw:
                     swb = <const floating *>self.swbuf if shuffled else &sw[start]
                 sw_sum = _weight_sum(swb, m, has_sw)
                 acc += self._batch_loss(raw, sq, sw_sum, alpha, squared_mean) * m
-                if solver == _SGD:
-                    sq = _sgd_step(p, &state1[0], <floating *>self.grad_ptr, self.partial,
-                                   self.n_params, self.n_coef, alpha, sw_sum, learning_rate,
-                                   momentum, nesterov, self.n_threads)
-                else:
-                    t = adam_t + steps + 1
-                    lr = learning_rate * sqrt(1 - pow(beta_2, t)) / (1 - pow(beta_1, t))
-                    sq = _adam_step(p, &state1[0], &state2[0], <floating *>self.grad_ptr,
-                                    self.partial, self.n_params, self.n_coef, alpha, sw_sum,
-                                    lr, beta_1, beta_2, epsilon, self.n_threads)
+                sq = _step(p, <floating *>self.grad_ptr, self.partial, self.n_params,
+                           self.n_coef, alpha, sw_sum, &opt, nt)
                 now = k.mlp_monotonic_seconds()
-                self.step_seconds += now - t_step
-                if may_evict:
-                    self._note_evict_cost(evict, now - t_step)
+                if self.n_threads > 1:
+                    _pace_note(&self.pace, mode, (now - t0) / m)
                 steps += 1
                 self.last_epoch_steps = steps
                 start += m
@@ -1047,29 +801,6 @@ cdef class Network:
                         PyErr_CheckSignals()
                     last_check = k.mlp_monotonic_seconds()
         return acc
-
-    cdef inline bint _choose_evict(self) noexcept nogil:
-        """Whether this batch's pass evicts the parameters (see EVICT_POLICY)."""
-        cdef bint cheaper
-        if EVICT_POLICY != EVICT_AUTO:
-            return EVICT_POLICY == EVICT_ALWAYS
-        self.evict_decided += 1
-        if self.evict_cost[0] == 0 or self.evict_cost[1] == 0:
-            cheaper = self.evict_cost[0] != 0  # measure the one not measured yet
-        else:
-            cheaper = self.evict_cost[1] < self.evict_cost[0]
-            if self.evict_decided % EVICT_EXPLORE == 0:
-                cheaper = not cheaper
-        return cheaper
-
-    cdef inline void _note_evict_cost(self, bint evicted, double step_seconds) noexcept nogil:
-        """Adds a batch's step time (and eviction time) to the running means."""
-        cdef double *mean = &self.evict_cost[1 if evicted else 0]
-        cdef double cost = step_seconds + self.evict_seconds
-        if mean[0] == 0:
-            mean[0] = cost
-        else:
-            mean[0] += EVICT_WEIGHT * (min(cost, 2 * mean[0]) - mean[0])
 
 
 cdef inline double _weight_sum(const floating *sw, Py_ssize_t n, bint has_sw) noexcept nogil:
@@ -1082,34 +813,11 @@ cdef inline double _weight_sum(const floating *sw, Py_ssize_t n, bint has_sw) no
     return s
 
 
-cdef inline double _sgd_step(floating *params, floating *velocity, const floating *grad,
-                             double *partial, Py_ssize_t n, Py_ssize_t n_coef, double alpha,
-                             double sw_sum, double lr, double momentum, bint nesterov,
-                             int nt) noexcept nogil:
-    if floating is float:
-        return k.mlp_sgd_step_f32(params, velocity, grad, partial, n, n_coef, alpha, sw_sum,
-                                  lr, momentum, nesterov, nt)
-    else:
-        return k.mlp_sgd_step_f64(params, velocity, grad, partial, n, n_coef, alpha, sw_sum,
-                                  lr, momentum, nesterov, nt)
-
-
-cdef inline double _adam_step(floating *params, floating *m, floating *v, const floating *grad,
-                              double *partial, Py_ssize_t n, Py_ssize_t n_coef, double alpha,
-                              double sw_sum, double lr, double beta1, double beta2, double eps,
-                              int nt) noexcept nogil:
-    if floating is float:
-        return k.mlp_adam_step_f32(params, m, v, grad, partial, n, n_coef, alpha, sw_sum, lr,
-                                   beta1, beta2, eps, nt)
-    else:
-        return k.mlp_adam_step_f64(params, m, v, grad, partial, n, n_coef, alpha, sw_sum, lr,
-                                   beta1, beta2, eps, nt)
-
-
 # ---------------------------------------------------------------- prediction
 
-# Rows per block of the prediction pass: each block's activations stay in cache.
-cdef Py_ssize_t PREDICT_BLOCK_ROWS = 4096
+# Predictions share one Pace (see run_epoch's), in seconds per row and weight.
+cdef Pace PREDICT_PACE
+_pace_init(&PREDICT_PACE)
 
 
 def forward(list coefs, list intercepts, const floating[:, ::1] X, int activation, int output,
@@ -1121,138 +829,164 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
     ``csr=(data, indices, indptr)`` (intp indices) and, as X, an empty
     ``(0, n_features)`` array that fixes the dtype and width. With
     ``check_finite``, returns None (computing nothing) when a dense X holds
-    NaN or infinity.
+    NaN or infinity. Row blocks are shared out over up to n_threads threads.
     """
-    cdef Py_ssize_t L = len(coefs), l, n = X.shape[0], start, m, width = 1
+    cdef Py_ssize_t L = len(coefs), l, n = X.shape[0], width = 1, nb, blk, weights = 0
     cdef bint finite
     cdef const floating[::1] xdata
     cdef const Py_ssize_t[::1] xindices
     cdef const Py_ssize_t[::1] xindptr
-    cdef CSR sparse
-    cdef Py_ssize_t *units = NULL
-    cdef const floating **W = NULL
-    cdef const floating **b = NULL
-    cdef floating *buf0
-    cdef floating *buf1
-    cdef floating *cur
-    cdef floating *nxt
+    cdef Input inp
+    cdef Net net
     cdef const floating[:, ::1] wv
     cdef const floating[::1] bv
     cdef floating[:, ::1] P
     cdef floating *scratch = NULL
+    cdef void **bufs = NULL
+    cdef int nt = 1, mode = 0
+    cdef double t0
     dtype = np.float32 if floating is float else np.float64
-    _check_activation(activation)
-    _check_output(output)
+    _check_code(activation, ACTIVATIONS, "activation")
+    _check_code(output, OUTPUTS, "output")
     if L < 1 or len(intercepts) != L:
         raise ValueError("forward needs matching, non-empty coefs and intercepts")
-    units = <Py_ssize_t *>malloc((L + 1) * sizeof(Py_ssize_t))
-    W = <const floating **>malloc(L * sizeof(floating *))
-    b = <const floating **>malloc(L * sizeof(floating *))
+    net.n_layers = L
+    net.act = activation
+    net.out = output
+    net.units = <Py_ssize_t *>malloc((L + 1) * sizeof(Py_ssize_t))
+    net.W = <const void **>malloc(L * sizeof(void *))
+    net.b = <const void **>malloc(L * sizeof(void *))
     try:
-        if not (units and W and b):
+        if not (net.units and net.W and net.b):
             raise MemoryError()
-        units[0] = X.shape[1]
+        net.units[0] = X.shape[1]
+        inp.rows = NULL
+        inp.row0 = 0
+        inp.X = NULL if csr is not None or n == 0 else &X[0, 0]
         if csr is not None:
             if n != 0:
                 raise ValueError("with csr, X must be an empty (0, n_features) array")
-            xdata, xindices, xindptr = _csr_arrays(csr, units[0])
+            xdata, xindices, xindptr = _csr_arrays(csr, net.units[0])
             n = xindptr.shape[0] - 1
-            sparse.data = &xdata[0] if xdata.shape[0] else NULL
-            sparse.indices = &xindices[0] if xindices.shape[0] else NULL
-            sparse.indptr = &xindptr[0]
+            inp.csr.data = &xdata[0] if xdata.shape[0] else NULL
+            inp.csr.indices = &xindices[0] if xindices.shape[0] else NULL
+            inp.csr.indptr = &xindptr[0]
         for l in range(L):
             wv = coefs[l]
             bv = intercepts[l]
-            if wv.shape[0] != units[l] or bv.shape[0] != wv.shape[1]:
+            if wv.shape[0] != net.units[l] or bv.shape[0] != wv.shape[1]:
                 raise ValueError(f"layer {l} has shape {(wv.shape[0], wv.shape[1])}, "
-                                 f"expected fan_in {units[l]}")
-            units[l + 1] = wv.shape[1]
-            W[l] = &wv[0, 0]
-            b[l] = &bv[0]
+                                 f"expected fan_in {net.units[l]}")
+            net.units[l + 1] = wv.shape[1]
+            net.W[l] = &wv[0, 0]
+            net.b[l] = &bv[0]
+            weights += wv.shape[0] * wv.shape[1]
             if l < L - 1:
-                width = max(width, units[l + 1])
+                width = max(width, net.units[l + 1])
         if check_finite and csr is None and n:
             with nogil:
-                finite = _all_finite(&X[0, 0], n * units[0], n_threads)
+                finite = _all_finite(&X[0, 0], n * net.units[0], n_threads)
             if not finite:
                 return None
-        out = np.empty((n, units[L]), dtype=dtype)
+        out = np.empty((n, net.units[L]), dtype=dtype)
         P = out
         if n == 0:
             return out
-        scratch = <floating *>malloc(2 * min(n, PREDICT_BLOCK_ROWS) * width * sizeof(floating))
-        if scratch == NULL:
+        nb = _n_blocks(n)
+        if nb > 1 and n_threads > 1:
+            mode = _pace_choose(&PREDICT_PACE)
+            nt = min(n_threads, nb) if mode else 1
+        # per thread: two scratch blocks the hidden layers alternate between
+        # (in place: a prediction keeps no pre-activation), and L pointers
+        bufs = <void **>malloc(nt * L * sizeof(void *))
+        scratch = <floating *>malloc(nt * 2 * min(n, BLOCK_ROWS) * width * sizeof(floating))
+        if scratch == NULL or bufs == NULL:
             raise MemoryError()
-        buf0 = scratch
-        buf1 = buf0 + min(n, PREDICT_BLOCK_ROWS) * width
+        for blk in range(nt):
+            for l in range(L):
+                bufs[blk * L + l] = scratch + (2 * blk + l % 2) * min(n, BLOCK_ROWS) * width
         with nogil:
-            start = 0
-            while start < n:
-                m = min(PREDICT_BLOCK_ROWS, n - start)
-                cur = NULL if csr is not None else <floating *>&X[start, 0]
-                for l in range(L):
-                    nxt = &P[start, 0] if l == L - 1 else (buf0 if l % 2 == 0 else buf1)
-                    # nxt = cur @ W[l]
-                    if cur == NULL:
-                        _csr_matmul(nxt, <const floating *>sparse.data, sparse.indices,
-                                    sparse.indptr, NULL, start, m, W[l], units[l + 1],
-                                    n_threads)
-                    else:
-                        _mm_par(nxt, cur, W[l], m, units[l], units[l + 1], n_threads)
-                    if l < L - 1:
-                        _bias_act_forward(nxt, b[l], activation, m, units[l + 1], n_threads)
-                    else:
-                        _output_forward(nxt, b[l], output, m, units[l + 1], n_threads)
-                    cur = nxt
-                start += m
+            t0 = k.mlp_monotonic_seconds()
+            if nt > 1:
+                for blk in prange(nb, num_threads=nt, schedule="dynamic"):
+                    _predict_block(&net, bufs + threadid() * L, &inp, &P[0, 0], n, blk, nb)
+            else:
+                for blk in range(nb):
+                    _predict_block(&net, bufs, &inp, &P[0, 0], n, blk, nb)
+            t0 = k.mlp_monotonic_seconds() - t0
+        if nb > 1 and n_threads > 1:  # under the GIL: one Pace for every caller
+            _pace_note(&PREDICT_PACE, mode, t0 / (n * weights))
         return out
     finally:
         free(scratch)
-        free(units)
-        free(W)
-        free(b)
+        free(bufs)
+        free(net.units)
+        free(<void *>net.W)
+        free(<void *>net.b)
+
+
+cdef void _predict_block(const Net *net, void **bufs, const Input *inp, floating *P,
+                         Py_ssize_t n, Py_ssize_t blk, Py_ssize_t nb) noexcept nogil:
+    # rows [r0, r0 + m) of P = out(forward(X) + b[-1]); the scratch bufs hold one block
+    cdef Py_ssize_t r0 = n * blk // nb, m = n * (blk + 1) // nb - r0
+    cdef Py_ssize_t K = net.units[net.n_layers]
+    cdef Input block = inp[0]
+    if block.X != NULL:
+        block.X = <const floating *>inp.X + r0 * net.units[0]
+    else:
+        block.row0 = r0
+    _forward_block(net, <floating **>bufs, <floating **>bufs, &block, 0, m, P + r0 * K)
+    _output_forward(P + r0 * K, <const floating *>net.b[net.n_layers - 1], net.out, m, K)
 
 
 # ---------------------------------------------------------------- kernel entry points
 # Thin wrappers over single kernels, used by the tests against NumPy references.
 
-def bias_act_forward(floating[:, ::1] Z, const floating[::1] b, int activation, int n_threads):
-    """Z <- act(Z + b) in place."""
-    _check_activation(activation)
-    if b.shape[0] != Z.shape[1]:
-        raise ValueError("b must have one entry per column of Z")
+def act_forward(floating[:, ::1] A, floating[:, ::1] Z, const floating[::1] b, int activation):
+    """Z <- Z + b;  A = act(Z) (A may be Z)."""
+    _check_code(activation, ACTIVATIONS, "activation")
+    if b.shape[0] != Z.shape[1] or A.shape[0] != Z.shape[0] or A.shape[1] != Z.shape[1]:
+        raise ValueError("A, Z and b shapes do not match")
     with nogil:
-        _bias_act_forward(&Z[0, 0], &b[0], activation, Z.shape[0], Z.shape[1], n_threads)
+        _act_forward(&A[0, 0], &Z[0, 0], &b[0], activation, Z.shape[0], Z.shape[1])
 
 
-def act_backward(floating[:, ::1] dZ, floating[::1] db, const floating[:, ::1] A,
-                 int activation, int n_threads):
-    """dZ <- dZ * act'(A) in place; db <- dZ.sum(axis=0)."""
-    _check_activation(activation)
-    if A.shape[0] != dZ.shape[0] or A.shape[1] != dZ.shape[1] or db.shape[0] != dZ.shape[1]:
-        raise ValueError("dZ, db and A shapes do not match")
+def act_backward(floating[:, ::1] dZ, const floating[:, ::1] dA, const floating[:, ::1] Z,
+                 const floating[:, ::1] A, int activation):
+    """dZ = dA * act'(Z), A = act(Z) (dZ may be dA)."""
+    _check_code(activation, ACTIVATIONS, "activation")
+    shape = (dZ.shape[0], dZ.shape[1])
+    if shape != (dA.shape[0], dA.shape[1]) or shape != (Z.shape[0], Z.shape[1]) \
+            or shape != (A.shape[0], A.shape[1]):
+        raise ValueError("dZ, dA, Z and A shapes do not match")
     with nogil:
-        _act_backward(&dZ[0, 0], &db[0], &A[0, 0], activation, dZ.shape[0], dZ.shape[1],
-                      n_threads)
+        _act_backward(&dZ[0, 0], &dA[0, 0], &Z[0, 0], &A[0, 0], activation, dZ.shape[0],
+                      dZ.shape[1])
 
 
-def output_forward(floating[:, ::1] Z, const floating[::1] b, int output, int n_threads):
+def column_sums(floating[::1] s, const floating[:, ::1] X):
+    """s = X.sum(axis=0), summed in row order."""
+    if s.shape[0] != X.shape[1]:
+        raise ValueError("s must have one entry per column of X")
+    with nogil:
+        _column_sums(&s[0], &X[0, 0], X.shape[0], X.shape[1])
+
+
+def output_forward(floating[:, ::1] Z, const floating[::1] b, int output):
     """Z <- out(Z + b) in place."""
-    _check_output(output)
+    _check_code(output, OUTPUTS, "output")
     if b.shape[0] != Z.shape[1]:
         raise ValueError("b must have one entry per column of Z")
     with nogil:
-        _output_forward(&Z[0, 0], &b[0], output, Z.shape[0], Z.shape[1], n_threads)
+        _output_forward(&Z[0, 0], &b[0], output, Z.shape[0], Z.shape[1])
 
 
-def output_loss_backward(floating[:, ::1] dZ, floating[::1] db, floating[:, ::1] Z,
-                         double[::1] row_loss, const floating[::1] b,
-                         const floating[:, ::1] Y, sw, int output, int n_threads):
-    """Z <- P = out(Z + b); dZ = sw (P - Y); db = dZ.sum(0); returns sum of sw * loss."""
+def output_loss_backward(floating[:, ::1] dZ, floating[:, ::1] Z, double[::1] row_loss,
+                         const floating[::1] b, const floating[:, ::1] Y, sw, int output):
+    """Z <- P = out(Z + b); dZ = sw (P - Y); row_loss = sw * loss."""
     cdef const floating[::1] swv
     cdef const floating *swp = NULL
-    cdef double total
-    _check_output(output)
+    _check_code(output, OUTPUTS, "output")
     if sw is not None:
         swv = sw
         if swv.shape[0] != Z.shape[0]:
@@ -1260,13 +994,11 @@ def output_loss_backward(floating[:, ::1] dZ, floating[::1] db, floating[:, ::1]
         swp = &swv[0]
     if (dZ.shape[0] != Z.shape[0] or dZ.shape[1] != Z.shape[1] or Y.shape[0] != Z.shape[0]
             or Y.shape[1] != Z.shape[1] or b.shape[0] != Z.shape[1]
-            or db.shape[0] != Z.shape[1] or row_loss.shape[0] != Z.shape[0]):
+            or row_loss.shape[0] != Z.shape[0]):
         raise ValueError("array shapes do not match")
     with nogil:
-        total = _output_loss_backward(&dZ[0, 0], &db[0], &Z[0, 0], &row_loss[0], &b[0],
-                                      &Y[0, 0], swp, output, Z.shape[0], Z.shape[1],
-                                      n_threads)
-    return total
+        _output_loss_backward(&dZ[0, 0], &Z[0, 0], &row_loss[0], &b[0], &Y[0, 0], swp,
+                              output, Z.shape[0], Z.shape[1])
 
 
 def all_finite(const floating[::1] x, int n_threads=1):
@@ -1278,8 +1010,7 @@ def all_finite(const floating[::1] x, int n_threads=1):
     return bool(ok)
 
 
-def gather_rows(floating[:, ::1] out, const floating[:, ::1] X, const Py_ssize_t[::1] idx,
-                int n_threads):
+def gather_rows(floating[:, ::1] out, const floating[:, ::1] X, const Py_ssize_t[::1] idx):
     """out[i] = X[idx[i]]."""
     cdef Py_ssize_t i
     if out.shape[0] != idx.shape[0] or out.shape[1] != X.shape[1]:
@@ -1288,31 +1019,36 @@ def gather_rows(floating[:, ::1] out, const floating[:, ::1] X, const Py_ssize_t
         if idx[i] < 0 or idx[i] >= X.shape[0]:
             raise IndexError("idx holds an index out of range")
     with nogil:
-        _gather_rows(&out[0, 0], &X[0, 0], &idx[0], idx.shape[0], X.shape[1], n_threads)
+        _gather_rows(&out[0, 0], &X[0, 0], &idx[0], idx.shape[0], X.shape[1])
 
 
 def optimizer_step(int solver, floating[::1] params, floating[::1] state1, floating[::1] state2,
                    const floating[::1] grad, Py_ssize_t n_coef, double alpha, double sw_sum,
                    double learning_rate, double momentum, bint nesterov, double beta_1,
-                   double beta_2, double epsilon, int n_threads):
-    """One SGD or Adam step on the flat buffer (learning_rate already bias-corrected
-    for Adam); returns the sum of squares of the updated params[:n_coef]."""
+                   double beta_2, double epsilon, long adam_t, int n_threads):
+    """One SGD or Adam step on the flat buffer, Adam's being its step adam_t + 1;
+    returns the sum of squares of the updated params[:n_coef]."""
     cdef Py_ssize_t n = params.shape[0]
     cdef double[::1] partial = np.zeros(n // k.MLP_REDUCE_CHUNK + 1)
     cdef double sq
-    if grad.shape[0] != n or state1.shape[0] != n or (solver == _ADAM
+    cdef k.mlp_optimizer opt
+    _check_code(solver, SOLVERS, "solver")
+    if grad.shape[0] != n or state1.shape[0] != n or (solver == k.MLP_SOLVER_ADAM
                                                      and state2.shape[0] != n):
         raise ValueError("params, grad and optimiser state must have the same length")
     if not 0 <= n_coef <= n:
         raise ValueError("n_coef must be in [0, len(params)]")
-    if solver not in (_SGD, _ADAM):
-        raise ValueError(f"unknown solver code {solver}")
+    opt.solver = solver
+    opt.learning_rate = learning_rate
+    opt.momentum = momentum
+    opt.nesterov = nesterov
+    opt.beta1 = beta_1
+    opt.beta2 = beta_2
+    opt.epsilon = epsilon
+    opt.t = adam_t
+    opt.state1 = &state1[0]
+    opt.state2 = &state2[0]
     with nogil:
-        if solver == _SGD:
-            sq = _sgd_step(&params[0], &state1[0], &grad[0], &partial[0], n, n_coef, alpha,
-                           sw_sum, learning_rate, momentum, nesterov, n_threads)
-        else:
-            sq = _adam_step(&params[0], &state1[0], &state2[0], &grad[0], &partial[0], n,
-                            n_coef, alpha, sw_sum, learning_rate, beta_1, beta_2, epsilon,
-                            n_threads)
+        sq = _step(&params[0], &grad[0], &partial[0], n, n_coef, alpha, sw_sum, &opt,
+                   n_threads)
     return sq

@@ -36,7 +36,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from mlpfast import _engine
-from mlpfast._config import blas_single_threaded, cpus_awake, effective_n_threads
+from mlpfast._config import blas_single_threaded, effective_n_threads, engine_threads
 from mlpfast._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
@@ -44,42 +44,12 @@ _STOCHASTIC_SOLVERS = ["sgd", "adam"]
 # Fewer rows than this are predicted on one thread, with no thread set-up at all.
 _PREDICT_MIN_ROWS_THREADED = 256
 
-# A fit keeps the other CPUs awake from its start (cpus_awake) when one epoch's
-# forward products come to at most this many multiply-adds, and so does a
-# threaded prediction whose products do. Measured on the benchmarks' 2-vCPU VM
-# (development A/B, settled calls alternated in one process, medians):
-# - predicting the 1797 rows of `small`: 0.89 against 12.0 ms (20 calls each);
-# - `small` fits (1797 rows, 64-100-10, 13M per epoch): 8.2 against 16.0 ms
-#   (float32) and 12.5 against 20.2 ms (float64), 30 each; `tanh` float32
-#   9.6 against 18.3 ms;
-# - longer fits gained nothing: `tabular` float64 (320M) 36.3 against 35.8 ms,
-#   `regression` (259M) 78.4 against 75.0 ms (float64) and 47.3 against
-#   45.3 ms (float32). The MNIST-shaped fit (5.4G) fell in the VM's slow mode
-#   (about 600 against 370 ms) in 22 of 40 fits with a waker and 4 of 40
-#   without (pooled over four comparisons); a later A/B that ran a waker just
-#   before half of 20 fits saw no difference (5 and 5 slow), so that may be
-#   the VM's phases, but these fits have nothing to gain.
-_WAKE_MAX_MACS = 1 << 26
-
-
-def _wake_threads(macs, n_threads):
-    """The thread count for cpus_awake of a call whose forward products come
-    to `macs` multiply-adds on n_threads threads: n_threads up to
-    _WAKE_MAX_MACS, else 1 (nobody woken)."""
-    return n_threads if macs <= _WAKE_MAX_MACS else 1
-
-# Hidden activation name -> kernel code. Adding an activation touches this table
-# and the kernels only.
-ACTIVATION_CODES = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
+# Hidden activation name -> kernel code (the engine's table, from the C enum).
+ACTIVATION_CODES = _engine.ACTIVATIONS
 
 # out_activation_ -> (fused output/loss kernel code, loss is a mean over outputs).
 # scikit-learn's squared error is 0.5 * mean over outputs; the other losses sum.
-OUTPUT_CODES = {
-    "identity": (0, True),
-    "logistic": (1, False),
-    "softmax": (2, False),
-    "exp": (3, False),
-}
+OUTPUT_CODES = {name: (code, name == "identity") for name, code in _engine.OUTPUTS.items()}
 
 
 class BaseMultilayerPerceptron(BaseEstimator, ABC):
@@ -207,7 +177,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.intercepts_[i] = params[start:end]
             start = end
 
-    def _network(self, layer_units, dtype, capacity, X):
+    def _network(self, layer_units, dtype, capacity, X, n_threads):
         output_code, _ = OUTPUT_CODES[self.out_activation_]
         return _engine.Network(
             layer_units,
@@ -215,7 +185,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             output_code,
             dtype,
             capacity,
-            effective_n_threads(),
+            n_threads,
             dense_input=not isinstance(X, tuple),
         )
 
@@ -246,14 +216,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             OUTPUT_CODES[self.out_activation_][0],
         )
         n_rows = X.shape[0] if csr is None else csr[2].shape[0] - 1
-        n_threads = 1 if n_rows < _PREDICT_MIN_ROWS_THREADED else effective_n_threads()
         # A plain array is checked for NaN and infinity by the engine, in C.
         check_finite = check_input and plain
-        if n_threads == 1:
+        if n_rows < _PREDICT_MIN_ROWS_THREADED or effective_n_threads() == 1:
             P = _engine.forward(*args, 1, csr=csr, check_finite=check_finite)
         else:
-            awake = _wake_threads(n_rows * sum(c.size for c in coefs), n_threads)
-            with blas_single_threaded(), cpus_awake(awake):
+            with blas_single_threaded(), engine_threads() as n_threads:
                 P = _engine.forward(*args, n_threads, csr=csr, check_finite=check_finite)
         if P is None:
             # X holds NaN or infinity: scikit-learn's validation raises its error.
@@ -325,29 +293,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         intercept_init = self._random_state.uniform(-init_bound, init_bound, fan_out)
         return coef_init.astype(dtype, copy=False), intercept_init.astype(dtype, copy=False)
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
-        # From the start: the first threaded region is the NaN check of X.
-        with cpus_awake(self._threads_to_wake(X)):
-            return self._fit_awake(X, y, sample_weight, incremental)
-
-    def _threads_to_wake(self, X):
-        """The thread count for cpus_awake: the fit's, when one epoch's forward
-        products (X's rows times the multiply-adds of a row through the hidden
-        layers and one output) come to at most _WAKE_MAX_MACS, else 1."""
-        shape = getattr(X, "shape", None)
-        try:
-            units = [int(shape[1]), *(int(h) for h in self._hidden_layer_list()), 1]
-            macs = int(shape[0]) * sum(a * b for a, b in zip(units[:-1], units[1:]))
-        except (TypeError, IndexError, ValueError):
-            return 1
-        return _wake_threads(macs, effective_n_threads())
-
     def _hidden_layer_list(self):
         """hidden_layer_sizes as a list (an int stands for one layer)."""
         sizes = self.hidden_layer_sizes
         return list(sizes) if hasattr(sizes, "__iter__") else [sizes]
 
-    def _fit_awake(self, X, y, sample_weight, incremental):
+    def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden_layer_sizes = self._hidden_layer_list()
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(
@@ -381,11 +332,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 "warm_start and partial_fit need the same hidden_layer_sizes."
             )
 
-        with blas_single_threaded():
+        with blas_single_threaded(), engine_threads() as n_threads:
             if self.solver in _STOCHASTIC_SOLVERS:
-                self._fit_stochastic(X, y, sample_weight, layer_units, incremental)
+                self._fit_stochastic(X, y, sample_weight, layer_units, incremental, n_threads)
             elif self.solver == "lbfgs":
-                self._fit_lbfgs(X, y, sample_weight, layer_units)
+                self._fit_lbfgs(X, y, sample_weight, layer_units, n_threads)
 
         weights = self.coefs_ + self.intercepts_
         if not all(np.isfinite(w).all() for w in weights):
@@ -405,13 +356,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             return X, Y, np.ones(1, dtype=dtype), False
         return X, Y, np.ascontiguousarray(sample_weight, dtype=dtype), True
 
-    def _fit_lbfgs(self, X, y, sample_weight, layer_units):
+    def _fit_lbfgs(self, X, y, sample_weight, layer_units, n_threads):
         # scipy's L-BFGS-B works in float64; like scikit-learn, lbfgs trains and
         # returns float64 parameters whatever the dtype of X.
         dtype = np.float64
         X, Y, sw, has_sw = self._engine_arrays(X, y, sample_weight, dtype)
         params = self._pack_params(dtype)
-        network = self._network(layer_units, dtype, Y.shape[0], X)
+        network = self._network(layer_units, dtype, Y.shape[0], X, n_threads)
         squared_mean = OUTPUT_CODES[self.out_activation_][1]
         alpha = float(self.alpha)
 
@@ -431,7 +382,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.loss_ = opt_res.fun
         params[:] = opt_res.x
 
-    def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental):
+    def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental, n_threads):
         dtype = X.dtype
         params = self._pack_params(dtype)
         n_params = params.shape[0]
@@ -505,7 +456,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         X_train, Y_train, sw_train, has_sw = self._engine_arrays(
             X_train, y_train, sample_weight_train, dtype
         )
-        network = self._network(layer_units, dtype, batch_size, X_train)
+        network = self._network(layer_units, dtype, batch_size, X_train, n_threads)
         squared_mean = OUTPUT_CODES[self.out_activation_][1]
 
         try:

@@ -16,7 +16,7 @@ The protocol the estimator uses:
 
 import numpy as np
 
-from mlpfast._engine import SOLVER_ADAM, SOLVER_SGD
+from mlpfast._engine import SOLVERS
 
 
 class _BaseOptimizer:
@@ -66,7 +66,7 @@ class SGDOptimizer(_BaseOptimizer):
     velocity = momentum * velocity - learning_rate * grad; params += velocity
     """
 
-    solver_code = SOLVER_SGD
+    solver_code = SOLVERS["sgd"]
 
     def __init__(
         self,
@@ -120,7 +120,7 @@ class AdamOptimizer(_BaseOptimizer):
     params -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
     """
 
-    solver_code = SOLVER_ADAM
+    solver_code = SOLVERS["adam"]
 
     def __init__(
         self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,

@@ -2,10 +2,14 @@
 
 import numpy as np
 
-# Codes of csrc/mlpfast_kernels.h.
-IDENTITY, LOGISTIC, TANH, RELU = 0, 1, 2, 3
-OUT_SQUARED, OUT_BINARY, OUT_MULTI, OUT_POISSON = 0, 1, 2, 3
-ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
+from mlpfast import _engine
+
+# The kernel codes (the engine's tables, from csrc/mlpfast_kernels.h).
+ACTIVATIONS = dict(_engine.ACTIVATIONS)
+IDENTITY, LOGISTIC, TANH, RELU = (ACTIVATIONS[name]
+                                  for name in ("identity", "logistic", "tanh", "relu"))
+OUT_SQUARED, OUT_BINARY, OUT_MULTI, OUT_POISSON = (
+    _engine.OUTPUTS[name] for name in ("identity", "logistic", "softmax", "exp"))
 OUTPUTS = {"squared": OUT_SQUARED, "binary": OUT_BINARY, "multi": OUT_MULTI,
            "poisson": OUT_POISSON}
 

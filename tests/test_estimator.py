@@ -9,6 +9,8 @@ import os
 import pickle
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -253,53 +255,106 @@ def test_sklearn_tools_clone_pickle_pipeline_gridsearch(iris):
         scores = cross_val_score(clone(model), X_train, y_train, cv=3)
         their_scores = cross_val_score(clone(their_model), X_train, y_train, cv=3)
         np.testing.assert_allclose(scores, their_scores, atol=0.01)
-        search = GridSearchCV(clone(model), {"alpha": [1e-4, 1e-2]}, cv=3).fit(
-            X_train, y_train)
-        assert search.best_params_["alpha"] in (1e-4, 1e-2)
+        grid = {"alpha": [1e-4, 1e-2]}
+        search = GridSearchCV(clone(model), grid, cv=3).fit(X_train, y_train)
+        their_search = GridSearchCV(clone(their_model), grid, cv=3).fit(X_train, y_train)
+        np.testing.assert_allclose(search.cv_results_["mean_test_score"],
+                                   their_search.cv_results_["mean_test_score"], atol=0.01)
 
 
-def test_same_model_whatever_the_thread_count(digits):
-    """Oracle: the same fit on one thread (bit-identical models are a design goal)."""
-    X_train, _, y_train, _ = digits
-    X = np.tile(X_train, (4, 4))  # products and kernels above the threading thresholds
-    y = np.tile(y_train, 4)
-    params = dict(hidden_layer_sizes=(200,), max_iter=2, batch_size=500, random_state=0)
+def _fits_on_threads(make, X, y, thread_counts, monkeypatch, **fit_params):
+    """make() fitted on X, y once per thread count: the count the engine is
+    given (above this machine's CPU count too), whatever the CPUs."""
     fits = []
-    for n_threads in (1, 2):
-        with threadpool_limits(limits=n_threads, user_api="openmp"), warnings.catch_warnings():
+    for n_threads in thread_counts:
+        monkeypatch.setattr(mlpfast._config, "effective_n_threads", lambda n=n_threads: n)
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            fits.append(MLPClassifier(**params).fit(X, y))
-    for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, fits[1].coefs_ + fits[1].intercepts_):
-        np.testing.assert_array_equal(a, b)
-    assert fits[0].loss_curve_ == fits[1].loss_curve_
+            fits.append(make().fit(X, y, **fit_params))
+    return fits
+
+
+def _assert_same_fit(fits):
+    for fit in fits[1:]:
+        for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, fit.coefs_ + fit.intercepts_):
+            np.testing.assert_array_equal(a, b)
+        if hasattr(fit, "loss_curve_"):
+            assert fits[0].loss_curve_ == fit.loss_curve_
+        assert fits[0].loss_ == fit.loss_
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_same_model_whatever_the_thread_count(digits, solver, monkeypatch):
+    """Oracle: the same fit on one thread (bit-identical models are a design goal),
+    against 2, 3 and 4 threads."""
+    X_train, _, y_train, _ = digits
+    X = np.tile(X_train, (4, 4))
+    y = np.tile(y_train, 4)
+    params = dict(hidden_layer_sizes=(200,), max_iter=2, batch_size=500, random_state=0,
+                  solver=solver)
+    _assert_same_fit(_fits_on_threads(lambda: MLPClassifier(**params), X, y, (1, 2, 3, 4),
+                                      monkeypatch))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
-def test_same_regression_model_whatever_the_thread_count(dtype, solver):
-    """Row-parallel training in gradient groups (100-128-1, batch 200: 4 blocks of
-    50 rows in 2 groups, whatever this machine's CPU count), with sample weights
-    and a short last batch of 97 rows. Oracle: the same fit on one thread."""
+def test_same_regression_model_whatever_the_thread_count(dtype, solver, monkeypatch):
+    """A shuffled fit with sample weights and a short last batch of 97 rows
+    (100-128-1, batch 200). Oracle: the same fit on one thread, against 2 to 4."""
     rng = np.random.RandomState(0)
     X = rng.normal(size=(1097, 100)).astype(dtype)
     y = (X[:, :5].sum(axis=1) + 0.1 * rng.normal(size=1097)).astype(dtype)
     sw = rng.uniform(0.5, 2.0, size=1097)
     params = dict(hidden_layer_sizes=(128,), max_iter=3, batch_size=200, solver=solver,
                   random_state=0)
-    previous = _engine.set_max_blocks(2)
-    try:
-        assert _engine.Network([100, 128, 1], 3, 0, dtype, 200, 2).row_blocks == 4
-        fits = []
-        for n_threads in (1, 2):
-            with threadpool_limits(limits=n_threads, user_api="openmp"), \
-                    warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                fits.append(MLPRegressor(**params).fit(X, y, sample_weight=sw))
-    finally:
-        _engine.set_max_blocks(previous)
-    for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, fits[1].coefs_ + fits[1].intercepts_):
-        np.testing.assert_array_equal(a, b)
-    assert fits[0].loss_curve_ == fits[1].loss_curve_
+    _assert_same_fit(_fits_on_threads(lambda: MLPRegressor(**params), X, y, (1, 2, 3, 4),
+                                      monkeypatch, sample_weight=sw))
+
+
+_CPU_COUNT_SCRIPT = """
+import hashlib, os, sys, warnings
+import numpy as np
+os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:int(sys.argv[1])]))
+from mlpfast import MLPClassifier
+import mlpfast
+rng = np.random.RandomState(0)
+X = rng.normal(size=(3000, 30)).astype(sys.argv[2])
+y = (X[:, 0] + X[:, 1] > 0).astype(int)
+warnings.simplefilter("ignore")
+m = MLPClassifier((64, 32), max_iter=3, random_state=0).fit(X, y)
+h = hashlib.sha256()
+for a in m.coefs_ + m.intercepts_:
+    h.update(a.tobytes())
+h.update(m.predict_proba(X).tobytes())
+print(mlpfast._config.effective_n_threads(), h.hexdigest())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_same_model_whatever_the_cpu_count(dtype):
+    """A fresh process limited to 1 CPU, and to all of this machine's: the same
+    coefficients and predictions, to the bit (oracle: the 1-CPU process)."""
+    cpus = len(os.sched_getaffinity(0))
+    results = []
+    for count in sorted({1, cpus}):
+        out = subprocess.run([sys.executable, "-c", _CPU_COUNT_SCRIPT, str(count), dtype],
+                             capture_output=True, text=True, timeout=120, check=True)
+        threads, digest = out.stdout.split()
+        assert int(threads) <= count
+        results.append(digest)
+    assert len(set(results)) == 1
+
+
+@pytest.mark.skipif(mlpfast._config.effective_n_threads() < 2, reason="needs two threads")
+def test_a_fit_times_its_batches_on_one_thread_and_on_all():
+    """The threads-per-batch rule measures both ways (Network.pace_costs: seconds
+    per row on one thread and on all, both positive) in a fit of many batches."""
+    X, y = make_regression(n_samples=4000, n_features=50, random_state=0)
+    est = MLPRegressor(hidden_layer_sizes=(64,), max_iter=2, batch_size=100, random_state=0)
+    _, network = _fit_keeping_network(est, X, y)
+    assert network.last_epoch_steps == 40
+    assert min(network.pace_costs) > 0
 
 
 def _fit_keeping_network(est, X, y, **fit_params):
@@ -317,78 +372,6 @@ def _fit_keeping_network(est, X, y, **fit_params):
         est.fit(X, y, **fit_params)
     (network,) = networks
     return est, network
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("solver", ["adam", "sgd"])
-def test_evicting_the_parameters_before_the_step_changes_no_result(dtype, solver):
-    """The row-parallel pass on two threads (100-128-1) with every batch's
-    parameters evicted from the caches before the step (mlp_evict_for_step).
-    Oracle: the same fit that never evicts."""
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(1097, 100)).astype(dtype)
-    y = (X[:, :5].sum(axis=1) + 0.1 * rng.normal(size=1097)).astype(dtype)
-    params = dict(hidden_layer_sizes=(128,), max_iter=3, batch_size=200, solver=solver,
-                  random_state=0)
-    fits = {}
-    previous = _engine.set_evict_policy("never")
-    try:
-        for policy in ("never", "always"):
-            _engine.set_evict_policy(policy)
-            with threadpool_limits(limits=2, user_api="openmp"):
-                fits[policy] = _fit_keeping_network(MLPRegressor(**params), X, y)
-    finally:
-        _engine.set_evict_policy(previous)
-    (never, _), (always, network) = fits["never"], fits["always"]
-    for a, b in zip(never.coefs_ + never.intercepts_, always.coefs_ + always.intercepts_):
-        np.testing.assert_array_equal(a, b)
-    assert never.loss_curve_ == always.loss_curve_
-    assert network.row_blocks > 1
-    if network.n_threads >= 2:
-        assert network.evicted_batches == 3 * 6  # every batch of the 3 epochs
-    assert fits["never"][1].evicted_batches == 0
-
-
-@pytest.mark.skipif(mlpfast._config.effective_n_threads() < 2, reason="needs two threads")
-def test_auto_eviction_measures_both_ways():
-    """The "auto" policy's contract: it measures a step without eviction and one
-    with, then takes the cheaper, trying the other every 16th batch; so a fit of
-    more than 16 batches evicts some batches and not others, and has measured
-    both."""
-    X, y = make_regression(n_samples=4000, n_features=50, random_state=0)
-    est = MLPRegressor(hidden_layer_sizes=(64,), max_iter=2, batch_size=100, random_state=0)
-    previous = _engine.set_evict_policy("auto")
-    try:
-        _, network = _fit_keeping_network(est, X, y)
-    finally:
-        _engine.set_evict_policy(previous)
-    assert network.row_blocks > 1
-    assert 0 < network.evicted_batches < 2 * 40
-    assert min(network.evict_costs) > 0
-
-
-def test_evict_policy_names():
-    previous = _engine.set_evict_policy("always")
-    try:
-        assert _engine.set_evict_policy("never") == "always"
-        with pytest.raises(ValueError, match="evict policy"):
-            _engine.set_evict_policy("sometimes")
-    finally:
-        _engine.set_evict_policy(previous)
-
-
-def test_network_times_its_passes_and_steps(digits):
-    """Network.pass_seconds / step_seconds (read by bench/profile_fit.py) are
-    positive and together within the fit's wall time (oracle: time.perf_counter
-    around fit); the network made one step per batch of the last epoch."""
-    X, _, y, _ = digits
-    est = MLPClassifier(hidden_layer_sizes=(32,), max_iter=3, batch_size=100, random_state=0)
-    start = time.perf_counter()
-    _, network = _fit_keeping_network(est, X, y)
-    wall = time.perf_counter() - start
-    assert network.last_epoch_steps == -(-X.shape[0] // 100)
-    assert network.pass_seconds > 0 and network.step_seconds > 0
-    assert network.pass_seconds + network.step_seconds < wall
 
 
 @pytest.mark.skipif(len(_engine.kernel_isas()) < 2, reason="one kernel instruction set only")

@@ -217,55 +217,37 @@ def test_loss_grad_matches_numpy_backprop(act, out, weighted, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("units, max_blocks, n, capacity, blocks", [
-    ([64, 256, 128, 10], 2, 128, 128, 2),
-    ([64, 256, 128, 10], 3, 127, 127, 3),
-    ([100, 128, 64, 10], 2, 400, 400, 6),
-    ([100, 128, 64, 10], 2, 130, 400, 6),
-    ([100, 128, 64, 10], 2, 97, 400, 6),
-    ([100, 128, 64, 10], 1, 400, 400, 1),
-    ([300, 256, 128, 10], 2, 128, 128, 2),
-    ([300, 256, 128, 10], 64, 128, 128, 1),
-], ids=["row-parallel", "row-parallel-3-blocks", "row-parallel-small-products",
-        "row-parallel-short-batch", "row-parallel-shorter-batch", "one-cpu",
-        "row-parallel-big", "split-and-paired"])
-def test_loss_grad_with_threads(units, max_blocks, n, capacity, blocks, dtype):
-    """The two threaded passes: a network trained row-parallel, and one whose
-    products are split in blocks and whose backward pair (dW beside D) runs side
-    by side (128 * 256 * 128 multiply-adds: above both thresholds), which a
-    network of more than 2**16 coefficients gets when the gradient buffers of
-    row-parallel groups (one per CPU but the first) would pass 2**22 values: the
-    110848 coefficients of the last two cases on 64 CPUs, not on 2. Row-parallel
-    cases: two blocks of 64 rows; three uneven blocks of 127 rows, more blocks
-    than threads; six blocks of 66-67 rows in two gradient groups, the fewest
-    multiple of the CPU count that keeps the 100 x 128 layer's products within
-    10**6 multiply-adds; batches shorter than the capacity, which run 4 blocks
-    (130 rows) and 2 blocks (97 rows: 3 blocks would leave the groups unequal);
-    one CPU: no extra blocks. Loss and gradient
-    equal numpy_loss_grad, and 1 and 2 threads give bitwise equal results
-    (oracle: the one-thread run, which does the same blocks in turn)."""
+@pytest.mark.parametrize("units, n, capacity", [
+    ([64, 256, 128, 10], 128, 128),
+    ([64, 256, 128, 10], 127, 127),
+    ([100, 128, 64, 10], 130, 400),
+    ([300, 256, 128, 10], 400, 400),
+    ([5, 3, 2], 1, 7),
+], ids=["two-blocks", "uneven-blocks", "short-batch", "many-tiles", "one-row"])
+def test_loss_grad_with_threads(units, n, capacity, dtype):
+    """The threaded pass: row blocks through the forward and delta passes, then
+    the weight-gradient tiles, shared out over 1 to 4 threads (more threads
+    than blocks or tiles included). Loss and gradient equal numpy_loss_grad,
+    and every thread count gives bitwise equal results (oracle: the one-thread
+    run, which does the same blocks and tiles in turn)."""
     rng = np.random.default_rng(3)
     X = rng.standard_normal((n, units[0])).astype(dtype)
     Y = np.eye(units[-1])[rng.integers(0, units[-1], size=n)].astype(dtype)
     sw = rng.uniform(0.3, 2.5, size=n).astype(dtype)
     results = []
-    previous = _engine.set_max_blocks(max_blocks)  # whatever this machine's CPU count
-    try:
-        for n_threads in (1, 2):
-            net = _engine.Network(units, TANH, OUT_MULTI, dtype, capacity, n_threads)
-            params = (0.1 * np.random.default_rng(4).standard_normal(net.n_params)).astype(dtype)
-            results.append(loss_grad(net, params, X, Y, sw, False))
-    finally:
-        _engine.set_max_blocks(previous)
-    assert net.row_blocks == blocks
+    for n_threads in (1, 2, 3, 4):
+        net = _engine.Network(units, TANH, OUT_MULTI, dtype, capacity, n_threads)
+        params = (0.1 * np.random.default_rng(4).standard_normal(net.n_params)).astype(dtype)
+        results.append(loss_grad(net, params, X, Y, sw, False))
     expected_loss, expected_grad = numpy_loss_grad(net, params, X, Y, sw, TANH, OUT_MULTI,
                                                    False)
     rtol = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(results[0][0], expected_loss, rtol=rtol)
     np.testing.assert_allclose(results[0][1], expected_grad, rtol=rtol,
                                atol=rtol * np.abs(expected_grad).max())
-    assert results[0][0] == results[1][0]
-    np.testing.assert_array_equal(results[0][1], results[1][1])
+    for other in results[1:]:
+        assert results[0][0] == other[0]
+        np.testing.assert_array_equal(results[0][1], other[1])
 
 
 def test_loss_grad_overwrites_gradient():

@@ -1,9 +1,11 @@
 """The kernel entry points of ``mlpfast._engine`` against plain NumPy references.
 
 Every test names its oracle: a NumPy function written below, in float64, from the
-same inputs. Kernels run over dtype x thread count x size, with one size below and
-one above the OpenMP threshold (``MLP_OMP_MIN_WORK`` = 65536 elements), so both the
-serial and the threaded branch of each kernel are exercised, and every test runs
+same inputs. Kernels run over dtype x size; the whole-buffer kernels (optimiser
+steps, finiteness) also over thread count, with one size below and one above the
+OpenMP threshold (``MLP_OMP_MIN_WORK`` = 65536 elements), so both the serial and
+the threaded branch are exercised. The layer kernels run on the calling thread
+(the engine shares out row blocks, not kernels). Every test runs
 once per instruction set the kernels are built for and this CPU runs (baseline and,
 on x86-64, AVX2 + FMA: ``isa`` below). The wrappers take
 C-contiguous arrays only (the other memory order is rejected, see
@@ -35,8 +37,7 @@ from mlpfast import _engine
 
 DTYPES = [np.float32, np.float64]
 N_THREADS = [1, 2]
-# 35 and 67900 elements: either side of MLP_OMP_MIN_WORK. 97 columns are enough
-# for act_backward to split its columns between two threads (it needs 64).
+# 35 and 67900 elements
 SHAPES = [(7, 5), (700, 97)]
 
 
@@ -121,9 +122,8 @@ def targets(rng, shape, out):
 # ---------------------------------------------------------------- gather_rows
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_threads", N_THREADS)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_gather_rows(dtype, n_threads, shape):
+def test_gather_rows(dtype, shape):
     """out = X[idx] with repeated, unordered indices; oracle: NumPy fancy indexing."""
     rng = np.random.default_rng(0)
     n, d = shape
@@ -131,7 +131,7 @@ def test_gather_rows(dtype, n_threads, shape):
     idx = rng.integers(0, n + 11, size=n).astype(np.intp)
     idx[: min(3, n)] = idx[0]
     out = np.full((n, d), np.nan, dtype=dtype)
-    _engine.gather_rows(out, X, idx, n_threads)
+    _engine.gather_rows(out, X, idx)
     assert np.array_equal(out, X[idx])
 
 
@@ -141,76 +141,95 @@ def test_gather_rows_rejects_out_of_range_index(bad):
     X = np.zeros((5, 3))
     out = np.full((2, 3), 7.0)
     with pytest.raises(IndexError):
-        _engine.gather_rows(out, X, np.array([0, bad], dtype=np.intp), 1)
+        _engine.gather_rows(out, X, np.array([0, bad], dtype=np.intp))
     assert np.all(out == 7.0)
 
 
 # ---------------------------------------------------------------- hidden activations
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_threads", N_THREADS)
+@pytest.mark.parametrize("in_place", [True, False], ids=["A=Z", "A apart"])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("act", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
-def test_bias_act_forward(dtype, n_threads, shape, act):
-    """Z <- act(Z + b) in place; oracle: act_ref in float64 of Z + b."""
+def test_act_forward(dtype, in_place, shape, act):
+    """Z <- Z + b; A = act(Z), in place or apart; oracle: act_ref in float64 of Z + b."""
     rng = np.random.default_rng(1)
     Z = (3 * rng.standard_normal(shape)).astype(dtype)
     b = rng.standard_normal(shape[1]).astype(dtype)
     # Z + b rounded to the kernel's dtype, as the kernel adds before activating.
-    expected = act_ref((Z + b).astype(np.float64), act)
-    _engine.bias_act_forward(Z, b, act, n_threads)
-    assert_close(Z, expected, dtype)
+    pre = Z + b
+    expected = act_ref(pre.astype(np.float64), act)
+    A = Z if in_place else np.full(shape, np.nan, dtype=dtype)
+    _engine.act_forward(A, Z, b, act)
+    assert_close(A, expected, dtype)
+    if not in_place:
+        assert np.array_equal(Z, pre)  # the pre-activation, kept
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_threads", N_THREADS)
+@pytest.mark.parametrize("in_place", [True, False], ids=["dZ=dA", "dZ apart"])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("act", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
-def test_act_backward(dtype, n_threads, shape, act):
-    """dZ <- dZ * act'(A), db = dZ.sum(0), db overwritten; oracle: act_derivative_ref.
+def test_act_backward(dtype, in_place, shape, act):
+    """dZ = dA * act'(Z) with A = act(Z); oracle: act_derivative_ref.
 
     A is an activation's output (relu's has exact zeros, where the gradient stops).
     """
     rng = np.random.default_rng(2)
-    A = act_ref(2 * rng.standard_normal(shape), act).astype(dtype)
-    dZ = rng.standard_normal(shape).astype(dtype)
+    Z = (2 * rng.standard_normal(shape)).astype(dtype)
+    A = act_ref(Z.astype(np.float64), act).astype(dtype)
+    dA = rng.standard_normal(shape).astype(dtype)
     A_before = A.copy()
-    A64, dZ64 = A.astype(np.float64), dZ.astype(np.float64)
-    expected = dZ64 * act_derivative_ref(A64, act)
-    db = np.full(shape[1], 1e30, dtype=dtype)  # the kernel overwrites, never accumulates
-    _engine.act_backward(dZ, db, A, act, n_threads)
-    scale = np.abs(dZ64) * act_derivative_scale(A64, act)
+    A64, dA64 = A.astype(np.float64), dA.astype(np.float64)
+    expected = dA64 * act_derivative_ref(A64, act)
+    dZ = dA if in_place else np.full(shape, np.nan, dtype=dtype)
+    _engine.act_backward(dZ, dA, Z, A, act)
+    scale = np.abs(dA64) * act_derivative_scale(A64, act)
     assert_close(dZ, expected, dtype, scale=scale)
-    assert_close(db, expected.sum(axis=0), dtype, scale=scale.sum(axis=0))
     assert np.array_equal(A, A_before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_column_sums(dtype, shape):
+    """s = X.sum(axis=0), s overwritten, summed in row order; oracle: a float64
+    NumPy sum (and, bitwise, a row-by-row running sum in the dtype)."""
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal(shape).astype(dtype)
+    s = np.full(shape[1], 1e30, dtype=dtype)  # the kernel overwrites, never accumulates
+    _engine.column_sums(s, X)
+    assert_close(s, X.astype(np.float64).sum(axis=0), dtype,
+                 scale=np.abs(X.astype(np.float64)).sum(axis=0))
+    running = np.zeros(shape[1], dtype=dtype)
+    for row in X:
+        running += row
+    assert np.array_equal(s, running)
 
 
 # ---------------------------------------------------------------- output layer
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_threads", N_THREADS)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("out", OUTPUTS.values(), ids=OUTPUTS.keys())
-def test_output_forward(dtype, n_threads, shape, out):
+def test_output_forward(dtype, shape, out):
     """Z <- out(Z + b); oracle: out_ref (stable row softmax) in float64 of Z + b."""
     rng = np.random.default_rng(3)
     Z = (2 * rng.standard_normal(shape)).astype(dtype)
     b = rng.standard_normal(shape[1]).astype(dtype)
     expected = out_ref((Z + b).astype(np.float64), out)
-    _engine.output_forward(Z, b, out, n_threads)
+    _engine.output_forward(Z, b, out)
     assert_close(Z, expected, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_threads", N_THREADS)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("weighted", [False, True], ids=["sw=None", "sw"])
 @pytest.mark.parametrize("out", OUTPUTS.values(), ids=OUTPUTS.keys())
-def test_output_loss_backward(dtype, n_threads, shape, weighted, out):
+def test_output_loss_backward(dtype, shape, weighted, out):
     """Fused output activation, loss and delta; oracle: out_ref and loss_terms_ref.
 
-    Z <- P = out(Z + b); row_loss = sw * loss_n; dZ = sw * (P - Y); db = dZ.sum(0);
-    the return value is row_loss.sum(). With sw=None every weight is 1.
+    Z <- P = out(Z + b); row_loss = sw * loss_n; dZ = sw * (P - Y).
+    With sw=None every weight is 1.
     """
     rng = np.random.default_rng(4)
     n, k = shape
@@ -226,16 +245,12 @@ def test_output_loss_backward(dtype, n_threads, shape, weighted, out):
     delta = w[:, None] * (P - Y64)
 
     dZ = np.full(shape, np.nan, dtype=dtype)
-    db = np.full(k, 1e30, dtype=dtype)
     row_loss = np.full(n, np.nan)
-    total = _engine.output_loss_backward(dZ, db, Z, row_loss, b, Y, sw, out, n_threads)
+    _engine.output_loss_backward(dZ, Z, row_loss, b, Y, sw, out)
 
     assert_close(Z, P, dtype)
     assert_close(dZ, delta, dtype, scale=w[:, None] * (np.abs(P) + np.abs(Y64)))
-    assert_close(db, delta.sum(axis=0), dtype, scale=np.abs(delta).sum(axis=0))
     assert_close(row_loss, terms.sum(axis=1), dtype, scale=np.abs(terms).sum(axis=1))
-    assert_close(total, terms.sum(), dtype, scale=np.abs(terms).sum())
-    assert total == np.cumsum(row_loss)[-1]  # exactly: row_loss summed in row order
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -253,11 +268,10 @@ def test_output_loss_backward_clips_probabilities(dtype, out):
     assert P.min() == 0 and P.max() == 1  # the case clipping exists for
     terms = loss_terms_ref(Y.astype(np.float64), P, out, eps)
     dZ = np.empty_like(Z)
-    db = np.empty(3, dtype=dtype)
     row_loss = np.empty(2)
-    total = _engine.output_loss_backward(dZ, db, Z, row_loss, b, Y, None, out, 1)
-    assert np.isfinite(total)
-    assert total >= -np.log(eps)
+    _engine.output_loss_backward(dZ, Z, row_loss, b, Y, None, out)
+    assert np.isfinite(row_loss).all()
+    assert row_loss.min() >= -np.log(eps)
     assert_close(row_loss, terms.sum(axis=1), dtype, scale=np.abs(terms).sum(axis=1))
     assert_close(dZ, P - Y, dtype)
 
@@ -289,8 +303,8 @@ def adam_ref(params, ms, vs, grad, t, lr_init, beta_1, beta_2, epsilon):
     return params + updates, ms, vs
 
 
-OPTIMIZERS = {"sgd": (_engine.SOLVER_SGD, False), "sgd-nesterov": (_engine.SOLVER_SGD, True),
-              "adam": (_engine.SOLVER_ADAM, False)}
+SGD, ADAM = _engine.SOLVERS["sgd"], _engine.SOLVERS["adam"]
+OPTIMIZERS = {"sgd": (SGD, False), "sgd-nesterov": (SGD, True), "adam": (ADAM, False)}
 # (n, n_coef): below the threshold; above it, over 8 reduction chunks with n_coef
 # ending inside a chunk.
 OPT_SIZES = [(35, 28), (70000, 69000)]
@@ -319,24 +333,23 @@ def test_optimizer_step(dtype, n_threads, size, optimizer):
     for t in range(1, 4):
         grad = (5 * rng.standard_normal(n)).astype(dtype)
         g = finished_grad_ref(grad.astype(np.float64), p_ref, n_coef, alpha, sw_sum)
-        if solver == _engine.SOLVER_SGD:
+        if solver == SGD:
             p_ref, s1_ref = sgd_ref(p_ref, s1_ref, g, lr, momentum, nesterov)
-            lr_step = lr
         else:
             p_ref, s1_ref, s2_ref = adam_ref(p_ref, s1_ref, s2_ref, g, t, lr,
                                              beta_1, beta_2, epsilon)
-            lr_step = lr * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)  # the caller's job
         grad_before = grad.copy()
+        # Adam's step t, having taken t - 1 (its bias correction is the kernel's)
         sq = _engine.optimizer_step(solver, params, state1, state2, grad, n_coef, alpha,
-                                    sw_sum, lr_step, momentum, nesterov, beta_1, beta_2,
-                                    epsilon, n_threads)
+                                    sw_sum, lr, momentum, nesterov, beta_1, beta_2,
+                                    epsilon, t - 1, n_threads)
         assert np.array_equal(grad, grad_before)
         assert_close(params, p_ref, dtype, scale=np.abs(p_ref).max())
         assert_close(state1, s1_ref, dtype, scale=np.abs(s1_ref).max())
-        if solver == _engine.SOLVER_ADAM:
+        if solver == ADAM:
             assert_close(state2, s2_ref, dtype, scale=np.abs(s2_ref).max())
         assert_close(sq, np.sum(p_ref[:n_coef] ** 2), dtype)
-    if solver == _engine.SOLVER_SGD:
+    if solver == SGD:
         assert np.all(state2 == 0)  # SGD leaves the second state alone
 
 
@@ -366,8 +379,8 @@ def test_optimizer_step_divides_exactly(dtype, sw_sum):
     s = dtype(sw_sum)
     with np.errstate(over="ignore", invalid="ignore"):
         expected = dtype(0) * velocity - dtype(1) * (grad / s)
-    _engine.optimizer_step(_engine.SOLVER_SGD, params, velocity, np.zeros(n, dtype), grad,
-                           n - 100, 0.0, sw_sum, 1.0, 0.0, False, 0.9, 0.999, 1e-8, 1)
+    _engine.optimizer_step(SGD, params, velocity, np.zeros(n, dtype), grad,
+                           n - 100, 0.0, sw_sum, 1.0, 0.0, False, 0.9, 0.999, 1e-8, 0, 1)
     nan = np.isnan(expected)
     assert np.array_equal(np.isnan(velocity), nan)
     assert np.array_equal(velocity[~nan].view(f"u{finfo.bits // 8}"),
@@ -375,49 +388,6 @@ def test_optimizer_step_divides_exactly(dtype, sw_sum):
 
 
 # ---------------------------------------------------------------- determinism
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("act", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
-def test_act_backward_thread_count_invariant(dtype, act):
-    """On a large input db and dZ are bitwise equal for 1 and 2 threads (oracle: the
-    single-threaded run); the header promises results free of the thread count."""
-    rng = np.random.default_rng(6)
-    shape = (20000, 97)
-    A = act_ref(2 * rng.standard_normal(shape), act).astype(dtype)
-    dZ0 = rng.standard_normal(shape).astype(dtype)
-    results = []
-    for n_threads in (1, 2):
-        dZ = dZ0.copy()
-        db = np.empty(shape[1], dtype=dtype)
-        _engine.act_backward(dZ, db, A, act, n_threads)
-        results.append((dZ, db))
-    assert np.array_equal(results[0][0], results[1][0])
-    assert np.array_equal(results[0][1], results[1][1])
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("weighted", [False, True], ids=["sw=None", "sw"])
-@pytest.mark.parametrize("out", OUTPUTS.values(), ids=OUTPUTS.keys())
-def test_output_loss_backward_thread_count_invariant(dtype, weighted, out):
-    """On a large input the returned total, row_loss, dZ and db are bitwise equal for
-    1 and 2 threads (oracle: the single-threaded run)."""
-    rng = np.random.default_rng(7)
-    shape = (20000, 10)
-    Z0 = (2 * rng.standard_normal(shape)).astype(dtype)
-    b = rng.standard_normal(shape[1]).astype(dtype)
-    Y = targets(rng, shape, out).astype(dtype)
-    sw = rng.uniform(0.2, 3.0, size=shape[0]).astype(dtype) if weighted else None
-    results = []
-    for n_threads in (1, 2):
-        Z = Z0.copy()
-        dZ = np.empty_like(Z)
-        db = np.empty(shape[1], dtype=dtype)
-        row_loss = np.empty(shape[0])
-        total = _engine.output_loss_backward(dZ, db, Z, row_loss, b, Y, sw, out, n_threads)
-        results.append((total, row_loss, Z, dZ, db))
-    for one, two in zip(*results):
-        assert np.array_equal(one, two)
-
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
@@ -435,7 +405,7 @@ def test_optimizer_step_thread_count_invariant(dtype, optimizer):
         state1 = np.full(n, 0.01, dtype=dtype)
         state2 = np.full(n, 0.02, dtype=dtype)
         sq = _engine.optimizer_step(solver, params, state1, state2, grad, n - 500, 0.3, 3.0,
-                                    0.01, 0.9, nesterov, 0.9, 0.999, 1e-8, n_threads)
+                                    0.01, 0.9, nesterov, 0.9, 0.999, 1e-8, 5, n_threads)
         results.append((sq, params, state1, state2))
     for one, two in zip(*results):
         assert np.array_equal(one, two)
@@ -449,47 +419,46 @@ def _bad_calls():
     Z = np.zeros((4, 3))
     b3, b2 = np.zeros(3), np.zeros(2)
     p = np.zeros(10)
-    sgd = _engine.SOLVER_SGD
-    adam = _engine.SOLVER_ADAM
 
     def step(solver, params=p, s1=p, s2=p, grad=p, n_coef=8):
         return _engine.optimizer_step(solver, params.copy(), s1.copy(), s2.copy(), grad,
-                                      n_coef, 0.1, 1.0, 0.1, 0.9, False, 0.9, 0.999, 1e-8, 1)
+                                      n_coef, 0.1, 1.0, 0.1, 0.9, False, 0.9, 0.999, 1e-8, 0, 1)
 
     return [
-        ("bias_act_forward b", lambda: _engine.bias_act_forward(Z.copy(), b2, TANH, 1)),
-        ("bias_act_forward F-order Z",
-         lambda: _engine.bias_act_forward(np.asfortranarray(Z), b3, TANH, 1)),
-        ("bias_act_forward mixed dtype",
-         lambda: _engine.bias_act_forward(Z.astype(np.float32), b3, TANH, 1)),
-        ("act_backward A", lambda: _engine.act_backward(Z.copy(), b3, np.zeros((4, 2)), TANH, 1)),
+        ("act_forward b", lambda: _engine.act_forward(Z.copy(), Z.copy(), b2, TANH)),
+        ("act_forward A", lambda: _engine.act_forward(np.zeros((4, 2)), Z.copy(), b3, TANH)),
+        ("act_forward F-order Z",
+         lambda: _engine.act_forward(Z.copy(), np.asfortranarray(Z), b3, TANH)),
+        ("act_forward mixed dtype",
+         lambda: _engine.act_forward(Z.copy(), Z.astype(np.float32), b3, TANH)),
+        ("act_backward A", lambda: _engine.act_backward(Z.copy(), Z, Z, np.zeros((4, 2)), TANH)),
         ("act_backward A rows",
-         lambda: _engine.act_backward(Z.copy(), b3, np.zeros((5, 3)), TANH, 1)),
-        ("act_backward db", lambda: _engine.act_backward(Z.copy(), b2, Z, TANH, 1)),
-        ("output_forward b", lambda: _engine.output_forward(Z.copy(), b2, OUT_MULTI, 1)),
+         lambda: _engine.act_backward(Z.copy(), Z, Z, np.zeros((5, 3)), TANH)),
+        ("act_backward dA", lambda: _engine.act_backward(Z.copy(), np.zeros((4, 2)), Z, Z, TANH)),
+        ("act_backward Z", lambda: _engine.act_backward(Z.copy(), Z, np.zeros((3, 3)), Z, TANH)),
+        ("column_sums s", lambda: _engine.column_sums(b2.copy(), Z)),
+        ("output_forward b", lambda: _engine.output_forward(Z.copy(), b2, OUT_MULTI)),
         ("output_forward F-order Z",
-         lambda: _engine.output_forward(np.asfortranarray(Z), b3, OUT_MULTI, 1)),
+         lambda: _engine.output_forward(np.asfortranarray(Z), b3, OUT_MULTI)),
         ("output_loss_backward sw", lambda: _engine.output_loss_backward(
-            Z.copy(), b3.copy(), Z.copy(), np.zeros(4), b3, Z, np.ones(3), OUT_MULTI, 1)),
+            Z.copy(), Z.copy(), np.zeros(4), b3, Z, np.ones(3), OUT_MULTI)),
         ("output_loss_backward Y", lambda: _engine.output_loss_backward(
-            Z.copy(), b3.copy(), Z.copy(), np.zeros(4), b3, np.zeros((4, 2)), None, 0, 1)),
+            Z.copy(), Z.copy(), np.zeros(4), b3, np.zeros((4, 2)), None, 0)),
         ("output_loss_backward dZ", lambda: _engine.output_loss_backward(
-            np.zeros((3, 3)), b3.copy(), Z.copy(), np.zeros(4), b3, Z, None, 0, 1)),
-        ("output_loss_backward db", lambda: _engine.output_loss_backward(
-            Z.copy(), b2.copy(), Z.copy(), np.zeros(4), b3, Z, None, 0, 1)),
+            np.zeros((3, 3)), Z.copy(), np.zeros(4), b3, Z, None, 0)),
         ("output_loss_backward b", lambda: _engine.output_loss_backward(
-            Z.copy(), b3.copy(), Z.copy(), np.zeros(4), b2, Z, None, 0, 1)),
+            Z.copy(), Z.copy(), np.zeros(4), b2, Z, None, 0)),
         ("output_loss_backward row_loss", lambda: _engine.output_loss_backward(
-            Z.copy(), b3.copy(), Z.copy(), np.zeros(3), b3, Z, None, 0, 1)),
+            Z.copy(), Z.copy(), np.zeros(3), b3, Z, None, 0)),
         ("gather_rows out rows", lambda: _engine.gather_rows(
-            np.zeros((3, 3)), Z, np.array([0, 1], dtype=np.intp), 1)),
+            np.zeros((3, 3)), Z, np.array([0, 1], dtype=np.intp))),
         ("gather_rows out cols", lambda: _engine.gather_rows(
-            np.zeros((2, 2)), Z, np.array([0, 1], dtype=np.intp), 1)),
-        ("optimizer_step grad", lambda: step(sgd, grad=np.zeros(9, dtype=f))),
-        ("optimizer_step state1", lambda: step(sgd, s1=np.zeros(9, dtype=f))),
-        ("optimizer_step adam state2", lambda: step(adam, s2=np.zeros(9, dtype=f))),
-        ("optimizer_step n_coef > n", lambda: step(sgd, n_coef=11)),
-        ("optimizer_step n_coef < 0", lambda: step(adam, n_coef=-1)),
+            np.zeros((2, 2)), Z, np.array([0, 1], dtype=np.intp))),
+        ("optimizer_step grad", lambda: step(SGD, grad=np.zeros(9, dtype=f))),
+        ("optimizer_step state1", lambda: step(SGD, s1=np.zeros(9, dtype=f))),
+        ("optimizer_step adam state2", lambda: step(ADAM, s2=np.zeros(9, dtype=f))),
+        ("optimizer_step n_coef > n", lambda: step(SGD, n_coef=11)),
+        ("optimizer_step n_coef < 0", lambda: step(ADAM, n_coef=-1)),
     ]
 
 
@@ -505,16 +474,16 @@ def test_bad_shapes_raise(call):
 
 
 def test_optimizer_step_rejects_unknown_solver():
-    """A solver code other than SOLVER_SGD / SOLVER_ADAM raises ValueError, as
-    Network.run_epoch does, instead of silently taking one of the two branches
-    (the state2 length check only applies to SOLVER_ADAM, so an unchecked code that
-    runs Adam could write past a short state2)."""
+    """A solver code other than SOLVERS' raises ValueError, as Network.run_epoch
+    does, instead of silently taking one of the two branches (the state2 length
+    check only applies to Adam, so an unchecked code that runs Adam could write
+    past a short state2)."""
     n = 10
-    unknown = max(_engine.SOLVER_SGD, _engine.SOLVER_ADAM) + 1
+    unknown = max(_engine.SOLVERS.values()) + 1
     params = np.ones(n)
     with pytest.raises(ValueError):
         _engine.optimizer_step(unknown, params, np.zeros(n), np.zeros(n), np.ones(n), n, 0.1,
-                               1.0, 0.1, 0.9, False, 0.9, 0.999, 1e-8, 1)
+                               1.0, 0.1, 0.9, False, 0.9, 0.999, 1e-8, 0, 1)
 
 
 # ---------------------------------------------------------------- all_finite
@@ -566,7 +535,7 @@ def test_exp_within_two_ulp(dtype):
     x = np.concatenate([np.linspace(lo, hi, 200001), rng.uniform(-1, 1, 100000),
                         [0.0, -0.0, lo, hi, np.log(2), -np.log(2)]]).astype(dtype)
     got = x.reshape(-1, 1).copy()
-    _engine.output_forward(got, np.zeros(1, dtype), OUT_POISSON, 1)
+    _engine.output_forward(got, np.zeros(1, dtype), OUT_POISSON)
     expected = np.exp(x.astype(np.longdouble)).astype(dtype)
     ulps = np.abs(got[:, 0].astype(np.longdouble) - expected) / np.spacing(expected)
     assert ulps.max() <= 2, (ulps.max(), x[np.argmax(ulps)])
@@ -581,7 +550,7 @@ def test_exp_edges(dtype):
     lo, hi = (-87.3, 88.3) if dtype == np.float32 else (-708.0, 709.0)
     x = np.array([-np.inf, lo - 1, 2 * lo, np.nan, hi + 0.5, np.inf], dtype=dtype)
     got = x.reshape(-1, 1).copy()
-    _engine.output_forward(got, np.zeros(1, dtype), OUT_POISSON, 1)
+    _engine.output_forward(got, np.zeros(1, dtype), OUT_POISSON)
     np.testing.assert_array_equal(got[:, 0], [0, 0, 0, np.nan, np.inf, np.inf])
 
 
@@ -599,7 +568,7 @@ def test_tanh_within_three_ulp(dtype):
     x = np.concatenate([np.linspace(-25, 25, 200001), rng.uniform(-1, 1, 100000), tiny,
                         [0.0, 9.0, 9.01, 19.0, 19.1, np.log(2) / 2]]).astype(dtype)
     got = x.reshape(-1, 1).copy()
-    _engine.bias_act_forward(got, np.zeros(1, dtype), TANH, 1)
+    _engine.act_forward(got, got, np.zeros(1, dtype), TANH)
     expected = np.tanh(x.astype(np.longdouble)).astype(dtype)
     spacing = np.spacing(np.abs(expected)).astype(np.longdouble)
     ulps = np.abs(got[:, 0].astype(np.longdouble) - expected) / spacing
@@ -613,7 +582,7 @@ def test_tanh_edges(dtype):
     smallest = np.finfo(dtype).smallest_subnormal
     x = np.array([-np.inf, -1e30, np.nan, 1e30, np.inf, -0.0, smallest], dtype=dtype)
     got = x.reshape(-1, 1).copy()
-    _engine.bias_act_forward(got, np.full(1, -0.0, dtype), TANH, 1)
+    _engine.act_forward(got, got, np.full(1, -0.0, dtype), TANH)
     expected = np.tanh(x)
     np.testing.assert_array_equal(got[:, 0], expected)
     assert np.signbit(got[5, 0])

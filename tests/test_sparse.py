@@ -38,7 +38,8 @@ def test_loss_grad_sparse_equals_dense(dtype, n_threads, output):
     units = [X.shape[1], 70, K]
     results = []
     for data in (np.ascontiguousarray(X.toarray()), _engine_input(X, dtype)[1]):
-        net = _engine.Network(units, 3, output, dtype, X.shape[0], n_threads)
+        net = _engine.Network(units, 3, output, dtype, X.shape[0], n_threads,
+                              dense_input=not isinstance(data, tuple))
         params = np.random.RandomState(2).uniform(-0.2, 0.2, net.n_params).astype(dtype)
         loss = net.loss_grad(params, data, Y, np.ones(1, dtype), False, 1e-3, False)
         results.append((loss, net.grad.copy()))
