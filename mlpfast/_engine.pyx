@@ -12,13 +12,15 @@
 # A network is a list of layers: dense (BLAS, its bias added by the next
 # kernel), hidden activation, and last the output head with its loss. One
 # forward (_forward_block) serves training, loss_grad and prediction; one
-# backward (_backward_block, then _grad_tile) serves training and loss_grad.
+# backward (_backward_block, then Network._grads) serves training and loss_grad.
 #
 # Parallel work is cut by the problem alone, never by the thread or CPU count:
 #   - rows in blocks of BLOCK_ROWS (_n_blocks); a block goes through the whole
 #     forward pass and the backward pass of its deltas on one thread;
-#   - weight gradients in tiles of rows of each dW (_tiles), each the product
-#     of the whole batch, so no gradient is summed across blocks;
+#   - weight gradients: a small network's blocks each fill a gradient slot
+#     of their own, summed in block order; a big network's (whose slots would
+#     be large, SLOT_VALUES) come in tiles of columns of each dW
+#     (Network._make_tiles), each the product of the whole batch;
 #   - optimiser steps and reductions in fixed chunks summed in a fixed order.
 # Any thread may run any block or tile, so every thread count computes the
 # very same BLAS calls and kernels: results are bit-identical.
@@ -118,10 +120,11 @@ cdef inline void _mm_nt(floating *C, const floating *A, const floating *B,
     _gemm(c'T', c'N', <int>N, <int>M, <int>K, B, <int>K, A, <int>K, C, <int>N)
 
 
-cdef inline void _mm_tn_rows(floating *C, const floating *A, const floating *B, Py_ssize_t lda,
+cdef inline void _mm_tn_cols(floating *C, const floating *A, const floating *B, Py_ssize_t ld,
                              Py_ssize_t M, Py_ssize_t K, Py_ssize_t N) noexcept nogil:
-    # C[M,N] = A[K,M].T @ B[K,N], A's rows lda apart (a column slice of a wider matrix)
-    _gemm(c'N', c'T', <int>N, <int>M, <int>K, B, <int>N, A, <int>lda, C, <int>N)
+    # C[M,N] = A[K,M].T @ B[K,N], the rows of B and C ld apart (a column slice of wider
+    # matrices)
+    _gemm(c'N', c'T', <int>N, <int>M, <int>K, B, <int>ld, A, <int>M, C, <int>ld)
 
 
 # ---------------------------------------------------------------- kernel dispatch
@@ -238,10 +241,18 @@ cdef inline void _csr_matmul_tn(floating *dW, const CSR *csr, const Py_ssize_t *
 # Rows per block: enough for BLAS to run near its rate on a block's products,
 # few enough that a batch of the usual sizes (200, 256) makes several blocks.
 cdef Py_ssize_t BLOCK_ROWS = 64
-# A weight gradient is cut in tiles of its rows of about this many weights,
-# and in at most MAX_TILES per layer (each tile packs the layer's deltas again).
-cdef Py_ssize_t TILE_WEIGHTS = 2048
+# A weight gradient is cut in tiles of its columns of about this many weights,
+# at most MAX_TILES per layer (each tile reads the layer's inputs again), each
+# a multiple of TILE_COLUMNS wide but the last (BLAS vectorises along them).
+cdef Py_ssize_t TILE_WEIGHTS = 32768
 cdef Py_ssize_t MAX_TILES = 16
+cdef Py_ssize_t TILE_COLUMNS = 64
+# Gradient slots (one per row block but the first) when they hold at most this
+# many values in all: summing them then costs little beside the products, and
+# a block's products are its own (no tile reads the other blocks' rows).
+cdef Py_ssize_t SLOT_VALUES = 1 << 18
+# The slots are summed in chunks of this many parameters.
+cdef Py_ssize_t SUM_CHUNK = 4096
 
 
 cdef inline Py_ssize_t _n_blocks(Py_ssize_t n) noexcept nogil:
@@ -403,6 +414,9 @@ cdef class Network:
     """
     cdef readonly Py_ssize_t n_layers, n_params, n_coef, capacity, n_features, n_outputs
     cdef readonly Py_ssize_t n_tiles
+    # True: each block's gradient goes to a slot of its own (the first block's
+    # to grad), the slots summed in block order; False: tiles
+    cdef readonly bint block_grads
     cdef readonly int activation, output, n_threads
     cdef readonly bint dense_input
     # Optimiser steps made by the last run_epoch so far (read it after Ctrl-C).
@@ -415,8 +429,8 @@ cdef class Network:
     cdef void **Z
     cdef void **A
     cdef void **D
-    # tile t: rows [tile_lo[t], tile_hi[t]) of layer tile_layer[t]'s weight
-    # gradient (columns, for a CSR first layer), or its bias gradient (lo = -1)
+    # tile t: columns [tile_lo[t], tile_hi[t]) of layer tile_layer[t]'s weight
+    # gradient, or its bias gradient (lo = -1)
     cdef Py_ssize_t *tile_layer
     cdef Py_ssize_t *tile_lo
     cdef Py_ssize_t *tile_hi
@@ -424,6 +438,7 @@ cdef class Network:
     cdef void *ybuf
     cdef void *swbuf
     cdef void *grad_ptr
+    cdef void *slots
     cdef double *row_loss
     cdef double *partial
     cdef Pace pace
@@ -499,20 +514,25 @@ cdef class Network:
         self.row_loss = <double *>self._pointer(np.zeros(capacity, dtype=np.float64))
         self.partial = <double *>self._pointer(
             np.zeros(self.n_params // k.MLP_REDUCE_CHUNK + 1, dtype=np.float64))
+        self.block_grads = (_n_blocks(capacity) - 1) * self.n_params <= SLOT_VALUES
+        self.slots = self._buffer((_n_blocks(capacity) - 1) * self.n_params
+                                  if self.block_grads else 1)
         self._make_tiles(layer_units)
         _pace_init(&self.pace)
 
     def _make_tiles(self, units):
-        """The weight-gradient tiles (see tile_layer): per layer, rows of dW
-        (columns, for a CSR first layer) in up to MAX_TILES tiles of about
-        TILE_WEIGHTS weights, then its bias gradient. Fixed by the sizes."""
+        """The weight-gradient tiles (see tile_layer): per layer, the columns
+        of dW in up to MAX_TILES tiles of about TILE_WEIGHTS weights, then its
+        bias gradient. Fixed by the sizes; used when there are no slots."""
         tiles = []
         for l in range(self.n_layers):
-            size = units[l] * units[l + 1]
-            split = units[l + 1] if (l == 0 and not self.dense_input) else units[l]
-            n = max(1, min(-(-size // TILE_WEIGHTS), MAX_TILES, split))
-            tiles += [(l, split * j // n, split * (j + 1) // n) for j in range(n)]
-            tiles.append((l, -1, -1))
+            fan_in, fan_out = units[l], units[l + 1]
+            groups = -(-fan_out // TILE_COLUMNS)
+            n = max(1, min(-(-fan_in * fan_out // TILE_WEIGHTS), MAX_TILES, groups))
+            edges = [min(fan_out, TILE_COLUMNS * (groups * j // n)) for j in range(n + 1)]
+            tiles += [(l, lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
+            if n > 1:  # else the one tile takes the bias gradient too (see _grads)
+                tiles.append((l, -1, -1))
         self.n_tiles = len(tiles)
         self.tile_layer = <Py_ssize_t *>malloc(self.n_tiles * sizeof(Py_ssize_t))
         self.tile_lo = <Py_ssize_t *>malloc(self.n_tiles * sizeof(Py_ssize_t))
@@ -645,9 +665,13 @@ cdef class Network:
         where run_epoch reads the weights back from swbuf), or when rows is
         NULL rows ``src.row0:src.row0 + n`` (used in place); sw NULL: unweighted.
 
-        First every row block's forward and delta pass, then (all deltas done)
-        every weight-gradient tile; both shared out over nt threads."""
-        cdef Py_ssize_t nb = _n_blocks(n), blk, t, i
+        First every row block's forward and delta pass (and, with slots, its
+        gradient), then (all blocks done) the sum of the slots or every
+        weight-gradient tile; both shared out over nt threads."""
+        cdef Py_ssize_t nb = _n_blocks(n), blk, t, i, P = self.n_params
+        cdef Py_ssize_t n_after = self.n_tiles
+        if self.block_grads:
+            n_after = (P + SUM_CHUNK - 1) // SUM_CHUNK if nb > 1 else 0
         cdef Input inp = src[0]
         cdef const floating *Yb = Y + src.row0 * self.n_outputs
         cdef const floating *swb = NULL if sw == NULL else sw + src.row0
@@ -665,14 +689,14 @@ cdef class Network:
             with parallel(num_threads=nt):
                 for blk in prange(nb, schedule="dynamic"):
                     self._train_block(src, &inp, Y, sw, Yb, swb, n, blk, nb)
-                k.mlp_omp_barrier()  # every delta is in place
-                for t in prange(self.n_tiles, schedule="dynamic"):
-                    self._grad_tile(&inp, <floating *>self.grad_ptr, n, t)
+                k.mlp_omp_barrier()  # every block is done
+                for t in prange(n_after, schedule="dynamic"):
+                    self._after_blocks(&inp, <floating *>self.grad_ptr, n, nb, t)
         else:
             for blk in range(nb):
                 self._train_block(src, &inp, Y, sw, Yb, swb, n, blk, nb)
-            for t in range(self.n_tiles):
-                self._grad_tile(&inp, <floating *>self.grad_ptr, n, t)
+            for t in range(n_after):
+                self._after_blocks(&inp, <floating *>self.grad_ptr, n, nb, t)
         for i in range(n):
             raw += self.row_loss[i]
         return raw
@@ -683,7 +707,7 @@ cdef class Network:
         """Block blk of nb of _pass's batch: its rows gathered (when the batch
         is shuffled), forward, loss and output delta, hidden deltas."""
         cdef Py_ssize_t r0 = n * blk // nb, m = n * (blk + 1) // nb - r0
-        cdef Py_ssize_t d = self.n_features, K = self.n_outputs, L = self.n_layers
+        cdef Py_ssize_t d = self.n_features, K = self.n_outputs, L = self.n_layers, l
         if inp.rows != NULL:
             if inp.X != NULL:
                 _gather_rows(<floating *>self.xbuf + r0 * d, <const floating *>src.X,
@@ -700,25 +724,50 @@ cdef class Network:
                               NULL if swb == NULL else swb + r0, self.output, m, K)
         _backward_block(&self.net, <floating **>self.Z, <floating **>self.A,
                         <floating **>self.D, r0, m)
+        if self.block_grads:
+            for l in range(L):
+                self._grads(inp, <floating *>self.grad_ptr if blk == 0 else
+                            <floating *>self.slots + (blk - 1) * self.n_params,
+                            l, 0, self.net.units[l + 1], r0, m)
 
-    cdef void _grad_tile(self, const Input *inp, floating *grad, Py_ssize_t n,
-                         Py_ssize_t t) noexcept nogil:
-        """Tile t of the raw gradient over the whole batch (see tile_layer)."""
-        cdef Py_ssize_t l = self.tile_layer[t], lo = self.tile_lo[t], hi = self.tile_hi[t]
+    cdef void _after_blocks(self, const Input *inp, floating *grad, Py_ssize_t n,
+                            Py_ssize_t nb, Py_ssize_t t) noexcept nogil:
+        """Task t after _pass's blocks: with slots, the sum of chunk t of the
+        blocks' gradients (grad holds block 0's), in block order; else tile t
+        (see tile_layer) over the whole batch."""
+        cdef Py_ssize_t P = self.n_params, i0 = t * SUM_CHUNK, i1 = min(P, i0 + SUM_CHUNK), b, i
+        cdef const floating *slot
+        if self.block_grads:
+            for b in range(nb - 1):
+                slot = <const floating *>self.slots + b * P
+                for i in range(i0, i1):
+                    grad[i] += slot[i]
+        else:
+            self._grads(inp, grad, self.tile_layer[t], self.tile_lo[t], self.tile_hi[t], 0, n)
+
+    cdef void _grads(self, const Input *inp, floating *g, Py_ssize_t l, Py_ssize_t lo,
+                     Py_ssize_t hi, Py_ssize_t r0, Py_ssize_t m) noexcept nogil:
+        """Rows [r0, r0 + m)'s part of layer l's gradient into g (a flat
+        gradient): dW[l][:, lo:hi], and the bias gradient with the whole
+        width (lo = 0, hi = fan_out); lo = -1: the bias gradient alone."""
         cdef Py_ssize_t *u = self.net.units
         cdef const floating *a
-        if lo < 0:
+        cdef floating *Dl = <floating *>self.D[l] + r0 * u[l + 1]
+        if lo < 0 or hi - lo == u[l + 1]:
             # db[l] = D[l].sum(axis=0)
-            _column_sums(grad + self.inter_off[l], <floating *>self.D[l], n, u[l + 1])
-        elif l == 0 and inp.X == NULL:
+            _column_sums(g + self.inter_off[l], Dl, m, u[l + 1])
+        if lo < 0:
+            return
+        if l == 0 and inp.X == NULL:
             # dW[0][:, lo:hi] = X.T @ D[0][:, lo:hi]
-            _csr_matmul_tn(grad + self.coef_off[0], &inp.csr, inp.rows, inp.row0, n,
-                           <floating *>self.D[0], u[0], u[1], lo, hi)
+            _csr_matmul_tn(g + self.coef_off[0], &inp.csr,
+                           inp.rows + r0 if inp.rows != NULL else NULL, inp.row0 + r0, m,
+                           Dl, u[0], u[1], lo, hi)
         else:
-            # dW[l][lo:hi] = A[l-1][:, lo:hi].T @ D[l]
+            # dW[l][:, lo:hi] = A[l-1].T @ D[l][:, lo:hi]
             a = <const floating *>inp.X if l == 0 else <floating *>self.A[l - 1]
-            _mm_tn_rows(grad + self.coef_off[l] + lo * u[l + 1], a + lo,
-                        <floating *>self.D[l], u[l], hi - lo, n, u[l + 1])
+            _mm_tn_cols(g + self.coef_off[l] + lo, a + r0 * u[l], Dl + lo, u[l + 1], u[l], m,
+                        hi - lo)
 
     def run_epoch(self, floating[::1] params, X, const floating[:, ::1] Y,
                   const floating[::1] sw, bint has_sw, const Py_ssize_t[::1] order,

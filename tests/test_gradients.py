@@ -223,11 +223,12 @@ def test_loss_grad_matches_numpy_backprop(act, out, weighted, dtype):
     ([100, 128, 64, 10], 130, 400),
     ([300, 256, 128, 10], 400, 400),
     ([5, 3, 2], 1, 7),
-], ids=["two-blocks", "uneven-blocks", "short-batch", "many-tiles", "one-row"])
+], ids=["two-blocks", "uneven-blocks", "short-batch", "tiles", "one-row"])
 def test_loss_grad_with_threads(units, n, capacity, dtype):
     """The threaded pass: row blocks through the forward and delta passes, then
-    the weight-gradient tiles, shared out over 1 to 4 threads (more threads
-    than blocks or tiles included). Loss and gradient equal numpy_loss_grad,
+    the sum of the blocks' gradient slots or (for the 111K-weight network) the
+    weight-gradient tiles, shared out over 1 to 4 threads (more threads than
+    blocks or tiles included). Loss and gradient equal numpy_loss_grad,
     and every thread count gives bitwise equal results (oracle: the one-thread
     run, which does the same blocks and tiles in turn)."""
     rng = np.random.default_rng(3)
@@ -248,6 +249,7 @@ def test_loss_grad_with_threads(units, n, capacity, dtype):
     for other in results[1:]:
         assert results[0][0] == other[0]
         np.testing.assert_array_equal(results[0][1], other[1])
+    assert net.block_grads == (units[0] != 300)
 
 
 def test_loss_grad_overwrites_gradient():

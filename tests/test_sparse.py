@@ -28,14 +28,17 @@ def _sparse_problem(dtype, n=300, d=40, density=0.15, seed=0):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("output", [0, 2])
-def test_loss_grad_sparse_equals_dense(dtype, n_threads, output):
-    """Oracle: Network.loss_grad on the dense copy of the same rows."""
+@pytest.mark.parametrize("hidden", [70, 600], ids=["slots", "tiles"])
+def test_loss_grad_sparse_equals_dense(dtype, n_threads, output, hidden):
+    """Oracle: Network.loss_grad on the dense copy of the same rows, for a
+    network whose blocks' gradients are summed (slots) and one whose gradients
+    come in column tiles (tiles)."""
     X, _ = _sparse_problem(dtype, n=200, d=300, density=0.05)
     rng = np.random.RandomState(1)
     K = 3
     Y = np.eye(K, dtype=dtype)[rng.randint(0, K, X.shape[0])] if output == 2 else \
         rng.normal(size=(X.shape[0], K)).astype(dtype)
-    units = [X.shape[1], 70, K]
+    units = [X.shape[1], hidden, K]
     results = []
     for data in (np.ascontiguousarray(X.toarray()), _engine_input(X, dtype)[1]):
         net = _engine.Network(units, 3, output, dtype, X.shape[0], n_threads,
@@ -43,6 +46,7 @@ def test_loss_grad_sparse_equals_dense(dtype, n_threads, output):
         params = np.random.RandomState(2).uniform(-0.2, 0.2, net.n_params).astype(dtype)
         loss = net.loss_grad(params, data, Y, np.ones(1, dtype), False, 1e-3, False)
         results.append((loss, net.grad.copy()))
+    assert net.block_grads == (hidden == 70)
     rtol = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=rtol)
     np.testing.assert_allclose(results[1][1], results[0][1], rtol=rtol,
