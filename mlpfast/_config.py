@@ -8,20 +8,31 @@ from contextlib import contextmanager
 from mlpfast import _engine
 
 
+_cpu_counts = {}
+
+
 def _cpu_count():
-    """CPUs this process may run on (affinity-aware where the OS tells)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    """The CPUs this process may use, as joblib counts them (affinity and
+    cgroup CPU quotas), read once per process and affinity mask."""
+    key = (os.getpid(), frozenset(os.sched_getaffinity(0))
+           if hasattr(os, "sched_getaffinity") else None)
+    if key not in _cpu_counts:
+        from joblib import cpu_count
+
+        _cpu_counts[key] = max(1, cpu_count())
+    return _cpu_counts[key]
 
 
 def effective_n_threads():
-    """OpenMP threads the kernels will use, resolved as scikit-learn does for its
-    OpenMP estimators: ``omp_get_max_threads()`` (so ``OMP_NUM_THREADS`` and
-    ``threadpoolctl.threadpool_limits(user_api="openmp")`` are honoured), capped
-    by the CPUs available; 1 when built without OpenMP."""
+    """OpenMP threads the kernels will use, resolved as scikit-learn's
+    ``_openmp_effective_n_threads``: ``omp_get_max_threads()`` when
+    ``OMP_NUM_THREADS`` is set, else that capped by the CPUs this process may
+    use (affinity and cgroup CPU quotas); ``threadpool_limits(user_api="openmp")``
+    is honoured either way. 1 when built without OpenMP."""
     if not _engine.openmp_enabled():
         return 1
+    if os.environ.get("OMP_NUM_THREADS"):
+        return max(1, _engine.openmp_max_threads())
     return max(1, min(_engine.openmp_max_threads(), _cpu_count()))
 
 

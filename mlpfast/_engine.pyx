@@ -264,55 +264,48 @@ cdef inline Py_ssize_t _n_blocks(Py_ssize_t n) noexcept nogil:
 # its batches per row on all its threads and on one, and runs the cheaper: on a
 # machine where other programs hold the cores, a team that waits for a
 # descheduled thread at every batch costs more than one thread alone. The
-# costlier count is tried again after `wait` batches, the wait doubling each
-# time it loses (PACE_WAIT to PACE_WAIT_MAX).
+# costlier way is tried again once the batches since the last trial have taken
+# PACE_PATIENCE times what a trial is expected to lose, so trials cost at most
+# about 1 / PACE_PATIENCE of the time.
 cdef struct Pace:
     double cost[2]   # smoothed seconds per row: [one thread, n_threads]; 0: not yet
-    long batches     # batches timed
-    long next_try    # when the costlier count is tried again
-    long wait
-cdef long PACE_WAIT = 4
-cdef long PACE_WAIT_MAX = 1024
+    double since     # seconds of batches since the last trial
+cdef double PACE_PATIENCE = 50
 cdef double PACE_WEIGHT = 0.25   # of a new sample in the smoothed cost
 
 
 cdef inline void _pace_init(Pace *p) noexcept nogil:
     p.cost[0] = 0
     p.cost[1] = 0
-    p.batches = 0
-    p.next_try = 0
-    p.wait = PACE_WAIT
+    p.since = 0
 
 
-cdef inline int _pace_choose(const Pace *p) noexcept nogil:
-    # 1: run on all threads, 0: on one
+cdef inline int _pace_best(const Pace *p) noexcept nogil:
+    return 0 if p.cost[0] < p.cost[1] else 1
+
+
+cdef inline int _pace_choose(const Pace *p, Py_ssize_t rows) noexcept nogil:
+    # 1: run the next batch of `rows` rows on all threads, 0: on one
     cdef int best
     if p.cost[1] == 0:
-        return 1  # the first batches (the first untimed: start-up costs)
+        return 1
     if p.cost[0] == 0:
         return 0
-    best = 0 if p.cost[0] < p.cost[1] else 1
-    return 1 - best if p.batches >= p.next_try else best
+    best = _pace_best(p)
+    if p.since >= PACE_PATIENCE * (p.cost[1 - best] - p.cost[best]) * rows:
+        return 1 - best
+    return best
 
 
-cdef inline void _pace_note(Pace *p, int mode, double seconds_per_row) noexcept nogil:
-    cdef int best_before = 0 if 0 < p.cost[0] < p.cost[1] else 1
-    cdef bint tried = p.cost[0] > 0 and p.cost[1] > 0 and mode != best_before
-    p.batches += 1
-    if p.batches == 1:
-        return
-    if p.cost[mode] == 0 or tried:
-        p.cost[mode] = seconds_per_row
+cdef inline void _pace_note(Pace *p, int mode, double seconds, Py_ssize_t rows) noexcept nogil:
+    # a batch of `rows` rows took `seconds` on all threads (mode 1) or one
+    cdef bint trial = p.cost[0] > 0 and p.cost[1] > 0 and mode != _pace_best(p)
+    if p.cost[mode] == 0 or trial:
+        p.cost[mode] = seconds / rows
+        p.since = 0
     else:
-        p.cost[mode] += PACE_WEIGHT * (seconds_per_row - p.cost[mode])
-    if tried:
-        if p.cost[mode] < p.cost[1 - mode]:
-            p.wait = PACE_WAIT
-        else:
-            p.wait = min(2 * p.wait, PACE_WAIT_MAX)
-        p.next_try = p.batches + p.wait
-    elif p.cost[0] > 0 and p.cost[1] > 0 and p.next_try == 0:
-        p.next_try = p.batches + p.wait
+        p.cost[mode] += PACE_WEIGHT * (seconds / rows - p.cost[mode])
+        p.since += seconds
 
 
 # A CSR input matrix (scipy's data / indices / indptr, indices as intp).
@@ -827,7 +820,7 @@ cdef class Network:
                 m = min(batch_size, n - start)
                 rows = &order[start] if shuffled else NULL
                 inp.row0 = start
-                mode = _pace_choose(&self.pace) if self.n_threads > 1 else 0
+                mode = _pace_choose(&self.pace, m) if self.n_threads > 1 else 0
                 nt = self.n_threads if mode else 1
                 t0 = k.mlp_monotonic_seconds()
                 raw = self._pass(p, &inp, &Y[0, 0], &sw[0] if has_sw else NULL, m, rows, nt)
@@ -841,7 +834,7 @@ cdef class Network:
                            self.n_coef, alpha, sw_sum, &opt, nt)
                 now = k.mlp_monotonic_seconds()
                 if self.n_threads > 1:
-                    _pace_note(&self.pace, mode, (now - t0) / m)
+                    _pace_note(&self.pace, mode, now - t0, m)
                 steps += 1
                 self.last_epoch_steps = steps
                 start += m
@@ -943,7 +936,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
             return out
         nb = _n_blocks(n)
         if nb > 1 and n_threads > 1:
-            mode = _pace_choose(&PREDICT_PACE)
+            mode = _pace_choose(&PREDICT_PACE, n * weights)
             nt = min(n_threads, nb) if mode else 1
         # per thread: two scratch blocks the hidden layers alternate between
         # (in place: a prediction keeps no pre-activation), and L pointers
@@ -964,7 +957,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
                     _predict_block(&net, bufs, &inp, &P[0, 0], n, blk, nb)
             t0 = k.mlp_monotonic_seconds() - t0
         if nb > 1 and n_threads > 1:  # under the GIL: one Pace for every caller
-            _pace_note(&PREDICT_PACE, mode, t0 / (n * weights))
+            _pace_note(&PREDICT_PACE, mode, t0, n * weights)
         return out
     finally:
         free(scratch)
