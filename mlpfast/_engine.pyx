@@ -523,7 +523,7 @@ cdef class Network:
             groups = -(-fan_out // TILE_COLUMNS)
             n = max(1, min(-(-fan_in * fan_out // TILE_WEIGHTS), MAX_TILES, groups))
             edges = [min(fan_out, TILE_COLUMNS * (groups * j // n)) for j in range(n + 1)]
-            tiles += [(l, lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
+            tiles += [(l, lo, hi) for lo, hi in zip(edges[:n], edges[1:])]
             if n > 1:  # else the one tile takes the bias gradient too (see _grads)
                 tiles.append((l, -1, -1))
         self.n_tiles = len(tiles)
@@ -667,8 +667,10 @@ cdef class Network:
             n_after = (P + SUM_CHUNK - 1) // SUM_CHUNK if nb > 1 else 0
         cdef Input inp = src[0]
         cdef const floating *Yb = Y + src.row0 * self.n_outputs
-        cdef const floating *swb = NULL if sw == NULL else sw + src.row0
+        cdef const floating *swb = NULL
         cdef double raw = 0
+        if sw != NULL:
+            swb = sw + src.row0
         if rows != NULL:
             inp.rows = rows
             if inp.X != NULL:
@@ -701,6 +703,9 @@ cdef class Network:
         is shuffled), forward, loss and output delta, hidden deltas."""
         cdef Py_ssize_t r0 = n * blk // nb, m = n * (blk + 1) // nb - r0
         cdef Py_ssize_t d = self.n_features, K = self.n_outputs, L = self.n_layers, l
+        cdef const floating *sw_block = NULL
+        if swb != NULL:
+            sw_block = swb + r0
         if inp.rows != NULL:
             if inp.X != NULL:
                 _gather_rows(<floating *>self.xbuf + r0 * d, <const floating *>src.X,
@@ -714,7 +719,7 @@ cdef class Network:
         _output_loss_backward(<floating *>self.D[L - 1] + r0 * K,
                               <floating *>self.Z[L - 1] + r0 * K, self.row_loss + r0,
                               <const floating *>self.net.b[L - 1], Yb + r0 * K,
-                              NULL if swb == NULL else swb + r0, self.output, m, K)
+                              sw_block, self.output, m, K)
         _backward_block(&self.net, <floating **>self.Z, <floating **>self.A,
                         <floating **>self.D, r0, m)
         if self.block_grads:
@@ -904,7 +909,9 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
         net.units[0] = X.shape[1]
         inp.rows = NULL
         inp.row0 = 0
-        inp.X = NULL if csr is not None or n == 0 else &X[0, 0]
+        inp.X = NULL
+        if csr is None and n:
+            inp.X = &X[0, 0]
         if csr is not None:
             if n != 0:
                 raise ValueError("with csr, X must be an empty (0, n_features) array")
