@@ -107,6 +107,32 @@ int mlp_act_needs_input(int act)
     return 0;
 }
 
+static int mlp_calls = 0;
+
+int mlp_calls_change(int delta)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __atomic_add_fetch(&mlp_calls, delta, __ATOMIC_RELAXED);
+#else
+    int now;
+#pragma omp atomic capture
+    now = mlp_calls += delta;
+    return now;
+#endif
+}
+
+int mlp_calls_active(void)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __atomic_load_n(&mlp_calls, __ATOMIC_RELAXED);
+#else
+    int now;
+#pragma omp atomic read
+    now = mlp_calls;
+    return now;
+#endif
+}
+
 int mlp_openmp_enabled(void)
 {
 #ifdef _OPENMP

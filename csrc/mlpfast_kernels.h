@@ -78,6 +78,11 @@ int mlp_get_isa(void);
  * the pre-activation apart from the activation), else 0. */
 int mlp_act_needs_input(int act);
 
+/* Adds delta to the count of engine calls under way in this process (atomic)
+ * and returns the new count; mlp_calls_active reads it. */
+int mlp_calls_change(int delta);
+int mlp_calls_active(void);
+
 /* Returns 1 when the kernels were compiled with OpenMP, else 0. */
 int mlp_openmp_enabled(void);
 /* omp_get_max_threads() (OMP_NUM_THREADS, omp_set_num_threads), or 1 without OpenMP. */

@@ -33,6 +33,8 @@ cdef extern from "mlpfast_kernels.h" nogil:
     int mlp_isa_supported(int isa)
     int mlp_set_isa(int isa)
     int mlp_get_isa()
+    int mlp_calls_change(int delta)
+    int mlp_calls_active()
     int mlp_openmp_enabled()
     int mlp_max_threads()
     double mlp_monotonic_seconds()

@@ -36,39 +36,6 @@ def effective_n_threads():
     return max(1, min(_engine.openmp_max_threads(), _cpu_count()))
 
 
-# Engine calls under way in this process (fits and threaded predictions in
-# several Python threads): they share the CPUs rather than each taking all.
-_calls_lock = threading.Lock()
-_calls = 0
-
-
-_calls_local = threading.local()
-
-
-@contextmanager
-def engine_threads():
-    """The OpenMP threads for one engine call: effective_n_threads() shared
-    out among the calls under way in this process (at least one each), so
-    that fits run side by side in threads (joblib's threading backend) do not
-    oversubscribe the CPUs. A call inside another in the same thread (early
-    stopping's validation scores) takes its share. Results do not depend on it."""
-    global _calls
-    outer = getattr(_calls_local, "share", None)
-    if outer is not None:
-        yield outer
-        return
-    with _calls_lock:
-        _calls += 1
-        share = max(1, effective_n_threads() // _calls)
-    _calls_local.share = share
-    try:
-        yield share
-    finally:
-        _calls_local.share = None
-        with _calls_lock:
-            _calls -= 1
-
-
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_limiter = None

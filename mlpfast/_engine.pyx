@@ -308,6 +308,24 @@ cdef inline void _pace_note(Pace *p, int mode, double seconds, Py_ssize_t rows) 
         p.since += seconds
 
 
+# Engine calls under way in this process (fits and predictions in several
+# Python threads, as joblib's threading backend runs them) share the CPUs: each
+# batch or prediction runs on its call's threads divided by the calls under
+# way, so that together they do not oversubscribe the CPUs.
+cdef inline int _share(int n_threads) noexcept nogil:
+    return max(1, n_threads // max(1, k.mlp_calls_active()))
+
+
+def calls_active():
+    """Engine calls under way in this process (see _share)."""
+    return k.mlp_calls_active()
+
+
+def _calls_change(int delta):
+    """Counts delta more calls under way (tests stand in for other calls)."""
+    return k.mlp_calls_change(delta)
+
+
 # A CSR input matrix (scipy's data / indices / indptr, indices as intp).
 cdef struct CSR:
     const void *data
@@ -414,6 +432,8 @@ cdef class Network:
     cdef readonly bint dense_input
     # Optimiser steps made by the last run_epoch so far (read it after Ctrl-C).
     cdef readonly long last_epoch_steps
+    # The most threads a batch of this network has run on.
+    cdef readonly int max_team
     cdef readonly object dtype
     cdef readonly object grad
     cdef Net net
@@ -588,12 +608,19 @@ cdef class Network:
         cdef int nt = self.n_threads
         if n > self.capacity:
             raise ValueError(f"{n} rows exceed the network capacity {self.capacity}")
-        with nogil:
-            sw_sum = _weight_sum(&sw[0], n, has_sw)
-            raw = self._pass(&params[0], &inp, &Y[0, 0], &sw[0] if has_sw else NULL, n, NULL, nt)
-            sq = _sum_squares(&params[0], self.n_coef, self.partial, nt)
-            _finish_grad(<floating *>self.grad_ptr, &params[0], self.n_params, self.n_coef,
-                         alpha, sw_sum, nt)
+        k.mlp_calls_change(1)
+        try:
+            with nogil:
+                nt = _share(nt)
+                sw_sum = _weight_sum(&sw[0], n, has_sw)
+                raw = self._pass(&params[0], &inp, &Y[0, 0], &sw[0] if has_sw else NULL, n,
+                                 NULL, nt)
+                sq = _sum_squares(&params[0], self.n_coef, self.partial, nt)
+                _finish_grad(<floating *>self.grad_ptr, &params[0], self.n_params,
+                             self.n_coef, alpha, sw_sum, nt)
+        finally:
+            k.mlp_calls_change(-1)
+        self.max_team = max(self.max_team, nt)
         return self._batch_loss(raw, sq, sw_sum, alpha, squared_mean)
 
     cdef inline double _batch_loss(self, double raw, double sq, double sw_sum, double alpha,
@@ -786,13 +813,9 @@ cdef class Network:
         """
         cdef Input inp
         self._input(params, X, Y, sw, has_sw, &inp)
-        cdef Py_ssize_t n = Y.shape[0], start, m
-        cdef const Py_ssize_t *rows
-        cdef const floating *swb
+        cdef Py_ssize_t n = Y.shape[0], start
         cdef floating *p = &params[0]
-        cdef double raw, sq, sw_sum, acc = 0, last_check, t0, now
-        cdef long steps = 0
-        cdef int mode, nt
+        cdef double acc = 0
         cdef k.mlp_optimizer opt
         if batch_size < 1 or batch_size > self.capacity:
             raise ValueError(f"batch_size must be in [1, {self.capacity}], got {batch_size}")
@@ -817,26 +840,50 @@ cdef class Network:
         opt.state1 = &state1[0]
         opt.state2 = &state2[0]
         self.last_epoch_steps = 0
+        k.mlp_calls_change(1)
+        try:
+            self._epoch(p, &inp, &Y[0, 0], &sw[0] if has_sw else NULL, n,
+                        &order[0] if shuffled else NULL, batch_size, alpha, squared_mean,
+                        &opt, &acc)
+        finally:
+            k.mlp_calls_change(-1)
+        return acc
+
+    cdef int _epoch(self, floating *p, Input *inp, const floating *Y, const floating *sw,
+                    Py_ssize_t n, const Py_ssize_t *order, Py_ssize_t batch_size,
+                    double alpha, bint squared_mean, k.mlp_optimizer *opt,
+                    double *acc) except -1:
+        """run_epoch's batches, without the GIL but to look for Ctrl-C."""
+        cdef Py_ssize_t start, m
+        cdef const Py_ssize_t *rows
+        cdef const floating *swb
+        cdef double raw, sq, sw_sum, last_check, t0, now
+        cdef long steps = 0
+        cdef int mode, nt
         with nogil:
             last_check = k.mlp_monotonic_seconds()
             sq = _sum_squares(p, self.n_coef, self.partial, self.n_threads)
             start = 0
             while start < n:
                 m = min(batch_size, n - start)
-                rows = &order[start] if shuffled else NULL
+                rows = NULL
+                if order != NULL:
+                    rows = order + start
                 inp.row0 = start
                 mode = _pace_choose(&self.pace, m) if self.n_threads > 1 else 0
-                nt = self.n_threads if mode else 1
+                nt = _share(self.n_threads) if mode else 1
+                mode = nt > 1
+                self.max_team = max(self.max_team, nt)
                 t0 = k.mlp_monotonic_seconds()
-                raw = self._pass(p, &inp, &Y[0, 0], &sw[0] if has_sw else NULL, m, rows, nt)
+                raw = self._pass(p, inp, Y, sw, m, rows, nt)
                 # the batch's weights: gathered into swbuf by the pass when shuffled
                 swb = NULL
-                if has_sw:
-                    swb = <const floating *>self.swbuf if shuffled else &sw[start]
-                sw_sum = _weight_sum(swb, m, has_sw)
-                acc += self._batch_loss(raw, sq, sw_sum, alpha, squared_mean) * m
+                if sw != NULL:
+                    swb = <const floating *>self.swbuf if order != NULL else sw + start
+                sw_sum = _weight_sum(swb, m, sw != NULL)
+                acc[0] += self._batch_loss(raw, sq, sw_sum, alpha, squared_mean) * m
                 sq = _step(p, <floating *>self.grad_ptr, self.partial, self.n_params,
-                           self.n_coef, alpha, sw_sum, &opt, nt)
+                           self.n_coef, alpha, sw_sum, opt, nt)
                 now = k.mlp_monotonic_seconds()
                 if self.n_threads > 1:
                     _pace_note(&self.pace, mode, now - t0, m)
@@ -847,7 +894,7 @@ cdef class Network:
                     with gil:
                         PyErr_CheckSignals()
                     last_check = k.mlp_monotonic_seconds()
-        return acc
+        return 0
 
 
 cdef inline double _weight_sum(const floating *sw, Py_ssize_t n, bint has_sw) noexcept nogil:
@@ -878,7 +925,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
     ``check_finite``, returns None (computing nothing) when a dense X holds
     NaN or infinity. Row blocks are shared out over up to n_threads threads.
     """
-    cdef Py_ssize_t L = len(coefs), l, n = X.shape[0], width = 1, nb, blk, weights = 0
+    cdef Py_ssize_t L = len(coefs), l, n = X.shape[0], width = 1, nb = 0, blk, weights = 0
     cdef bint finite
     cdef const floating[::1] xdata
     cdef const Py_ssize_t[::1] xindices
@@ -942,9 +989,11 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
         if n == 0:
             return out
         nb = _n_blocks(n)
+        k.mlp_calls_change(1)
         if nb > 1 and n_threads > 1:
             mode = _pace_choose(&PREDICT_PACE, n * weights)
-            nt = min(n_threads, nb) if mode else 1
+            nt = min(_share(n_threads), nb) if mode else 1
+            mode = nt > 1
         # per thread: two scratch blocks the hidden layers alternate between
         # (in place: a prediction keeps no pre-activation), and L pointers
         bufs = <void **>malloc(nt * L * sizeof(void *))
@@ -967,6 +1016,8 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
             _pace_note(&PREDICT_PACE, mode, t0, n * weights)
         return out
     finally:
+        if nb:
+            k.mlp_calls_change(-1)
         free(scratch)
         free(bufs)
         free(net.units)

@@ -36,7 +36,8 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from mlpfast import _engine
-from mlpfast._config import blas_single_threaded, effective_n_threads, engine_threads
+from mlpfast import _config
+from mlpfast._config import blas_single_threaded
 from mlpfast._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
@@ -218,10 +219,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         n_rows = X.shape[0] if csr is None else csr[2].shape[0] - 1
         # A plain array is checked for NaN and infinity by the engine, in C.
         check_finite = check_input and plain
-        if n_rows < _PREDICT_MIN_ROWS_THREADED or effective_n_threads() == 1:
+        n_threads = 1 if n_rows < _PREDICT_MIN_ROWS_THREADED else _config.effective_n_threads()
+        if n_threads == 1:
             P = _engine.forward(*args, 1, csr=csr, check_finite=check_finite)
         else:
-            with blas_single_threaded(), engine_threads() as n_threads:
+            with blas_single_threaded():
                 P = _engine.forward(*args, n_threads, csr=csr, check_finite=check_finite)
         if P is None:
             # X holds NaN or infinity: scikit-learn's validation raises its error.
@@ -332,7 +334,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 "warm_start and partial_fit need the same hidden_layer_sizes."
             )
 
-        with blas_single_threaded(), engine_threads() as n_threads:
+        n_threads = _config.effective_n_threads()
+        with blas_single_threaded():
             if self.solver in _STOCHASTIC_SOLVERS:
                 self._fit_stochastic(X, y, sample_weight, layer_units, incremental, n_threads)
             elif self.solver == "lbfgs":
@@ -632,7 +635,7 @@ def _validate_fit_data(estimator, X, y, **params):
         _is_float_matrix(X)
         and X.dtype.isnative
         and (X.flags.c_contiguous or X.flags.f_contiguous)
-    ) or not _engine.all_finite(X.ravel(order="K"), effective_n_threads()):
+    ) or not _engine.all_finite(X.ravel(order="K"), _config.effective_n_threads()):
         return validate_data(estimator, X, y, **params)
     if _plain_target(X, y):
         return validate_data(estimator, X, y, skip_check_array=True, reset=params["reset"])

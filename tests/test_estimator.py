@@ -5,6 +5,7 @@ with the same parameters (and so the same random draws), or, where stated,
 from the same starting weights.
 """
 
+import contextlib
 import os
 import pickle
 import re
@@ -309,6 +310,45 @@ def test_same_regression_model_whatever_the_thread_count(dtype, solver, monkeypa
                   random_state=0)
     _assert_same_fit(_fits_on_threads(lambda: MLPRegressor(**params), X, y, (1, 2, 3, 4),
                                       monkeypatch, sample_weight=sw))
+
+
+def test_fits_in_threads_at_once_give_the_same_models(digits):
+    """Four fits at once in Python threads (as joblib's threading backend runs
+    them). Oracle: the same fits one after the other, bit for bit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X_train, _, y_train, _ = digits
+    params = [dict(hidden_layer_sizes=(64,), max_iter=3, random_state=seed) for seed in range(4)]
+
+    def fit(kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return MLPClassifier(**kwargs).fit(X_train, y_train)
+
+    alone = [fit(kwargs) for kwargs in params]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(fit, params))
+    for a, b in zip(alone, together):
+        _assert_same_fit([a, b])
+    assert _engine.calls_active() == 0
+
+
+def test_a_fit_shares_the_threads_with_the_calls_under_way(monkeypatch):
+    """A fit given 4 threads runs its batches on all 4 alone, and on one while
+    three other engine calls are under way (4 // 4), with the same model.
+    Oracle: Network.max_team, the most threads its batches ran on."""
+    monkeypatch.setattr(mlpfast._config, "effective_n_threads", lambda: 4)
+    X, y = make_regression(n_samples=600, n_features=20, random_state=0)
+    params = dict(hidden_layer_sizes=(32,), max_iter=2, batch_size=200, random_state=0)
+    alone, network = _fit_keeping_network(MLPRegressor(**params), X, y)
+    assert network.max_team == 4
+    _engine._calls_change(3)
+    try:
+        shared, network = _fit_keeping_network(MLPRegressor(**params), X, y)
+    finally:
+        _engine._calls_change(-3)
+    assert network.max_team == 1
+    _assert_same_fit([alone, shared])
 
 
 _CPU_COUNT_SCRIPT = """
