@@ -604,20 +604,25 @@ cdef class Network:
         cdef Input inp
         self._input(params, X, Y, sw, has_sw, &inp)
         cdef Py_ssize_t n = Y.shape[0]
-        cdef double raw, sq, sw_sum
-        cdef int nt = self.n_threads
+        cdef double raw, sq, sw_sum, t0
+        cdef int nt, mode
         if n > self.capacity:
             raise ValueError(f"{n} rows exceed the network capacity {self.capacity}")
         k.mlp_calls_change(1)
         try:
             with nogil:
-                nt = _share(nt)
+                # one call, one batch of the threads-per-batch rule (see Pace)
+                mode = _pace_choose(&self.pace, n) if self.n_threads > 1 else 0
+                nt = _share(self.n_threads) if mode else 1
+                t0 = k.mlp_monotonic_seconds()
                 sw_sum = _weight_sum(&sw[0], n, has_sw)
                 raw = self._pass(&params[0], &inp, &Y[0, 0], &sw[0] if has_sw else NULL, n,
                                  NULL, nt)
                 sq = _sum_squares(&params[0], self.n_coef, self.partial, nt)
                 _finish_grad(<floating *>self.grad_ptr, &params[0], self.n_params,
                              self.n_coef, alpha, sw_sum, nt)
+                if self.n_threads > 1:
+                    _pace_note(&self.pace, nt > 1, k.mlp_monotonic_seconds() - t0, n)
         finally:
             k.mlp_calls_change(-1)
         self.max_team = max(self.max_team, nt)
@@ -872,7 +877,6 @@ cdef class Network:
                 inp.row0 = start
                 mode = _pace_choose(&self.pace, m) if self.n_threads > 1 else 0
                 nt = _share(self.n_threads) if mode else 1
-                mode = nt > 1
                 self.max_team = max(self.max_team, nt)
                 t0 = k.mlp_monotonic_seconds()
                 raw = self._pass(p, inp, Y, sw, m, rows, nt)
@@ -886,7 +890,7 @@ cdef class Network:
                            self.n_coef, alpha, sw_sum, opt, nt)
                 now = k.mlp_monotonic_seconds()
                 if self.n_threads > 1:
-                    _pace_note(&self.pace, mode, now - t0, m)
+                    _pace_note(&self.pace, nt > 1, now - t0, m)
                 steps += 1
                 self.last_epoch_steps = steps
                 start += m
@@ -993,7 +997,6 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
         if nb > 1 and n_threads > 1:
             mode = _pace_choose(&PREDICT_PACE, n * weights)
             nt = min(_share(n_threads), nb) if mode else 1
-            mode = nt > 1
         # per thread: two scratch blocks the hidden layers alternate between
         # (in place: a prediction keeps no pre-activation), and L pointers
         bufs = <void **>malloc(nt * L * sizeof(void *))
@@ -1013,7 +1016,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
                     _predict_block(&net, bufs, &inp, &P[0, 0], n, blk, nb)
             t0 = k.mlp_monotonic_seconds() - t0
         if nb > 1 and n_threads > 1:  # under the GIL: one Pace for every caller
-            _pace_note(&PREDICT_PACE, mode, t0, n * weights)
+            _pace_note(&PREDICT_PACE, nt > 1, t0, n * weights)
         return out
     finally:
         if nb:
