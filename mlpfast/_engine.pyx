@@ -15,7 +15,7 @@
 # backward (_backward_block, then Network._grads) serves training and loss_grad.
 #
 # Parallel work is cut by the problem alone, never by the thread or CPU count:
-#   - rows in blocks of BLOCK_ROWS (_n_blocks); a block goes through the whole
+#   - rows in blocks (_block_rows, _n_blocks); a block goes through the whole
 #     forward pass and the backward pass of its deltas on one thread;
 #   - weight gradients: a small network's blocks each fill a gradient slot
 #     of their own, summed in block order; a big network's (whose slots would
@@ -238,9 +238,13 @@ cdef inline void _csr_matmul_tn(floating *dW, const CSR *csr, const Py_ssize_t *
 
 # ---------------------------------------------------------------- work division
 
-# Rows per block: enough for BLAS to run near its rate on a block's products,
-# few enough that a batch of the usual sizes (200, 256) makes several blocks.
+# Rows per training block: enough for BLAS to run near its rate on a block's
+# products (each packs the layer's weights again, which a big layer pays for
+# with more rows), few enough that a batch of the usual sizes (200, 256) makes
+# several blocks. A prediction keeps no backward buffers: bigger blocks.
 cdef Py_ssize_t BLOCK_ROWS = 64
+cdef Py_ssize_t BIG_LAYER_WEIGHTS = 1 << 16
+cdef Py_ssize_t PREDICT_BLOCK_ROWS = 256
 # A weight gradient is cut in tiles of its columns of about this many weights,
 # at most MAX_TILES per layer (each tile reads the layer's inputs again), each
 # a multiple of TILE_COLUMNS wide but the last (BLAS vectorises along them).
@@ -255,9 +259,16 @@ cdef Py_ssize_t SLOT_VALUES = 1 << 18
 cdef Py_ssize_t SUM_CHUNK = 4096
 
 
-cdef inline Py_ssize_t _n_blocks(Py_ssize_t n) noexcept nogil:
-    # row blocks of an n-row batch; block b is rows [n * b // nb, n * (b + 1) // nb)
-    return max(1, (n + BLOCK_ROWS - 1) // BLOCK_ROWS)
+def _block_rows(units):
+    """Rows per training block of a network of these layer widths."""
+    big = max(units[l] * units[l + 1] for l in range(len(units) - 1)) > BIG_LAYER_WEIGHTS
+    return 2 * BLOCK_ROWS if big else BLOCK_ROWS
+
+
+cdef inline Py_ssize_t _n_blocks(Py_ssize_t n, Py_ssize_t rows) noexcept nogil:
+    # blocks of about `rows` rows of an n-row batch; block b is rows
+    # [n * b // nb, n * (b + 1) // nb)
+    return max(1, (n + rows - 1) // rows)
 
 
 # Threads per batch. Results never depend on the thread count, so a fit times
@@ -424,7 +435,7 @@ cdef class Network:
         first layer's weight gradient is tiled by columns.
     """
     cdef readonly Py_ssize_t n_layers, n_params, n_coef, capacity, n_features, n_outputs
-    cdef readonly Py_ssize_t n_tiles
+    cdef readonly Py_ssize_t n_tiles, block_rows
     # True: each block's gradient goes to a slot of its own (the first block's
     # to grad), the slots summed in block order; False: tiles
     cdef readonly bint block_grads
@@ -527,9 +538,10 @@ cdef class Network:
         self.row_loss = <double *>self._pointer(np.zeros(capacity, dtype=np.float64))
         self.partial = <double *>self._pointer(
             np.zeros(self.n_params // k.MLP_REDUCE_CHUNK + 1, dtype=np.float64))
-        self.block_grads = (_n_blocks(capacity) - 1) * self.n_params <= SLOT_VALUES
-        self.slots = self._buffer((_n_blocks(capacity) - 1) * self.n_params
-                                  if self.block_grads else 1)
+        self.block_rows = _block_rows(layer_units)
+        n_slots = _n_blocks(capacity, self.block_rows) - 1
+        self.block_grads = n_slots * self.n_params <= SLOT_VALUES
+        self.slots = self._buffer(n_slots * self.n_params if self.block_grads else 1)
         self._make_tiles(layer_units)
         _pace_init(&self.pace)
 
@@ -693,7 +705,7 @@ cdef class Network:
         First every row block's forward and delta pass (and, with slots, its
         gradient), then (all blocks done) the sum of the slots or every
         weight-gradient tile; both shared out over nt threads."""
-        cdef Py_ssize_t nb = _n_blocks(n), blk, t, i, P = self.n_params
+        cdef Py_ssize_t nb = _n_blocks(n, self.block_rows), blk, t, i, P = self.n_params
         cdef Py_ssize_t n_after = self.n_tiles
         if self.block_grads:
             n_after = (P + SUM_CHUNK - 1) // SUM_CHUNK if nb > 1 else 0
@@ -992,7 +1004,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
         P = out
         if n == 0:
             return out
-        nb = _n_blocks(n)
+        nb = _n_blocks(n, PREDICT_BLOCK_ROWS)
         k.mlp_calls_change(1)
         if nb > 1 and n_threads > 1:
             mode = _pace_choose(&PREDICT_PACE, n * weights)
@@ -1000,12 +1012,12 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
         # per thread: two scratch blocks the hidden layers alternate between
         # (in place: a prediction keeps no pre-activation), and L pointers
         bufs = <void **>malloc(nt * L * sizeof(void *))
-        scratch = <floating *>malloc(nt * 2 * min(n, BLOCK_ROWS) * width * sizeof(floating))
+        scratch = <floating *>malloc(nt * 2 * min(n, PREDICT_BLOCK_ROWS) * width * sizeof(floating))
         if scratch == NULL or bufs == NULL:
             raise MemoryError()
         for blk in range(nt):
             for l in range(L):
-                bufs[blk * L + l] = scratch + (2 * blk + l % 2) * min(n, BLOCK_ROWS) * width
+                bufs[blk * L + l] = scratch + (2 * blk + l % 2) * min(n, PREDICT_BLOCK_ROWS) * width
         with nogil:
             t0 = k.mlp_monotonic_seconds()
             if nt > 1:

@@ -28,7 +28,7 @@ def _sparse_problem(dtype, n=300, d=40, density=0.15, seed=0):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("output", [0, 2])
-@pytest.mark.parametrize("hidden", [70, 600], ids=["slots", "tiles"])
+@pytest.mark.parametrize("hidden", [70, 1200], ids=["slots", "tiles"])
 def test_loss_grad_sparse_equals_dense(dtype, n_threads, output, hidden):
     """Oracle: Network.loss_grad on the dense copy of the same rows, for a
     network whose blocks' gradients are summed (slots) and one whose gradients
