@@ -278,17 +278,30 @@ cdef inline Py_ssize_t _n_blocks(Py_ssize_t n, Py_ssize_t rows) noexcept nogil:
 # costlier way is tried again once the batches since the last trial have taken
 # PACE_PATIENCE times what a trial is expected to lose, so trials cost at most
 # about 1 / PACE_PATIENCE of the time.
+#
+# A new fit starts from what the fits before it found, while that is recent
+# (PACE_PRIOR_SECONDS): the ratio of a batch's cost on all threads to its cost
+# on one. It runs its first batch the cheaper way and estimates the other's
+# cost from the ratio, so that a machine under load is not paid for again by
+# every short fit of a search.
 cdef struct Pace:
     double cost[2]   # smoothed seconds per row: [one thread, n_threads]; 0: not yet
     double since     # seconds of batches since the last trial
+    double ratio     # the prior cost[1] / cost[0]; 0: none
+    int measured     # bit m: cost[m] was measured, not estimated
 cdef double PACE_PATIENCE = 50
 cdef double PACE_WEIGHT = 0.25   # of a new sample in the smoothed cost
+cdef double PACE_PRIOR_SECONDS = 1
+cdef double PACE_PRIOR_RATIO = 0
+cdef double PACE_PRIOR_TIME = 0
 
 
-cdef inline void _pace_init(Pace *p) noexcept nogil:
+cdef inline void _pace_init(Pace *p, double ratio) noexcept nogil:
     p.cost[0] = 0
     p.cost[1] = 0
     p.since = 0
+    p.ratio = ratio
+    p.measured = 0
 
 
 cdef inline int _pace_best(const Pace *p) noexcept nogil:
@@ -298,6 +311,8 @@ cdef inline int _pace_best(const Pace *p) noexcept nogil:
 cdef inline int _pace_choose(const Pace *p, Py_ssize_t rows) noexcept nogil:
     # 1: run the next batch of `rows` rows on all threads, 0: on one
     cdef int best
+    if p.cost[0] == 0 and p.cost[1] == 0:
+        return 0 if p.ratio > 1 else 1
     if p.cost[1] == 0:
         return 1
     if p.cost[0] == 0:
@@ -311,12 +326,30 @@ cdef inline int _pace_choose(const Pace *p, Py_ssize_t rows) noexcept nogil:
 cdef inline void _pace_note(Pace *p, int mode, double seconds, Py_ssize_t rows) noexcept nogil:
     # a batch of `rows` rows took `seconds` on all threads (mode 1) or one
     cdef bint trial = p.cost[0] > 0 and p.cost[1] > 0 and mode != _pace_best(p)
+    p.measured |= 1 << mode
     if p.cost[mode] == 0 or trial:
         p.cost[mode] = seconds / rows
         p.since = 0
+        if p.cost[1 - mode] == 0 and p.ratio > 0:
+            p.cost[1 - mode] = p.cost[mode] * (p.ratio if mode == 0 else 1 / p.ratio)
     else:
         p.cost[mode] += PACE_WEIGHT * (seconds / rows - p.cost[mode])
         p.since += seconds
+
+
+cdef double _pace_prior() noexcept:
+    # the ratio for a new fit's Pace (called with the GIL)
+    if k.mlp_monotonic_seconds() - PACE_PRIOR_TIME < PACE_PRIOR_SECONDS:
+        return PACE_PRIOR_RATIO
+    return 0
+
+
+cdef void _pace_share(const Pace *p) noexcept:
+    # a fit's measured ratio, for the fits after it (called with the GIL)
+    global PACE_PRIOR_RATIO, PACE_PRIOR_TIME
+    if p.measured == 3:
+        PACE_PRIOR_RATIO = p.cost[1] / p.cost[0]
+        PACE_PRIOR_TIME = k.mlp_monotonic_seconds()
 
 
 # Engine calls under way in this process (fits and predictions in several
@@ -543,7 +576,7 @@ cdef class Network:
         self.block_grads = n_slots * self.n_params <= SLOT_VALUES
         self.slots = self._buffer(n_slots * self.n_params if self.block_grads else 1)
         self._make_tiles(layer_units)
-        _pace_init(&self.pace)
+        _pace_init(&self.pace, _pace_prior())
 
     def _make_tiles(self, units):
         """The weight-gradient tiles (see tile_layer): per layer, the columns
@@ -637,6 +670,7 @@ cdef class Network:
                     _pace_note(&self.pace, nt > 1, k.mlp_monotonic_seconds() - t0, n)
         finally:
             k.mlp_calls_change(-1)
+        _pace_share(&self.pace)
         self.max_team = max(self.max_team, nt)
         return self._batch_loss(raw, sq, sw_sum, alpha, squared_mean)
 
@@ -864,6 +898,7 @@ cdef class Network:
                         &opt, &acc)
         finally:
             k.mlp_calls_change(-1)
+            _pace_share(&self.pace)
         return acc
 
     cdef int _epoch(self, floating *p, Input *inp, const floating *Y, const floating *sw,
@@ -879,7 +914,7 @@ cdef class Network:
         cdef int mode, nt
         with nogil:
             last_check = k.mlp_monotonic_seconds()
-            sq = _sum_squares(p, self.n_coef, self.partial, self.n_threads)
+            sq = _sum_squares(p, self.n_coef, self.partial, 1)  # once an epoch
             start = 0
             while start < n:
                 m = min(batch_size, n - start)
@@ -927,7 +962,7 @@ cdef inline double _weight_sum(const floating *sw, Py_ssize_t n, bint has_sw) no
 
 # Predictions share one Pace (see run_epoch's), in seconds per row and weight.
 cdef Pace PREDICT_PACE
-_pace_init(&PREDICT_PACE)
+_pace_init(&PREDICT_PACE, 0)
 
 
 def forward(list coefs, list intercepts, const floating[:, ::1] X, int activation, int output,
@@ -995,11 +1030,6 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
             weights += wv.shape[0] * wv.shape[1]
             if l < L - 1:
                 width = max(width, net.units[l + 1])
-        if check_finite and csr is None and n:
-            with nogil:
-                finite = _all_finite(&X[0, 0], n * net.units[0], n_threads)
-            if not finite:
-                return None
         out = np.empty((n, net.units[L]), dtype=dtype)
         P = out
         if n == 0:
@@ -1009,6 +1039,12 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
         if nb > 1 and n_threads > 1:
             mode = _pace_choose(&PREDICT_PACE, n * weights)
             nt = min(_share(n_threads), nb) if mode else 1
+        t0 = k.mlp_monotonic_seconds()
+        if check_finite and csr is None:
+            with nogil:
+                finite = _all_finite(&X[0, 0], n * net.units[0], nt)
+            if not finite:
+                return None
         # per thread: two scratch blocks the hidden layers alternate between
         # (in place: a prediction keeps no pre-activation), and L pointers
         bufs = <void **>malloc(nt * L * sizeof(void *))
@@ -1019,7 +1055,6 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
             for l in range(L):
                 bufs[blk * L + l] = scratch + (2 * blk + l % 2) * min(n, PREDICT_BLOCK_ROWS) * width
         with nogil:
-            t0 = k.mlp_monotonic_seconds()
             if nt > 1:
                 for blk in prange(nb, num_threads=nt, schedule="dynamic"):
                     _predict_block(&net, bufs + threadid() * L, &inp, &P[0, 0], n, blk, nb)

@@ -630,12 +630,14 @@ def _validate_fit_data(estimator, X, y, **params):
     NaN or infinity takes scikit-learn's full validation, which raises its own
     error before it changes the estimator. When y is a plain ndarray too (see
     _plain_target), neither array needs more than that, and validate_data
-    with ``skip_check_array`` does the rest (feature names, n_features_in_)."""
+    with ``skip_check_array`` does the rest (feature names, n_features_in_).
+    The check runs on one thread: it is a small part of a fit, and a threaded
+    region waits for every CPU, which on a busy machine costs milliseconds."""
     if not (
         _is_float_matrix(X)
         and X.dtype.isnative
         and (X.flags.c_contiguous or X.flags.f_contiguous)
-    ) or not _engine.all_finite(X.ravel(order="K"), _config.effective_n_threads()):
+    ) or not _engine.all_finite(X.ravel(order="K"), 1):
         return validate_data(estimator, X, y, **params)
     if _plain_target(X, y):
         return validate_data(estimator, X, y, skip_check_array=True, reset=params["reset"])
