@@ -370,6 +370,11 @@ def _calls_change(int delta):
     return k.mlp_calls_change(delta)
 
 
+def share_threads(int n_threads):
+    """The threads one call given n_threads runs on now (see _share)."""
+    return _share(n_threads)
+
+
 # A CSR input matrix (scipy's data / indices / indptr, indices as intp).
 cdef struct CSR:
     const void *data

@@ -334,20 +334,27 @@ def test_fits_in_threads_at_once_give_the_same_models(digits):
 
 
 def test_a_fit_shares_the_threads_with_the_calls_under_way(monkeypatch):
-    """A fit given 4 threads runs its batches on all 4 alone, and on one while
-    three other engine calls are under way (4 // 4), with the same model.
-    Oracle: Network.max_team, the most threads its batches ran on."""
+    """A call given 4 threads runs on 4 // (calls under way): 2 beside one
+    other call, 1 beside three; a fit beside three others runs every batch on
+    one thread, with the same model. Oracles: the rule's arithmetic, and
+    Network.max_team, the most threads its batches ran on."""
     monkeypatch.setattr(mlpfast._config, "effective_n_threads", lambda: 4)
     X, y = make_regression(n_samples=600, n_features=20, random_state=0)
     params = dict(hidden_layer_sizes=(32,), max_iter=2, batch_size=200, random_state=0)
-    alone, network = _fit_keeping_network(MLPRegressor(**params), X, y)
-    assert network.max_team == 4
+    alone, _ = _fit_keeping_network(MLPRegressor(**params), X, y)
+    assert _engine.calls_active() == 0
+    for others, share in ((0, 4), (1, 2), (3, 1)):
+        _engine._calls_change(others + 1)  # this call and the others
+        try:
+            assert _engine.share_threads(4) == share
+        finally:
+            _engine._calls_change(-others - 1)
     _engine._calls_change(3)
     try:
         shared, network = _fit_keeping_network(MLPRegressor(**params), X, y)
     finally:
         _engine._calls_change(-3)
-    assert network.max_team == 1
+    assert network.n_threads == 4 and network.max_team == 1
     _assert_same_fit([alone, shared])
 
 
@@ -388,8 +395,9 @@ def test_same_model_whatever_the_cpu_count(dtype):
 
 @pytest.mark.skipif(mlpfast._config.effective_n_threads() < 2, reason="needs two threads")
 def test_a_fit_times_its_batches_on_one_thread_and_on_all():
-    """The threads-per-batch rule measures both ways (Network.pace_costs: seconds
-    per row on one thread and on all, both positive) in a fit of many batches."""
+    """The threads-per-batch rule has a cost for both ways (Network.pace_costs:
+    seconds per row on one thread and on all, measured or estimated from the
+    fits before it, both positive) in a fit of many batches."""
     X, y = make_regression(n_samples=4000, n_features=50, random_state=0)
     est = MLPRegressor(hidden_layer_sizes=(64,), max_iter=2, batch_size=100, random_state=0)
     _, network = _fit_keeping_network(est, X, y)
