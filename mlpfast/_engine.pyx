@@ -17,9 +17,9 @@
 # Parallel work is cut by the problem alone, never by the thread or CPU count:
 #   - rows in blocks (_block_rows, _n_blocks); a block goes through the whole
 #     forward pass and the backward pass of its deltas on one thread;
-#   - weight gradients: a small network's blocks each fill a gradient slot
-#     of their own, summed in block order; a big network's (whose slots would
-#     be large, SLOT_VALUES) come in tiles of columns of each dW
+#   - weight gradients: each block fills a gradient slot of its own, the
+#     slots summed in block order; a network whose slots would be too large
+#     (SLOT_VALUES) takes them in tiles of columns of each dW instead
 #     (Network._make_tiles), each the product of the whole batch;
 #   - optimiser steps and reductions in fixed chunks summed in a fixed order.
 # Any thread may run any block or tile, so every thread count computes the
@@ -250,11 +250,12 @@ cdef Py_ssize_t PREDICT_BLOCK_ROWS = 256
 # a multiple of TILE_COLUMNS wide but the last (BLAS vectorises along them).
 cdef Py_ssize_t TILE_WEIGHTS = 32768
 cdef Py_ssize_t MAX_TILES = 16
-cdef Py_ssize_t TILE_COLUMNS = 64
+cdef Py_ssize_t TILE_COLUMNS = 256
 # Gradient slots (one per row block but the first) when they hold at most this
-# many values in all: summing them then costs little beside the products, and
-# a block's products are its own (no tile reads the other blocks' rows).
-cdef Py_ssize_t SLOT_VALUES = 1 << 18
+# many values in all (32 MiB of float32): a block's products are its own and
+# run at BLAS's rate, where narrow tiles do not, and summing the slots costs
+# little beside the products.
+cdef Py_ssize_t SLOT_VALUES = 1 << 23
 # The slots are summed in chunks of this many parameters.
 cdef Py_ssize_t SUM_CHUNK = 4096
 
@@ -274,22 +275,29 @@ cdef inline Py_ssize_t _n_blocks(Py_ssize_t n, Py_ssize_t rows) noexcept nogil:
 # Threads per batch. Results never depend on the thread count, so a fit times
 # its batches per row on all its threads and on one, and runs the cheaper: on a
 # machine where other programs hold the cores, a team that waits for a
-# descheduled thread at every batch costs more than one thread alone. The
-# costlier way is tried again once the batches since the last trial have taken
+# descheduled thread at every batch costs more than one thread alone. Each way
+# is measured by a trial of PACE_TRIAL batches in a row, taking the fastest
+# (the first of a run on all threads may wait for idle CPUs to wake, which
+# later ones do not); then the cheaper way runs, its cost smoothed, and the
+# other is tried again once the batches since the last trial have taken
 # PACE_PATIENCE times what a trial is expected to lose, so trials cost at most
 # about 1 / PACE_PATIENCE of the time.
 #
 # A new fit starts from what the fits before it found, while that is recent
 # (PACE_PRIOR_SECONDS): the ratio of a batch's cost on all threads to its cost
-# on one. It runs its first batch the cheaper way and estimates the other's
-# cost from the ratio, so that a machine under load is not paid for again by
-# every short fit of a search.
+# on one. It tries the cheaper way first and estimates the other's cost from
+# the ratio, so that a machine under load is not paid for again by every short
+# fit of a search.
 cdef struct Pace:
-    double cost[2]   # smoothed seconds per row: [one thread, n_threads]; 0: not yet
+    double cost[2]   # seconds per row: [one thread, n_threads]; 0: not yet
     double since     # seconds of batches since the last trial
     double ratio     # the prior cost[1] / cost[0]; 0: none
     int measured     # bit m: cost[m] was measured, not estimated
-cdef double PACE_PATIENCE = 50
+    int trial        # the way on trial, -1: none
+    int trial_left   # batches left in the trial
+    double trial_min # its fastest batch so far, seconds per row
+cdef int PACE_TRIAL = 3
+cdef double PACE_PATIENCE = 100
 cdef double PACE_WEIGHT = 0.25   # of a new sample in the smoothed cost
 cdef double PACE_PRIOR_SECONDS = 1
 cdef double PACE_PRIOR_RATIO = 0
@@ -302,38 +310,46 @@ cdef inline void _pace_init(Pace *p, double ratio) noexcept nogil:
     p.since = 0
     p.ratio = ratio
     p.measured = 0
+    p.trial = -1
 
 
-cdef inline int _pace_best(const Pace *p) noexcept nogil:
-    return 0 if p.cost[0] < p.cost[1] else 1
-
-
-cdef inline int _pace_choose(const Pace *p, Py_ssize_t rows) noexcept nogil:
+cdef inline int _pace_choose(Pace *p, Py_ssize_t rows) noexcept nogil:
     # 1: run the next batch of `rows` rows on all threads, 0: on one
-    cdef int best
+    cdef int best, way = -1
+    if p.trial >= 0:
+        return p.trial
     if p.cost[0] == 0 and p.cost[1] == 0:
-        return 0 if p.ratio > 1 else 1
-    if p.cost[1] == 0:
-        return 1
-    if p.cost[0] == 0:
-        return 0
-    best = _pace_best(p)
-    if p.since >= PACE_PATIENCE * (p.cost[1 - best] - p.cost[best]) * rows:
-        return 1 - best
-    return best
-
-
-cdef inline void _pace_note(Pace *p, int mode, double seconds, Py_ssize_t rows) noexcept nogil:
-    # a batch of `rows` rows took `seconds` on all threads (mode 1) or one
-    cdef bint trial = p.cost[0] > 0 and p.cost[1] > 0 and mode != _pace_best(p)
-    p.measured |= 1 << mode
-    if p.cost[mode] == 0 or trial:
-        p.cost[mode] = seconds / rows
-        p.since = 0
-        if p.cost[1 - mode] == 0 and p.ratio > 0:
-            p.cost[1 - mode] = p.cost[mode] * (p.ratio if mode == 0 else 1 / p.ratio)
+        way = 0 if p.ratio > 1 else 1
+    elif p.cost[0] == 0 or p.cost[1] == 0:
+        way = 0 if p.cost[0] == 0 else 1
     else:
-        p.cost[mode] += PACE_WEIGHT * (seconds / rows - p.cost[mode])
+        best = 0 if p.cost[0] < p.cost[1] else 1
+        if p.since < PACE_PATIENCE * PACE_TRIAL * (p.cost[1 - best] - p.cost[best]) * rows:
+            return best
+        way = 1 - best
+    p.trial = way
+    p.trial_left = PACE_TRIAL
+    p.trial_min = 0
+    return way
+
+
+cdef inline void _pace_note(Pace *p, int way, double seconds, Py_ssize_t rows) noexcept nogil:
+    # a batch of `rows` rows took `seconds` on all threads (way 1) or one
+    cdef double s = seconds / rows
+    if way == p.trial:
+        p.trial_min = s if p.trial_min == 0 else min(p.trial_min, s)
+        p.trial_left -= 1
+        if p.trial_left == 0:
+            p.cost[way] = p.trial_min
+            p.measured |= 1 << way
+            p.trial = -1
+            p.since = 0
+            if p.cost[1 - way] == 0 and p.ratio > 0:
+                p.cost[1 - way] = p.cost[way] * (p.ratio if way == 0 else 1 / p.ratio)
+    elif p.cost[way] == 0:
+        p.cost[way] = s
+    else:
+        p.cost[way] += PACE_WEIGHT * (s - p.cost[way])
         p.since += seconds
 
 
