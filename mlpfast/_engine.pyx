@@ -485,8 +485,10 @@ cdef class Network:
         The most OpenMP threads a pass uses.
     dense_input : bool, default=True
         False when X will be CSR: then no dense batch buffer is allocated
-        (a (batch, n_features) buffer could be huge for sparse data), and the
-        first layer's weight gradient is tiled by columns.
+        (a (batch, n_features) buffer could be huge for sparse data).
+    slot_values : int, default=SLOT_VALUES
+        The most values the blocks' gradient slots may hold; beyond, the
+        weight gradients come in tiles.
     """
     cdef readonly Py_ssize_t n_layers, n_params, n_coef, capacity, n_features, n_outputs
     cdef readonly Py_ssize_t n_tiles, block_rows
@@ -536,7 +538,8 @@ cdef class Network:
         self.tile_hi = NULL
 
     def __init__(self, layer_units, int activation, int output, dtype,
-                 Py_ssize_t capacity, int n_threads, bint dense_input=True):
+                 Py_ssize_t capacity, int n_threads, bint dense_input=True,
+                 Py_ssize_t slot_values=SLOT_VALUES):
         cdef Py_ssize_t l, off = 0, L = len(layer_units) - 1
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -594,7 +597,7 @@ cdef class Network:
             np.zeros(self.n_params // k.MLP_REDUCE_CHUNK + 1, dtype=np.float64))
         self.block_rows = _block_rows(layer_units)
         n_slots = _n_blocks(capacity, self.block_rows) - 1
-        self.block_grads = n_slots * self.n_params <= SLOT_VALUES
+        self.block_grads = n_slots * self.n_params <= slot_values
         self.slots = self._buffer(n_slots * self.n_params if self.block_grads else 1)
         self._make_tiles(layer_units)
         _pace_init(&self.pace, _pace_prior())

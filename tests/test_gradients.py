@@ -221,14 +221,15 @@ def test_loss_grad_matches_numpy_backprop(act, out, weighted, dtype):
     ([64, 256, 128, 10], 128, 128),
     ([64, 256, 128, 10], 127, 127),
     ([100, 128, 64, 10], 130, 400),
-    ([300, 256, 128, 10], 400, 400),
+    ([300, 600, 128, 10], 400, 400),
     ([5, 3, 2], 1, 7),
 ], ids=["two-blocks", "uneven-blocks", "short-batch", "tiles", "one-row"])
 def test_loss_grad_with_threads(units, n, capacity, dtype):
     """The threaded pass: row blocks through the forward and delta passes, then
-    the sum of the blocks' gradient slots or (for the 111K-weight network) the
-    weight-gradient tiles, shared out over 1 to 4 threads (more threads than
-    blocks or tiles included). Loss and gradient equal numpy_loss_grad,
+    the sum of the blocks' gradient slots or (for the 258K-weight network, its
+    slots limited to nothing) the weight-gradient tiles (three of its first
+    layer, then its bias gradient), shared out over 1 to 4 threads (more
+    threads than blocks or tiles included). Loss and gradient equal numpy_loss_grad,
     and every thread count gives bitwise equal results (oracle: the one-thread
     run, which does the same blocks and tiles in turn)."""
     rng = np.random.default_rng(3)
@@ -237,7 +238,8 @@ def test_loss_grad_with_threads(units, n, capacity, dtype):
     sw = rng.uniform(0.3, 2.5, size=n).astype(dtype)
     results = []
     for n_threads in (1, 2, 3, 4):
-        net = _engine.Network(units, TANH, OUT_MULTI, dtype, capacity, n_threads)
+        net = _engine.Network(units, TANH, OUT_MULTI, dtype, capacity, n_threads,
+                              slot_values=0 if units[0] == 300 else 1 << 23)
         params = (0.1 * np.random.default_rng(4).standard_normal(net.n_params)).astype(dtype)
         results.append(loss_grad(net, params, X, Y, sw, False))
     expected_loss, expected_grad = numpy_loss_grad(net, params, X, Y, sw, TANH, OUT_MULTI,

@@ -31,8 +31,8 @@ def _sparse_problem(dtype, n=300, d=40, density=0.15, seed=0):
 @pytest.mark.parametrize("hidden", [70, 1200], ids=["slots", "tiles"])
 def test_loss_grad_sparse_equals_dense(dtype, n_threads, output, hidden):
     """Oracle: Network.loss_grad on the dense copy of the same rows, for a
-    network whose blocks' gradients are summed (slots) and one whose gradients
-    come in column tiles (tiles)."""
+    network whose blocks' gradients are summed (slots) and one whose slots are
+    limited to nothing, so that its gradients come in column tiles (tiles)."""
     X, _ = _sparse_problem(dtype, n=200, d=300, density=0.05)
     rng = np.random.RandomState(1)
     K = 3
@@ -42,7 +42,8 @@ def test_loss_grad_sparse_equals_dense(dtype, n_threads, output, hidden):
     results = []
     for data in (np.ascontiguousarray(X.toarray()), _engine_input(X, dtype)[1]):
         net = _engine.Network(units, 3, output, dtype, X.shape[0], n_threads,
-                              dense_input=not isinstance(data, tuple))
+                              dense_input=not isinstance(data, tuple),
+                              slot_values=0 if hidden == 1200 else 1 << 23)
         params = np.random.RandomState(2).uniform(-0.2, 0.2, net.n_params).astype(dtype)
         loss = net.loss_grad(params, data, Y, np.ones(1, dtype), False, 1e-3, False)
         results.append((loss, net.grad.copy()))
