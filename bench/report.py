@@ -1,498 +1,262 @@
-"""Print the mlpfast benchmark as one table per case and dtype.
+"""Markdown tables of ratios from the benchmark suite's pytest-benchmark JSON.
 
-Either runs the benchmark suite (``pytest bench/ --benchmark-only``) and
-reads the JSON it writes, or reads a pytest-benchmark JSON given with ``--json``::
+    python bench/report.py --json bench/results.json
+    python bench/report.py --json bench/results.json \\
+        --json-1thread bench/results-1thread.json --write-readme
 
-    python bench/report.py                              # run, then report
-    python bench/report.py --json bench/results.json    # report a saved run
-
-    python bench/report.py --json bench/results.json \
-        --json-1thread bench/results-1thread.json        # and the thread comparison
-
-It prints one summary table per dtype: for each case the ratios of the median fit
-times sklearn / mlpfast and torch / mlpfast (above 1: mlpfast is faster) and
-mlpfast / floor (the GEMM floor: numpy doing only the matrix products; 1 is the
-best possible), then the predict rows (one row at a time; all rows at once, with
-the floor of the forward products). Then the targets of issue 4, passed or
-not; for each missed fit target, the time it asks of mlpfast and the rate of
-matrix products that time implies, against the machine's peak rate
-(``test_gemm_peak``) in the same run; and, with ``--json-1thread``, the same
-tables for that run and the speed-up of each peer from one thread to the
-default. ``--details`` adds one table per case and dtype
-with every peer's median and the ratios of the minima too. The tables are Markdown,
-so they can be pasted into bench/README.md as they are.
+Ratios above 1 in "peer / mlpfast" columns mean mlpfast is faster; in
+"mlpfast / floor", 1 is the floor itself. Ratios come from the paired
+rounds where the run has them, else from the separate groups' medians.
+``--write-readme`` replaces the "Latest results" section of bench/README.md
+(between its ``report`` markers) with the same text.
 """
 
 import argparse
 import json
 import os
-import statistics
-import subprocess
+import re
 import sys
-from collections import defaultdict
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(BENCH_DIR)
-IMPLS = ("mlpfast", "sklearn", "torch", "floor")
-OPS = ("fit", "predict", "predict1")  # timed ops; "memory" entries have their own table
+README = os.path.join(BENCH_DIR, "README.md")
+BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
 DTYPES = ("float32", "float64")
+CASES = ("small", "tanh", "tabular", "regression", "mnist", "wide")
+PEERS = ("mlpfast", "sklearn", "torch", "floor")
+THREAD_CALLS = ("small-fit", "tabular-fit", "tabular-predict")
+PREDICT_ROWS = 20000  # of the tabular-predict call
+
+# Targets: (case, op, ratio key, "min" or "max", bound, dtypes). "min": the
+# ratio must be at least the bound, "max": at most.
+TARGETS = [
+    *[(c, "fit", "sklearn/mlpfast", "min", 5.0, DTYPES)
+      for c in ("small", "tabular", "regression")],
+    *[(c, "fit", "sklearn/mlpfast", "min", 3.0, DTYPES) for c in ("mnist", "wide")],
+    *[(c, "fit", "torch/mlpfast", "min", 2.0, DTYPES)
+      for c in ("small", "tabular", "regression", "mnist", "wide")],
+    ("mnist", "fit", "mlpfast/floor", "max", 1.5, ("float32",)),
+    ("small", "predict1", "sklearn/mlpfast", "min", 15.0, DTYPES),
+    ("mnist", "predict", "mlpfast/floor", "max", 1.3, DTYPES),
+    # Threads must not cost time: at most as slow as one thread on an idle
+    # machine, at most 1.2x under load (one CPU taken by another process).
+    *[(c, "threads", "idle", "max", 1.0, DTYPES) for c in THREAD_CALLS],
+    *[(c, "threads", "busy", "max", 1.2, DTYPES) for c in THREAD_CALLS],
+    ("mnist", "memory", "peak/data", "max", 1.0, ("float32",)),
+]
 
 
-def run_benchmarks(json_path, pytest_args):
-    """Run the suite from the repository root; return pytest's exit code.
+class Run:
+    """The entries of one pytest-benchmark JSON, by (op, case, dtype, peer)."""
 
-    ``-P`` keeps the checkout's unbuilt ``mlpfast/`` from shadowing the installed
-    package (``python -m`` would put the working directory first on sys.path)."""
-    safe_path = ["-P"] if sys.version_info >= (3, 11) else []
-    cmd = [sys.executable, *safe_path, "-m", "pytest", os.path.relpath(BENCH_DIR, REPO_ROOT),
-           "--benchmark-only", f"--benchmark-json={os.path.abspath(json_path)}",
-           *pytest_args]
-    print("$", " ".join(cmd), file=sys.stderr)
-    return subprocess.call(cmd, cwd=REPO_ROOT)
+    def __init__(self, path):
+        with open(path) as f:
+            self.data = json.load(f)
+        self.entries = {}
+        for bench in self.data.get("benchmarks", []):
+            info = bench.get("extra_info") or {}
+            if "op" in info:
+                self.entries[info["op"], info["case"], info["dtype"], info["peer"]] = bench
 
+    def median(self, op, case, dtype, peer):
+        bench = self.entries.get((op, case, dtype, peer))
+        return bench["stats"]["median"] if bench else None
 
-def _entry_key(bench):
-    """(case, dtype, op, impl) of one pytest-benchmark entry."""
-    info = bench.get("extra_info") or {}
-    if all(k in info for k in ("case", "dtype", "op", "impl")):
-        return info["case"], info["dtype"], info["op"], info["impl"]
-    # Fallback for entries without extra_info: group "<case>-<dtype>-<op>",
-    # name "test_<op>[<case>-<dtype>-<impl>]".
-    case, dtype, op = bench["group"].rsplit("-", 2)
-    impl = bench["name"].rsplit("-", 1)[1].rstrip("]")
-    return case, dtype, op, impl
+    def info(self, op, case, dtype, peer):
+        return (self.entries.get((op, case, dtype, peer)) or {}).get("extra_info", {})
 
-
-def collect(benchmarks):
-    """{(case, dtype): {op: {impl: benchmark entry}}}, in the order they ran."""
-    tables = defaultdict(lambda: defaultdict(dict))
-    for bench in benchmarks:
-        case, dtype, op, impl = _entry_key(bench)
-        tables[case, dtype][op][impl] = bench
-    return tables
+    def ratio(self, op, case, dtype, key):
+        """A target's ratio: the paired rounds' median where there are any."""
+        if op == "threads":
+            return self.info(op, case, dtype, key).get("ratios", {}).get("default/one")
+        if op == "memory":
+            info = self.info(op, case, dtype, "mlpfast")
+            return info["peak_bytes"] / info["data_bytes"] if info else None
+        paired = {"fit": "paired", "predict1": "paired1", "predict": "paired_predict"}.get(op)
+        value = self.info(paired, case, dtype, "all").get("ratios", {}).get(key)
+        if value is None:
+            num, den = key.split("/")
+            a, b = self.median(op, case, dtype, num), self.median(op, case, dtype, den)
+            value = a / b if a and b else None
+        return value
 
 
 def fmt_time(seconds):
     if seconds is None:
-        return "n/a"
+        return "-"
     if seconds >= 1:
-        return f"{seconds:.3f} s"
+        return f"{seconds:.2f} s"
     if seconds >= 1e-3:
-        return f"{seconds * 1e3:.2f} ms"
+        return f"{seconds * 1e3:.1f} ms"
     return f"{seconds * 1e6:.1f} us"
 
 
-def fmt_ratio(seconds):
-    """sklearn / mlpfast, from {impl: seconds or None}."""
-    if not (seconds["mlpfast"] and seconds["sklearn"]):
-        return "n/a"
-    return f"{seconds['sklearn'] / seconds['mlpfast']:.2f}x"
+def fmt_ratio(value):
+    return "-" if value is None else f"{value:.2f}x"
 
 
-def _describe(ops):
-    """One line about the case, from the first entry's extra_info."""
-    for impls in ops.values():
-        for bench in impls.values():
-            info = bench.get("extra_info") or {}
-            if "description" in info:
-                hidden = tuple(info["hidden_layer_sizes"])
-                return (f"{info['description']}; hidden {hidden}, "
-                        f"batch_size={info['batch_size']}, solver='{info['solver']}', "
-                        f"{info['epochs']} epochs")
-    return ""
+def table(header, rows, text_columns=1):
+    """Markdown; the first ``text_columns`` columns left-aligned, the rest right."""
+    return "\n".join(["| " + " | ".join(header) + " |",
+                      "|" + " --- |" * text_columns + " ---: |" * (len(header) - text_columns),
+                      *("| " + " | ".join(row) + " |" for row in rows)])
 
 
-def format_table(case, dtype, ops):
-    """Every peer's median for each op, and the ratios peer / mlpfast of the medians
-    (and of the minima, in brackets)."""
-    lines = [f"#### {case}, {dtype}", ""]
-    description = _describe(ops)
-    if description:
-        lines += [description, ""]
-    present = [i for i in IMPLS if any(i in impls for impls in ops.values())]
-    lines += [
-        "| op | " + " | ".join(f"{i} median" for i in present) + " | "
-        + " | ".join(f"{i} / mlpfast" for i in present if i != "mlpfast") + " | rounds |",
-        "| --- |" + " ---: |" * (2 * len(present)),
-    ]
-    for op in OPS:
-        impls = ops.get(op)
-        if not impls:
-            continue
-        stats = {i: impls[i]["stats"] if i in impls else None for i in present}
-        cells = [fmt_time(s and s["median"]) for s in stats.values()]
-        for i in present:
-            if i == "mlpfast":
-                continue
-            med = ratio(stats[i] and stats[i]["median"], stats["mlpfast"] and stats["mlpfast"]["median"])
-            mn = ratio(stats[i] and stats[i]["min"], stats["mlpfast"] and stats["mlpfast"]["min"])
-            cells.append(f"{med} ({mn})" if med != "n/a" else "n/a")
-        rounds = ", ".join(str(s["rounds"]) if s else "-" for s in stats.values())
-        lines.append(f"| {op} | " + " | ".join(cells) + f" | {rounds} |")
-    return "\n".join(lines)
-
-
-def ratio(a, b):
-    if not (a and b):
-        return "n/a"
-    return f"{a / b:.2f}x"
-
-
-def median(tables, case, dtype, op, impl):
-    # .get: tables are defaultdicts, a look-up must not add an entry.
-    bench = tables.get((case, dtype), {}).get(op, {}).get(impl)
-    return bench["stats"]["median"] if bench else None
-
-
-def _n_rows(tables, case, dtype, op):
-    for bench in tables.get((case, dtype), {}).get(op, {}).values():
-        return (bench.get("extra_info") or {}).get("n_samples")
-    return None
-
-
-def format_summary(tables, dtype, title=""):
-    """One table for a dtype: the fit ratios of every case, then the predict rows."""
-    cases = list(dict.fromkeys(case for case, d in tables if d == dtype))
-    lines = [f"#### {title}{dtype}", "",
-             "| case | mlpfast median | sklearn / mlpfast | torch / mlpfast | mlpfast / floor |",
-             "| --- | ---: | ---: | ---: | ---: |"]
-    for case in cases:
-        m = lambda impl, op="fit": median(tables, case, dtype, op, impl)  # noqa: E731
-        if m("mlpfast") is None:
-            continue
-        lines.append(f"| {case} fit | {fmt_time(m('mlpfast'))} | {ratio(m('sklearn'), m('mlpfast'))} "
-                     f"| {ratio(m('torch'), m('mlpfast'))} | {ratio(m('mlpfast'), m('floor'))} |")
-    for op, what in (("predict1", "predict, 1 row"), ("predict", "predict, {n} rows")):
-        for case in cases:
-            m = lambda impl: median(tables, case, dtype, op, impl)  # noqa: E731
-            if m("mlpfast") is None:
-                continue
-            label = what.format(n=_n_rows(tables, case, dtype, op))
-            lines.append(f"| {case} {label} | {fmt_time(m('mlpfast'))} "
-                         f"| {ratio(m('sklearn'), m('mlpfast'))} | - "
-                         f"| {ratio(m('mlpfast'), m('floor'))} |")
-    return "\n".join(lines)
-
-
-# The targets of issue 4: (case, op, peer, kind, bound, dtypes).
-# kind "speedup": peer / mlpfast >= bound; "floor": mlpfast / floor <= bound.
-TARGETS = [
-    *[(c, "fit", "sklearn", "speedup", 5.0, DTYPES) for c in ("small", "tabular", "regression")],
-    *[(c, "fit", "sklearn", "speedup", 3.0, DTYPES) for c in ("mnist", "wide")],
-    *[(c, "fit", "torch", "speedup", 2.0, DTYPES)
-      for c in ("small", "mnist", "tabular", "wide", "regression")],
-    ("mnist", "fit", "floor", "floor", 1.5, ("float32",)),
-    ("small", "predict1", "sklearn", "speedup", 15.0, DTYPES),
-    ("mnist", "predict", "floor", "floor", 1.3, DTYPES),
-]
-
-
-def paired(tables, case, dtype, key, op="paired"):
-    """The median per-round ratio ``key`` (e.g. "sklearn/mlpfast") of the paired
-    benchmark of (case, dtype) (fits; op "paired1": one-row predict), or None."""
-    bench = tables.get((case, dtype), {}).get(op, {}).get("all")
-    return ((bench or {}).get("extra_info") or {}).get("paired_ratios", {}).get(key)
-
-
-def format_paired(tables, dtype):
-    """The paired-rounds table of a dtype, or None when the run has none."""
-    cases = [case for case, d in tables if d == dtype
-             and (tables[case, d].get("paired") or tables[case, d].get("paired1"))]
-    if not cases:
-        return None
-    lines = [f"#### Paired rounds, {dtype}", "",
-             "| case | sklearn / mlpfast | torch / mlpfast | mlpfast / floor |",
-             "| --- | ---: | ---: | ---: |"]
-    for case in cases:
-        if tables[case, dtype].get("paired"):
-            cells = [paired(tables, case, dtype, k)
-                     for k in ("sklearn/mlpfast", "torch/mlpfast", "mlpfast/floor")]
-            lines.append(f"| {case} fit | " + " | ".join(
-                f"{c:.2f}x" if c is not None else "n/a" for c in cells) + " |")
-        one = paired(tables, case, dtype, "sklearn/mlpfast", "paired1")
-        if one is not None:
-            lines.append(f"| {case} predict, 1 row | {one:.2f}x | - | n/a |")
-    return "\n".join(lines)
-
-
-def format_targets(tables):
-    """Each target of issue 4, measured by the paired rounds where the run has
-    them (fits, one-row predict) and else by the ratio of the separate groups'
-    medians."""
-    lines = ["| target | dtype | measured | met |", "| --- | --- | ---: | --- |"]
-    for case, op, peer, kind, bound, dtypes in TARGETS:
-        for dtype in dtypes:
-            mine, theirs = (median(tables, case, dtype, op, i) for i in ("mlpfast", peer))
-            if kind == "speedup":
-                name = f"{case} {op}: {peer} / mlpfast >= {bound:g}"
-                value = theirs / mine if mine and theirs else None
-                if op in ("fit", "predict1"):
-                    value = paired(tables, case, dtype, f"{peer}/mlpfast",
-                                   "paired" if op == "fit" else "paired1") or value
-                met = value is not None and value >= bound
-            else:
-                name = f"{case} {op}: mlpfast / floor <= {bound:g}"
-                value = mine / theirs if mine and theirs else None
-                if op == "fit":
-                    value = paired(tables, case, dtype, "mlpfast/floor") or value
-                met = value is not None and value <= bound
-            lines.append(f"| {name} | {dtype} | "
-                         + (f"{value:.2f}x" if value is not None else "n/a")
-                         + " | " + ("yes" if met else "**no**" if value is not None else "n/a")
-                         + " |")
-    # Memory: the float32 C-contiguous training data is used in place, never copied,
-    # so what a fit allocates stays below the data's own size.
-    for (case, dtype), ops in tables.items():
-        bench = ops.get("memory", {}).get("mlpfast")
-        if bench:
-            info = bench.get("extra_info") or {}
-            value = info["peak_traced_bytes"] / info["data_bytes"]
-            lines.append(f"| {case} fit: peak allocated / training data < 1 (no copy) | "
-                         f"{dtype} | {value:.2f}x | {'yes' if value < 1 else '**no**'} |")
-    return "\n".join(lines)
-
-
-def _peak_rate(tables, dtype):
-    """The best matrix-product rate (flop/s) of the run's ``gemm_peak`` rounds."""
-    bench = tables.get(("machine", dtype), {}).get("peak", {}).get("numpy")
-    if not bench:
-        return None
-    return bench["extra_info"]["flops"] / bench["stats"]["min"]
-
-
-def format_reach(tables):
-    """For each missed fit target with paired rounds: the mlpfast time it asks
-    for (the peer's median paired time / the bound, or the floor's times the
-    bound) and the rate of matrix products that time implies (the floor's
-    operations over it), against the best rate the machine's products reached
-    in the same run. Above 100%, no fit of that network can meet the target
-    here, whatever else it does; None when nothing is missed or the run has no
-    peak."""
-    lines = []
-    for case, op, peer, kind, bound, dtypes in TARGETS:
-        if op != "fit":
-            continue
-        for dtype in dtypes:
-            bench = tables.get((case, dtype), {}).get("paired", {}).get("all")
-            peak = _peak_rate(tables, dtype)
-            info = (bench or {}).get("extra_info") or {}
-            if not (peak and "floor_flops" in info):
-                continue
-            mid = {k: statistics.median(v) for k, v in info["paired_times"].items() if v}
-            if peer not in mid:
-                continue
-            key = f"{peer}/mlpfast" if kind == "speedup" else "mlpfast/floor"
-            value = info["paired_ratios"][key]
-            if (value >= bound) if kind == "speedup" else (value <= bound):
-                continue
-            need = mid[peer] / bound if kind == "speedup" else mid["floor"] * bound
-            flops = info["floor_flops"]
-            name = (f"{peer} / mlpfast >= {bound:g}" if kind == "speedup"
-                    else f"mlpfast / floor <= {bound:g}")
-            lines.append(
-                f"| {case}: {name} | {dtype} | {fmt_time(mid['mlpfast'])} "
-                f"({flops / mid['mlpfast'] / 1e9:.0f}) | {fmt_time(need)} "
-                f"({flops / need / 1e9:.0f}) | {flops / mid['floor'] / 1e9:.0f} "
-                f"| {peak / 1e9:.0f} | {flops / need / peak:.0%} |")
-    if not lines:
-        return None
-    return "\n".join([
-        "| missed target | dtype | mlpfast (GFLOP/s) | needed (GFLOP/s) "
-        "| floor's GFLOP/s | peak GFLOP/s | needed / peak |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
-        *lines,
-    ])
-
-
-def format_wake(tables):
-    """The waker threads' benchmark (``test_wake_paired``): medians of settled
-    calls with them and without, and of the per-round ratios; None when the run
-    has none."""
-    rows = []
-    for (case, dtype), ops in tables.items():
-        bench = ops.get("wake", {}).get("mlpfast")
-        if not bench:
-            continue
-        info = bench["extra_info"]
-        for call, value in info["wake_ratios"].items():
-            on, off = (statistics.median(info["wake_times"][f"{call} {w}"]) for w in ("on", "off"))
-            rows.append(f"| {case} {call} | {dtype} | {fmt_time(on)} | {fmt_time(off)} "
-                        f"| {value:.2f}x |")
-    if not rows:
-        return None
-    return "\n".join([
-        "| call | dtype | wakers on | wakers off | off / on (per round) |",
-        "| --- | --- | ---: | ---: | ---: |",
-        *rows,
-    ])
-
-
-def format_memory(tables):
-    """Peak memory of one fit per peer (the ``memory`` benchmarks), or None."""
-    rows = []
-    for (case, dtype), ops in tables.items():
-        for impl, bench in ops.get("memory", {}).items():
-            info = bench.get("extra_info") or {}
-            data_mb = info["data_bytes"] / 2**20
-            traced_mb = info["peak_traced_bytes"] / 2**20
-            rows.append(f"| {case} | {dtype} | {impl} | {data_mb:.1f} MiB | {traced_mb:.1f} MiB "
-                        f"| {traced_mb / data_mb:.2f}x |")
-    if not rows:
-        return None
-    return "\n".join([
-        "| case | dtype | peer | training data | peak allocated during fit | / data |",
-        "| --- | --- | --- | ---: | ---: | ---: |",
-        *rows,
-    ])
-
-
-def format_threads(tables, tables1, n_threads):
-    """Speed-up of each peer from 1 thread to the default run, by case and op."""
-    lines = [f"| case | op | dtype | mlpfast, 1 thread | mlpfast, {n_threads} threads "
-             + "".join(f"| {i} 1 -> {n_threads} " for i in IMPLS) + "|",
-             "| --- | --- | --- | ---: | ---: |" + " ---: |" * len(IMPLS)]
-    for (case, dtype), ops in tables.items():
-        for op in OPS:
-            if op not in ops:
-                continue
-            one = median(tables1, case, dtype, op, "mlpfast")
-            many = median(tables, case, dtype, op, "mlpfast")
-            cells = [ratio(median(tables1, case, dtype, op, i), median(tables, case, dtype, op, i))
-                     for i in IMPLS]
-            lines.append(f"| {case} | {op} | {dtype} | {fmt_time(one)} | {fmt_time(many)} | "
-                         + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def format_machine(data):
-    machine = data.get("machine_info", {})
-    extra = machine.get("mlpfast_bench", {})
-    cpu = machine.get("cpu", {})
-    lines = []
-    brand = cpu.get("brand_raw") or machine.get("processor") or "unknown CPU"
+def machine(run):
+    data = run.data
+    info = data.get("machine_info", {})
+    extra = info.get("mlpfast_bench", {})
+    cpu = info.get("cpu", {}).get("brand_raw") or info.get("processor") or "?"
     flags = ", ".join(extra.get("cpu_flags", []))
-    lines.append(f"- machine: {brand}, {extra.get('cpu_count', '?')} logical CPUs"
-                 + (f" ({flags})" if flags else ""))
     versions = dict(extra.get("versions", {}))
-    if "torch" not in versions:  # runs whose conftest did not record it
-        for bench in data.get("benchmarks", []):
-            info = bench.get("extra_info") or {}
-            if "torch_version" in info:
-                versions["torch"] = f"{info['torch_version']} ({info.get('torch_threads')} threads)"
-                break
-    lines.append(f"- python {machine.get('python_version', '?')}, "
-                 + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    mlpfast = versions.pop("mlpfast", "?")
+    lines = [f"- {cpu}, {extra.get('cpu_count', '?')} CPUs ({flags}); Python "
+             f"{info.get('python_version', '?')}, "
+             + ", ".join(f"{k} {v}" for k, v in versions.items())]
     config = extra.get("mlpfast_config")
+    env = extra.get("env") or {}
     if isinstance(config, dict):
         blas = config.get("blas") or {}
-        lines.append(f"- mlpfast: OpenMP {'on' if config.get('openmp') else 'off'}, "
-                     f"{config.get('n_threads')} threads, kernels "
-                     f"{config.get('kernels', 'baseline')}; its show_config() names BLAS "
-                     f"{os.path.basename(blas.get('filepath') or '?')}")
-    for pool in extra.get("threadpools", []):
-        path = pool.get("filepath") or ""
-        name = os.path.join(*path.split(os.sep)[-2:]) if path else pool.get("prefix")
-        arch = f", {pool['architecture']}" if pool.get("architecture") else ""
-        version = f" {pool['version']}" if pool.get("version") else ""
-        lines.append(f"- {pool.get('user_api')}: {name}{version}{arch}, "
-                     f"{pool.get('num_threads')} threads")
-    env = extra.get("env", {})
-    lines.append("- environment: " + (", ".join(f"{k}={v}" for k, v in env.items())
-                                      if env else "no thread or BLAS variables set"))
-    if data.get("datetime"):
-        lines.append(f"- run: {data['datetime']}")
+        lines.append(f"- mlpfast {mlpfast}: {config.get('n_threads')} OpenMP threads, kernels "
+                     f"{config.get('kernels')}, {blas.get('internal_api')} "
+                     f"{blas.get('version')} ({blas.get('architecture')}); "
+                     + (", ".join(f"{k}={v}" for k, v in env.items())
+                        or "no thread or BLAS variables set"))
+    commit = data.get("commit_info", {})
+    lines.append(f"- run {data.get('datetime', '?')[:16]}, commit "
+                 f"{str(commit.get('id', '?'))[:7]}{' (dirty)' if commit.get('dirty') else ''}")
     return "\n".join(lines)
+
+
+def missed(case, op, key, dtype, value):
+    """Whether ``value`` misses a target of TARGETS (False when there is none)."""
+    for t_case, t_op, t_key, kind, bound, dtypes in TARGETS:
+        if (t_case, t_op, t_key) == (case, op, key) and dtype in dtypes and value is not None:
+            return value < bound if kind == "min" else value > bound
+    return False
+
+
+def pair(fmt, values, marks=(False, False)):
+    """'float32 / float64' cell; missed targets in bold."""
+    if all(v is None for v in values):
+        return "-"
+    return " / ".join(f"**{fmt(v)}**" if m else fmt(v) for v, m in zip(values, marks))
+
+
+def ratios(run, run1=None):
+    rows = []
+    keys = ("sklearn/mlpfast", "torch/mlpfast", "mlpfast/floor")
+    for case, op in [(c, "fit") for c in CASES] + [("small", "predict1"), ("mnist", "predict")]:
+        mine = [run.median(op, case, d, "mlpfast") for d in DTYPES]
+        if all(m is None for m in mine):
+            continue
+        n = run.info(op, case, DTYPES[0], "mlpfast").get("n_rows")
+        name = f"{case} fit" if op == "fit" else f"{case} predict, {n} row{'s' * (n != 1)}"
+        row = [name, pair(fmt_time, mine)]
+        for key in keys:
+            values = [run.ratio(op, case, d, key) for d in DTYPES]
+            row.append(pair(fmt_ratio, values,
+                            [missed(case, op, key, d, v) for d, v in zip(DTYPES, values)]))
+        if run1 is not None:
+            one = [run1.median(op, case, d, "mlpfast") for d in DTYPES]
+            row.append(pair(fmt_ratio, [a / b if a and b else None for a, b in zip(one, mine)]))
+        rows.append(row)
+    if not rows:
+        return None
+    header = ["case", "mlpfast", "sklearn / mlpfast", "torch / mlpfast", "mlpfast / floor"]
+    if run1 is not None:
+        header.append("mlpfast time at 1 thread / default")
+    return table(header, rows)
+
+
+def threads(run):
+    rows = []
+    for call in THREAD_CALLS:
+        cells = []
+        for load in ("idle", "busy"):
+            values = [run.ratio("threads", call, d, load) for d in DTYPES]
+            cells.append(pair(fmt_ratio, values, [missed(call, "threads", load, d, v)
+                                                  for d, v in zip(DTYPES, values)]))
+        if cells != ["-", "-"]:
+            rows.append([call.replace("-", " ") + (f", {PREDICT_ROWS} rows"
+                                                   if call.endswith("predict") else "")] + cells)
+    if not rows:
+        return None
+    return table(["mlpfast default threads / 1 thread", "idle",
+                  "busy (one CPU taken by a busy loop)"], rows)
+
+
+def memory(run):
+    """One line: each peer's peak allocation during a fit, against its data."""
+    parts = []
+    for (op, case, dtype, peer), bench in run.entries.items():
+        if op == "memory":
+            info = bench["extra_info"]
+            value = info["peak_bytes"] / info["data_bytes"]
+            bad = peer == "mlpfast" and missed(case, op, "peak/data", dtype, value)
+            mark = "**" if bad else ""
+            parts.append(f"{peer} {info['peak_bytes'] / 2**20:.1f} MiB ({mark}{value:.2f}x{mark} "
+                         f"the {info['data_bytes'] / 2**20:.1f} MiB of {case} {dtype} data)")
+    return "Peak memory allocated during a fit: " + ", ".join(parts) + "." if parts else None
+
+
+def targets(run):
+    """Every target of TARGETS the run measured: (row, met)."""
+    rows = []
+    for case, op, key, kind, bound, dtypes in TARGETS:
+        for dtype in dtypes:
+            value = run.ratio(op, case, dtype, key)
+            if value is not None:
+                what = {"threads": f"{case.replace('-', ' ')} {key}: default / 1 thread",
+                        "memory": f"{case} fit: peak allocated / data"}.get(
+                            op, f"{case} {op}: {key}")
+                met = not missed(case, op, key, dtype, value)
+                rows.append(([f"{what} {'>=' if kind == 'min' else '<='} {bound:g}", dtype,
+                              fmt_ratio(value), "yes" if met else "**no**"], met))
+    return rows
+
+
+def report(run, run1=None, all_targets=True):
+    """The tables; with ``all_targets`` every target's row, else only a count."""
+    rows = targets(run)
+    met = sum(m for _, m in rows)
+    parts = [machine(run),
+             "Each cell: float32 / float64. mlpfast: its median time; ratios: the "
+             "median of the paired rounds' per-round ratios (peer / mlpfast above 1: "
+             f"mlpfast is faster). Targets (bench/report.py) met: {met} of {len(rows)}; "
+             "bold: missed.",
+             ratios(run, run1), threads(run), memory(run)]
+    if all_targets and rows:
+        parts.append(table(["target", "dtype", "measured", "met"], [r for r, _ in rows], 2))
+    return "\n\n".join(p for p in parts if p)
+
+
+def write_readme(text, path=README):
+    with open(path) as f:
+        readme = f.read()
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(readme):
+        raise SystemExit(f"{path} has no {BEGIN} ... {END} section")
+    with open(path, "w") as f:
+        f.write(pattern.sub(lambda _: f"{BEGIN}\n{text}\n{END}", readme))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", metavar="PATH",
-                        help="read this pytest-benchmark JSON instead of running the suite")
-    parser.add_argument("--out", metavar="PATH", default=os.path.join(BENCH_DIR, "results.json"),
-                        help="where a run writes its JSON (default: bench/results.json)")
-    parser.add_argument("--json-1thread", metavar="PATH",
-                        help="a saved run with one thread (OMP_NUM_THREADS=1 "
-                             "OPENBLAS_NUM_THREADS=1): adds its tables and a thread comparison")
-    parser.add_argument("--details", action="store_true",
-                        help="also one table per case and dtype with every peer's times")
-    parser.add_argument("pytest_args", nargs="*",
-                        help="extra arguments for pytest when running, after '--' "
-                             "(e.g. -- -k small)")
+    parser.add_argument("--json", required=True, help="pytest-benchmark JSON of the suite")
+    parser.add_argument("--json-1thread", help="the same suite run at one thread")
+    parser.add_argument("--write-readme", nargs="?", const=README, metavar="PATH",
+                        help="also write the tables into PATH's report section "
+                             "(default: bench/README.md)")
     args = parser.parse_args(argv)
-
-    status = 0
-    path = args.json
-    if path is None:
-        path = args.out
-        status = run_benchmarks(path, args.pytest_args)
-        if not os.path.exists(path):
-            print(f"pytest exited with {status} and wrote no {path}", file=sys.stderr)
-            return status or 1
-
-    with open(path) as f:
-        data = json.load(f)
-    tables = collect(data.get("benchmarks", []))
-    if not tables:
-        print(f"no benchmarks in {path}", file=sys.stderr)
-        return status or 1
-
-    print(format_machine(data))
-    for dtype in DTYPES:
-        print()
-        print(format_summary(tables, dtype))
-    for dtype in DTYPES:
-        table = format_paired(tables, dtype)
-        if table:
-            print()
-            print(table)
-    print()
-    print("#### Targets of issue 4 (default threads)")
-    print()
-    print(format_targets(tables))
-    reach = format_reach(tables)
-    if reach:
-        print()
-        print("#### What the missed fit targets ask for (paired rounds' medians; the rate "
-              "of the floor's products in that time, against the machine's peak)")
-        print()
-        print(reach)
-    wake = format_wake(tables)
-    if wake:
-        print()
-        print("#### Waker threads: settled calls with them and without (paired rounds)")
-        print()
-        print(wake)
-    memory = format_memory(tables)
-    if memory:
-        print()
-        print("#### Peak memory of one fit")
-        print()
-        print(memory)
-    if args.json_1thread:
-        with open(args.json_1thread) as f:
-            data1 = json.load(f)
-        tables1 = collect(data1.get("benchmarks", []))
-        print()
-        print(format_machine(data1))
-        for dtype in DTYPES:
-            print()
-            print(format_summary(tables1, dtype, title="1 thread, "))
-        config = (data.get("machine_info", {}).get("mlpfast_bench", {})
-                  .get("mlpfast_config"))
-        n = config.get("n_threads") if isinstance(config, dict) else None
-        print()
-        print(f"#### Threads: time at 1 thread / time at {n or 'default'} threads "
-              "(above 1: the threads help)")
-        print()
-        print(format_threads(tables, tables1, n or "N"))
-    if args.details:
-        for (case, dtype), ops in tables.items():
-            print()
-            print(format_table(case, dtype, ops))
-    if status:
-        print(f"\npytest exited with {status}: a benchmark failed (see above); "
-              "its figures are missing from the tables.", file=sys.stderr)
-    return status
+    run = Run(args.json)
+    if not run.entries:
+        print(f"no benchmarks of this suite in {args.json}", file=sys.stderr)
+        return 1
+    run1 = Run(args.json_1thread) if args.json_1thread else None
+    print(report(run, run1))
+    if args.write_readme:
+        write_readme(report(run, run1, all_targets=False), args.write_readme)
+    return 0
 
 
 if __name__ == "__main__":
