@@ -240,8 +240,10 @@ cdef inline void _csr_matmul_tn(floating *dW, const CSR *csr, const Py_ssize_t *
 
 # Rows per training block: enough for BLAS to run near its rate on a block's
 # products (each packs the layer's weights again, which a big layer pays for
-# with more rows), few enough that a batch of the usual sizes (200, 256) makes
-# several blocks. A prediction keeps no backward buffers: bigger blocks.
+# with more rows: BLOCK_ROWS, doubled for a widest layer of more than
+# BIG_LAYER_WEIGHTS weights and again above 4 times that), few enough that a
+# batch of the usual sizes (200 to 512) makes several blocks. A prediction
+# keeps no backward buffers: bigger blocks.
 cdef Py_ssize_t BLOCK_ROWS = 64
 cdef Py_ssize_t BIG_LAYER_WEIGHTS = 1 << 16
 cdef Py_ssize_t PREDICT_BLOCK_ROWS = 256
@@ -262,8 +264,10 @@ cdef Py_ssize_t SUM_CHUNK = 4096
 
 def _block_rows(units):
     """Rows per training block of a network of these layer widths."""
-    big = max(units[l] * units[l + 1] for l in range(len(units) - 1)) > BIG_LAYER_WEIGHTS
-    return 2 * BLOCK_ROWS if big else BLOCK_ROWS
+    widest = max(units[l] * units[l + 1] for l in range(len(units) - 1))
+    if widest > 4 * BIG_LAYER_WEIGHTS:
+        return 4 * BLOCK_ROWS
+    return 2 * BLOCK_ROWS if widest > BIG_LAYER_WEIGHTS else BLOCK_ROWS
 
 
 cdef inline Py_ssize_t _n_blocks(Py_ssize_t n, Py_ssize_t rows) noexcept nogil:
@@ -984,9 +988,24 @@ cdef inline double _weight_sum(const floating *sw, Py_ssize_t n, bint has_sw) no
 
 # ---------------------------------------------------------------- prediction
 
-# Predictions share one Pace (see run_epoch's), in seconds per row and weight.
-cdef Pace PREDICT_PACE
-_pace_init(&PREDICT_PACE, 0)
+# Predictions keep a Pace (see run_epoch's) per network shape and dtype, the
+# PREDICT_PACES last used, in this process.
+cdef class _Pace:
+    cdef Pace pace
+
+_PREDICT_PACES = {}
+cdef Py_ssize_t PREDICT_PACES = 64
+
+
+cdef _Pace _predict_pace(key):
+    cdef _Pace p = _PREDICT_PACES.pop(key, None)
+    if p is None:
+        p = _Pace()
+        _pace_init(&p.pace, 0)
+        if len(_PREDICT_PACES) >= PREDICT_PACES:
+            del _PREDICT_PACES[next(iter(_PREDICT_PACES))]
+    _PREDICT_PACES[key] = p  # the last used, last
+    return p
 
 
 def forward(list coefs, list intercepts, const floating[:, ::1] X, int activation, int output,
@@ -1000,7 +1019,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
     ``check_finite``, returns None (computing nothing) when a dense X holds
     NaN or infinity. Row blocks are shared out over up to n_threads threads.
     """
-    cdef Py_ssize_t L = len(coefs), l, n = X.shape[0], width = 1, nb = 0, blk, weights = 0
+    cdef Py_ssize_t L = len(coefs), l, n = X.shape[0], width = 1, nb = 0, blk
     cdef bint finite
     cdef const floating[::1] xdata
     cdef const Py_ssize_t[::1] xindices
@@ -1014,6 +1033,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
     cdef void **bufs = NULL
     cdef int nt = 1, mode = 0
     cdef double t0
+    cdef _Pace pace = None
     dtype = np.float32 if floating is float else np.float64
     _check_code(activation, ACTIVATIONS, "activation")
     _check_code(output, OUTPUTS, "output")
@@ -1051,7 +1071,6 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
             net.units[l + 1] = wv.shape[1]
             net.W[l] = &wv[0, 0]
             net.b[l] = &bv[0]
-            weights += wv.shape[0] * wv.shape[1]
             if l < L - 1:
                 width = max(width, net.units[l + 1])
         out = np.empty((n, net.units[L]), dtype=dtype)
@@ -1061,7 +1080,9 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
         nb = _n_blocks(n, PREDICT_BLOCK_ROWS)
         k.mlp_calls_change(1)
         if nb > 1 and n_threads > 1:
-            mode = _pace_choose(&PREDICT_PACE, n * weights)
+            pace = _predict_pace((floating is double, activation, output,
+                                  tuple(net.units[l] for l in range(L + 1))))
+            mode = _pace_choose(&pace.pace, n)
             nt = min(_share(n_threads), nb) if mode else 1
         t0 = k.mlp_monotonic_seconds()
         if check_finite and csr is None:
@@ -1086,8 +1107,8 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
                 for blk in range(nb):
                     _predict_block(&net, bufs, &inp, &P[0, 0], n, blk, nb)
             t0 = k.mlp_monotonic_seconds() - t0
-        if nb > 1 and n_threads > 1:  # under the GIL: one Pace for every caller
-            _pace_note(&PREDICT_PACE, nt > 1, t0, n * weights)
+        if pace is not None:  # under the GIL: a Pace for every caller of this shape
+            _pace_note(&pace.pace, nt > 1, t0, n)
         return out
     finally:
         if nb:

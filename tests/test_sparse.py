@@ -28,7 +28,7 @@ def _sparse_problem(dtype, n=300, d=40, density=0.15, seed=0):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("output", [0, 2])
-@pytest.mark.parametrize("hidden", [70, 1200], ids=["slots", "tiles"])
+@pytest.mark.parametrize("hidden", [70, 800], ids=["slots", "tiles"])
 def test_loss_grad_sparse_equals_dense(dtype, n_threads, output, hidden):
     """Oracle: Network.loss_grad on the dense copy of the same rows, for a
     network whose blocks' gradients are summed (slots) and one whose slots are
@@ -43,7 +43,7 @@ def test_loss_grad_sparse_equals_dense(dtype, n_threads, output, hidden):
     for data in (np.ascontiguousarray(X.toarray()), _engine_input(X, dtype)[1]):
         net = _engine.Network(units, 3, output, dtype, X.shape[0], n_threads,
                               dense_input=not isinstance(data, tuple),
-                              slot_values=0 if hidden == 1200 else 1 << 23)
+                              slot_values=0 if hidden == 800 else 1 << 23)
         params = np.random.RandomState(2).uniform(-0.2, 0.2, net.n_params).astype(dtype)
         loss = net.loss_grad(params, data, Y, np.ones(1, dtype), False, 1e-3, False)
         results.append((loss, net.grad.copy()))
