@@ -908,16 +908,8 @@ cdef class Network:
             for start in range(n):
                 if order[start] < 0 or order[start] >= n:
                     raise IndexError("order holds an index out of range")
-        opt.solver = solver
-        opt.learning_rate = learning_rate
-        opt.momentum = momentum
-        opt.nesterov = nesterov
-        opt.beta1 = beta_1
-        opt.beta2 = beta_2
-        opt.epsilon = epsilon
-        opt.t = adam_t
-        opt.state1 = &state1[0]
-        opt.state2 = &state2[0]
+        opt = _optimizer(solver, state1, state2, learning_rate, momentum, nesterov, beta_1,
+                         beta_2, epsilon, adam_t)
         self.last_epoch_steps = 0
         k.mlp_calls_change(1)
         try:
@@ -974,6 +966,24 @@ cdef class Network:
                         PyErr_CheckSignals()
                     last_check = k.mlp_monotonic_seconds()
         return 0
+
+
+cdef k.mlp_optimizer _optimizer(int solver, floating[::1] state1, floating[::1] state2,
+                               double learning_rate, double momentum, bint nesterov,
+                               double beta_1, double beta_2, double epsilon, long adam_t):
+    # the optimiser struct of run_epoch's and optimizer_step's arguments
+    cdef k.mlp_optimizer opt
+    opt.solver = solver
+    opt.learning_rate = learning_rate
+    opt.momentum = momentum
+    opt.nesterov = nesterov
+    opt.beta1 = beta_1
+    opt.beta2 = beta_2
+    opt.epsilon = epsilon
+    opt.t = adam_t
+    opt.state1 = &state1[0]
+    opt.state2 = &state2[0]
+    return opt
 
 
 cdef inline double _weight_sum(const floating *sw, Py_ssize_t n, bint has_sw) noexcept nogil:
@@ -1233,16 +1243,8 @@ def optimizer_step(int solver, floating[::1] params, floating[::1] state1, float
         raise ValueError("params, grad and optimiser state must have the same length")
     if not 0 <= n_coef <= n:
         raise ValueError("n_coef must be in [0, len(params)]")
-    opt.solver = solver
-    opt.learning_rate = learning_rate
-    opt.momentum = momentum
-    opt.nesterov = nesterov
-    opt.beta1 = beta_1
-    opt.beta2 = beta_2
-    opt.epsilon = epsilon
-    opt.t = adam_t
-    opt.state1 = &state1[0]
-    opt.state2 = &state2[0]
+    opt = _optimizer(solver, state1, state2, learning_rate, momentum, nesterov, beta_1,
+                     beta_2, epsilon, adam_t)
     with nogil:
         sq = _step(&params[0], &grad[0], &partial[0], n, n_coef, alpha, sw_sum, &opt,
                    n_threads)
