@@ -379,14 +379,18 @@ print(mlpfast._config.effective_n_threads(), h.hexdigest())
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_same_model_whatever_the_cpu_count(dtype):
+def test_same_model_whatever_the_cpu_count(dtype, tmp_path):
     """A fresh process limited to 1 CPU, and to all of this machine's: the same
-    coefficients and predictions, to the bit (oracle: the 1-CPU process)."""
+    coefficients and predictions, to the bit (oracle: the 1-CPU process). The
+    processes import the mlpfast under test, whatever the working directory
+    holds (CI's has the unbuilt source tree)."""
     cpus = len(os.sched_getaffinity(0))
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(mlpfast.__file__)))
     results = []
     for count in sorted({1, cpus}):
         out = subprocess.run([sys.executable, "-c", _CPU_COUNT_SCRIPT, str(count), dtype],
-                             capture_output=True, text=True, timeout=120, check=True)
+                             capture_output=True, text=True, timeout=120, check=True,
+                             cwd=tmp_path, env=env)
         threads, digest = out.stdout.split()
         assert int(threads) <= count
         results.append(digest)
