@@ -357,6 +357,14 @@ cdef inline void _pace_note(Pace *p, int way, double seconds, Py_ssize_t rows) n
         p.since += seconds
 
 
+cdef inline int _pace_threads(Pace *p, int n_threads, Py_ssize_t rows) noexcept nogil:
+    # the threads for the next batch of `rows` rows of a call given n_threads:
+    # its share of them (_share) when the Pace chooses all threads, else 1
+    if n_threads < 2 or not _pace_choose(p, rows):
+        return 1
+    return _share(n_threads)
+
+
 cdef double _pace_prior() noexcept:
     # the ratio for a new fit's Pace (called with the GIL)
     if k.mlp_monotonic_seconds() - PACE_PRIOR_TIME < PACE_PRIOR_SECONDS:
@@ -678,15 +686,14 @@ cdef class Network:
         self._input(params, X, Y, sw, has_sw, &inp)
         cdef Py_ssize_t n = Y.shape[0]
         cdef double raw, sq, sw_sum, t0
-        cdef int nt, mode
+        cdef int nt
         if n > self.capacity:
             raise ValueError(f"{n} rows exceed the network capacity {self.capacity}")
         k.mlp_calls_change(1)
         try:
             with nogil:
                 # one call, one batch of the threads-per-batch rule (see Pace)
-                mode = _pace_choose(&self.pace, n) if self.n_threads > 1 else 0
-                nt = _share(self.n_threads) if mode else 1
+                nt = _pace_threads(&self.pace, self.n_threads, n)
                 t0 = k.mlp_monotonic_seconds()
                 sw_sum = _weight_sum(&sw[0], n, has_sw)
                 raw = self._pass(&params[0], &inp, &Y[0, 0], &sw[0] if has_sw else NULL, n,
@@ -931,7 +938,7 @@ cdef class Network:
         cdef const floating *swb
         cdef double raw, sq, sw_sum, last_check, t0, now
         cdef long steps = 0
-        cdef int mode, nt
+        cdef int nt
         with nogil:
             last_check = k.mlp_monotonic_seconds()
             sq = _sum_squares(p, self.n_coef, self.partial, 1)  # once an epoch
@@ -942,8 +949,7 @@ cdef class Network:
                 if order != NULL:
                     rows = order + start
                 inp.row0 = start
-                mode = _pace_choose(&self.pace, m) if self.n_threads > 1 else 0
-                nt = _share(self.n_threads) if mode else 1
+                nt = _pace_threads(&self.pace, self.n_threads, m)
                 self.max_team = max(self.max_team, nt)
                 t0 = k.mlp_monotonic_seconds()
                 raw = self._pass(p, inp, Y, sw, m, rows, nt)
@@ -1041,7 +1047,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
     cdef floating[:, ::1] P
     cdef floating *scratch = NULL
     cdef void **bufs = NULL
-    cdef int nt = 1, mode = 0
+    cdef int nt = 1
     cdef double t0
     cdef _Pace pace = None
     dtype = np.float32 if floating is float else np.float64
@@ -1092,8 +1098,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
         if nb > 1 and n_threads > 1:
             pace = _predict_pace((floating is double, activation, output,
                                   tuple(net.units[l] for l in range(L + 1))))
-            mode = _pace_choose(&pace.pace, n)
-            nt = min(_share(n_threads), nb) if mode else 1
+            nt = min(_pace_threads(&pace.pace, n_threads, n), nb)
         t0 = k.mlp_monotonic_seconds()
         if check_finite and csr is None:
             with nogil:

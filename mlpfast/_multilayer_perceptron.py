@@ -178,7 +178,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.intercepts_[i] = params[start:end]
             start = end
 
-    def _network(self, layer_units, dtype, capacity, X, n_threads):
+    def _network(self, layer_units, dtype, capacity, X):
         output_code, _ = OUTPUT_CODES[self.out_activation_]
         return _engine.Network(
             layer_units,
@@ -186,7 +186,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             output_code,
             dtype,
             capacity,
-            n_threads,
+            _config.effective_n_threads(),
             dense_input=not isinstance(X, tuple),
         )
 
@@ -334,12 +334,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 "warm_start and partial_fit need the same hidden_layer_sizes."
             )
 
-        n_threads = _config.effective_n_threads()
         with blas_single_threaded():
             if self.solver in _STOCHASTIC_SOLVERS:
-                self._fit_stochastic(X, y, sample_weight, layer_units, incremental, n_threads)
+                self._fit_stochastic(X, y, sample_weight, layer_units, incremental)
             elif self.solver == "lbfgs":
-                self._fit_lbfgs(X, y, sample_weight, layer_units, n_threads)
+                self._fit_lbfgs(X, y, sample_weight, layer_units)
 
         weights = self.coefs_ + self.intercepts_
         if not all(np.isfinite(w).all() for w in weights):
@@ -359,13 +358,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             return X, Y, np.ones(1, dtype=dtype), False
         return X, Y, np.ascontiguousarray(sample_weight, dtype=dtype), True
 
-    def _fit_lbfgs(self, X, y, sample_weight, layer_units, n_threads):
+    def _fit_lbfgs(self, X, y, sample_weight, layer_units):
         # scipy's L-BFGS-B works in float64; like scikit-learn, lbfgs trains and
         # returns float64 parameters whatever the dtype of X.
         dtype = np.float64
         X, Y, sw, has_sw = self._engine_arrays(X, y, sample_weight, dtype)
         params = self._pack_params(dtype)
-        network = self._network(layer_units, dtype, Y.shape[0], X, n_threads)
+        network = self._network(layer_units, dtype, Y.shape[0], X)
         squared_mean = OUTPUT_CODES[self.out_activation_][1]
         alpha = float(self.alpha)
 
@@ -385,7 +384,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.loss_ = opt_res.fun
         params[:] = opt_res.x
 
-    def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental, n_threads):
+    def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental):
         dtype = X.dtype
         params = self._pack_params(dtype)
         n_params = params.shape[0]
@@ -459,7 +458,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         X_train, Y_train, sw_train, has_sw = self._engine_arrays(
             X_train, y_train, sample_weight_train, dtype
         )
-        network = self._network(layer_units, dtype, batch_size, X_train, n_threads)
+        network = self._network(layer_units, dtype, batch_size, X_train)
         squared_mean = OUTPUT_CODES[self.out_activation_][1]
 
         try:
