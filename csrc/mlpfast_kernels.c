@@ -4,7 +4,7 @@
  * Both instantiations give bit-identical results: the build turns off
  * floating-point contraction (-ffp-contract=off), so FMA is never fused
  * into a * b + c, and every reduction's order is written out in the source. */
-#define _POSIX_C_SOURCE 199309L
+#define _POSIX_C_SOURCE 200112L
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -14,6 +14,10 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define MLP_HAVE_ATFORK 1
+#endif
 #endif
 
 /* Below this many elements a whole-buffer kernel runs on one thread: forking
@@ -133,6 +137,36 @@ int mlp_calls_active(void)
 #endif
 }
 
+/* A child created by fork() has only the thread that forked. GNU OpenMP keeps
+ * its record of the parent's thread pool, and a team of more than one thread
+ * would wait for the missing threads forever; so a forked child runs every
+ * kernel on one thread, which computes the very same results. */
+static volatile int mlp_forked = 0;
+
+#ifdef MLP_HAVE_ATFORK
+static void mlp_after_fork_in_child(void)
+{
+    mlp_forked = 1;
+    mlp_calls = 0; /* the calls under way belong to threads the child lacks */
+}
+#endif
+
+int mlp_watch_fork(void)
+{
+#ifdef MLP_HAVE_ATFORK
+    static int registered = 0;
+    if (!registered && pthread_atfork(NULL, NULL, mlp_after_fork_in_child) != 0)
+        return -1;
+    registered = 1;
+#endif
+    return 0;
+}
+
+int mlp_in_forked_child(void)
+{
+    return mlp_forked;
+}
+
 int mlp_openmp_enabled(void)
 {
 #ifdef _OPENMP
@@ -145,7 +179,7 @@ int mlp_openmp_enabled(void)
 int mlp_max_threads(void)
 {
 #ifdef _OPENMP
-    return omp_get_max_threads();
+    return mlp_forked ? 1 : omp_get_max_threads();
 #else
     return 1;
 #endif

@@ -83,9 +83,14 @@ int mlp_act_needs_input(int act);
 int mlp_calls_change(int delta);
 int mlp_calls_active(void);
 
+/* Registers (once) the fork handler that makes a forked child run on one
+ * thread; 0 on success. mlp_in_forked_child returns 1 in such a child. */
+int mlp_watch_fork(void);
+int mlp_in_forked_child(void);
 /* Returns 1 when the kernels were compiled with OpenMP, else 0. */
 int mlp_openmp_enabled(void);
-/* omp_get_max_threads() (OMP_NUM_THREADS, omp_set_num_threads), or 1 without OpenMP. */
+/* omp_get_max_threads() (OMP_NUM_THREADS, omp_set_num_threads), or 1 without
+ * OpenMP or in a forked child. */
 int mlp_max_threads(void);
 /* Monotonic wall clock in seconds. */
 double mlp_monotonic_seconds(void);

@@ -35,6 +35,8 @@ cdef extern from "mlpfast_kernels.h" nogil:
     int mlp_get_isa()
     int mlp_calls_change(int delta)
     int mlp_calls_active()
+    int mlp_watch_fork()
+    int mlp_in_forked_child()
     int mlp_openmp_enabled()
     int mlp_max_threads()
     double mlp_monotonic_seconds()

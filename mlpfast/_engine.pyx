@@ -85,8 +85,19 @@ def openmp_enabled():
 
 
 def openmp_max_threads():
-    """OpenMP's current thread limit (honours OMP_NUM_THREADS and threadpoolctl); 1 without OpenMP."""
+    """OpenMP's current thread limit (honours OMP_NUM_THREADS and threadpoolctl);
+    1 without OpenMP or in a process created by fork (see in_forked_child)."""
     return k.mlp_max_threads()
+
+
+def in_forked_child():
+    """True in a process created by fork() after mlpfast was imported: its
+    kernels run on one thread, since GNU OpenMP's threads do not survive fork."""
+    return bool(k.mlp_in_forked_child())
+
+
+if k.mlp_watch_fork() != 0:
+    raise ImportError("mlpfast: could not register its fork handler (pthread_atfork)")
 
 
 def _check_code(int code, table, str what):
