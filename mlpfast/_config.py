@@ -38,27 +38,58 @@ def effective_n_threads():
 
 _blas_lock = threading.Lock()
 _blas_users = 0
-_blas_limiter = None
-_blas_controller = None
+_blas_saved = None  # the BLAS thread counts to put back when the last user ends
+_blas_libs = None  # threadpoolctl's controllers of the loaded BLAS libraries
+
+
+def _scipy_blas(libs):
+    """The libraries, of threadpoolctl's BLAS controllers, that scipy's BLAS
+    functions (scipy.linalg.cython_blas, used by the engine and by scipy's
+    L-BFGS-B) come from: scipy's own copy (scipy.libs/ in its wheels) when it
+    has one, not numpy's libscipy_openblas64_; else every BLAS loaded."""
+    own = [lib for lib in libs if os.sep + "scipy" in lib.filepath]
+    return own or list(libs)
+
+
+def _set_blas_threads(counts):
+    # threadpoolctl >= 3.8 lets one Python thread at a time set OpenBLAS's
+    # process-wide thread count, and ignores the others without a word. mlpfast
+    # keeps one count for the whole process under _blas_lock, so the thread
+    # that changes it takes that role for the change and then gives it up.
+    import threadpoolctl
+
+    release = getattr(getattr(threadpoolctl, "OpenBLASController", None),
+                      "clear_controlling_thread", None)
+    for lib, n in zip(_blas_libs, counts):
+        if release is not None:
+            release(force=True)
+        lib.set_num_threads(n)
+    if release is not None:
+        release(force=True)
 
 
 @contextmanager
 def blas_single_threaded():
-    """BLAS on one thread while mlpfast computes (its OpenMP threads split the products).
+    """BLAS on one thread while mlpfast computes, whichever Python thread calls.
 
-    Reference-counted, so overlapping fits in several Python threads restore
-    BLAS's own thread count only when the last of them ends.
+    Every product then runs the same sequence of operations (a threaded BLAS
+    splits some products differently, and its results differ in the last bits),
+    and mlpfast's own OpenMP threads share out the blocks. Reference-counted
+    for the whole process: overlapping calls in several Python threads put
+    BLAS's own thread count back only when the last of them ends.
     """
-    global _blas_users, _blas_limiter, _blas_controller
+    global _blas_users, _blas_saved, _blas_libs
     with _blas_lock:
         if _blas_users == 0:
-            if _blas_controller is None:
+            if _blas_libs is None:
                 # Scanning the loaded libraries costs milliseconds: do it once.
                 # scipy's BLAS is loaded by then (mlpfast._engine links it).
                 from threadpoolctl import ThreadpoolController
 
-                _blas_controller = ThreadpoolController().select(user_api="blas")
-            _blas_limiter = _blas_controller.limit(limits=1)
+                _blas_libs = _scipy_blas(
+                    ThreadpoolController().select(user_api="blas").lib_controllers)
+            _blas_saved = [lib.get_num_threads() for lib in _blas_libs]
+            _set_blas_threads([1] * len(_blas_libs))
         _blas_users += 1
     try:
         yield
@@ -66,20 +97,29 @@ def blas_single_threaded():
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
+                _set_blas_threads(_blas_saved)
+
+
+def _after_fork_in_child():
+    # The fork may have come while another thread held the lock or ran a fit;
+    # neither exists in the child, which starts afresh.
+    global _blas_lock, _blas_users
+    _blas_lock = threading.Lock()
+    _blas_users = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _blas_info():
     """threadpoolctl's record of the BLAS behind scipy.linalg.cython_blas."""
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import ThreadpoolController
 
     import scipy.linalg  # noqa: F401  (loads scipy's BLAS so threadpoolctl sees it)
 
-    blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
-    # scipy's own copy (scipy.libs/ in its wheels), not numpy's libscipy_openblas64_
-    scipy_blas = [lib for lib in blas if os.sep + "scipy" in lib.get("filepath", "")]
-    return (scipy_blas or blas or [None])[0]
+    libs = _scipy_blas(ThreadpoolController().select(user_api="blas").lib_controllers)
+    return libs[0].info() if libs else None
 
 
 def show_config(file=None):

@@ -42,7 +42,9 @@ from mlpfast._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
 
-# Fewer rows than this are predicted on one thread, with no thread set-up at all.
+# Fewer rows than this are predicted on one thread, with no thread set-up at all
+# (BLAS keeps its own threads); more are predicted with BLAS on one thread, as
+# in training, so that every row gets the very same products.
 _PREDICT_MIN_ROWS_THREADED = 256
 
 # Hidden activation name -> kernel code (the engine's table, from the C enum).
@@ -219,12 +221,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         n_rows = X.shape[0] if csr is None else csr[2].shape[0] - 1
         # A plain array is checked for NaN and infinity by the engine, in C.
         check_finite = check_input and plain
-        n_threads = 1 if n_rows < _PREDICT_MIN_ROWS_THREADED else _config.effective_n_threads()
-        if n_threads == 1:
+        if n_rows < _PREDICT_MIN_ROWS_THREADED:
             P = _engine.forward(*args, 1, csr=csr, check_finite=check_finite)
         else:
             with blas_single_threaded():
-                P = _engine.forward(*args, n_threads, csr=csr, check_finite=check_finite)
+                P = _engine.forward(*args, _config.effective_n_threads(), csr=csr,
+                                    check_finite=check_finite)
         if P is None:
             # X holds NaN or infinity: scikit-learn's validation raises its error.
             X = validate_data(self, X_given, accept_sparse=["csr", "csc"], reset=False)

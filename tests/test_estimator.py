@@ -25,7 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 import mlpfast
 from mlpfast import MLPClassifier, MLPRegressor, _engine
@@ -310,27 +310,6 @@ def test_same_regression_model_whatever_the_thread_count(dtype, solver, monkeypa
                   random_state=0)
     _assert_same_fit(_fits_on_threads(lambda: MLPRegressor(**params), X, y, (1, 2, 3, 4),
                                       monkeypatch, sample_weight=sw))
-
-
-def test_fits_in_threads_at_once_give_the_same_models(digits):
-    """Four fits at once in Python threads (as joblib's threading backend runs
-    them). Oracle: the same fits one after the other, bit for bit."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    X_train, _, y_train, _ = digits
-    params = [dict(hidden_layer_sizes=(64,), max_iter=3, random_state=seed) for seed in range(4)]
-
-    def fit(kwargs):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            return MLPClassifier(**kwargs).fit(X_train, y_train)
-
-    alone = [fit(kwargs) for kwargs in params]
-    with ThreadPoolExecutor(4) as pool:
-        together = list(pool.map(fit, params))
-    for a, b in zip(alone, together):
-        _assert_same_fit([a, b])
-    assert _engine.calls_active() == 0
 
 
 def test_a_fit_shares_the_threads_with_the_calls_under_way(monkeypatch):
@@ -641,26 +620,71 @@ def test_lbfgs_max_fun_and_integer_input_like_sklearn(digits):
     np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
 
 
+def _blas_sensitive_fit(i):
+    """The i-th of a few seeded fits whose results change in the last bits when
+    BLAS runs on more threads than one: lbfgs with 18000 parameters (scipy's
+    L-BFGS-B takes dot products of them), and float32 adam with 400 input
+    features (threaded products add in another order)."""
+    rng = np.random.RandomState(i)
+    X = rng.normal(size=(600, 400))
+    y = (X[:, :3].sum(axis=1) > 0).astype(int)
+    if i % 2:
+        X = X.astype(np.float32)
+    params = (dict(solver="adam", batch_size=300, max_iter=3) if i % 2 else
+              dict(solver="lbfgs", max_iter=8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return MLPClassifier((45,), random_state=i, **params).fit(X, y)
+
+
+def _scipy_blas_threads():
+    return [lib.get_num_threads() for lib in mlpfast._config._scipy_blas(
+        ThreadpoolController().select(user_api="blas").lib_controllers)]
+
+
+@pytest.mark.parametrize("i", [0, 1])
+def test_same_model_in_any_python_thread_and_whatever_blas_threads(i):
+    """The same fit in the main thread, in a worker thread, and each with BLAS
+    limited to one thread by the caller: bit for bit (oracle: the main-thread
+    fit). BLAS's thread count is back as it was after each."""
+    before = _scipy_blas_threads()
+    fits = [_blas_sensitive_fit(i)]
+    with threadpool_limits(1, user_api="blas"):
+        fits.append(_blas_sensitive_fit(i))
+    for limit in (None, 1):
+        box = []
+
+        def work():
+            with threadpool_limits(limit, user_api="blas"):
+                box.append(_blas_sensitive_fit(i))
+                box.append(_scipy_blas_threads())
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join()
+        fits.append(box[0])
+        assert box[1] == (before if limit is None else [1] * len(before))
+    _assert_same_fit(fits)
+    assert _scipy_blas_threads() == before
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_concurrent_fits_in_threads_match_sequential_fits(digits):
-    """Oracle: the same fits run one after the other (the engine releases the GIL,
-    so the threaded fits really overlap)."""
+def test_fits_in_threads_at_once_give_the_same_models():
+    """Ten fits at once in Python threads (as joblib's threading backend runs
+    them; the engine releases the GIL, so they overlap). Oracle: the same fits
+    one after the other, bit for bit, and their predictions."""
     from concurrent.futures import ThreadPoolExecutor
 
-    X_train, X_test, y_train, _ = digits
-    params = [dict(hidden_layer_sizes=(64,), max_iter=5, random_state=seed, **NO_STOP)
-              for seed in range(4)]
-
-    def fit(p):  # warnings.catch_warnings is not thread-safe: the mark filters instead
-        return MLPClassifier(**p).fit(X_train, y_train)
-
-    sequential = [fit(p) for p in params]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        threaded = list(pool.map(fit, params))
-    for a, b in zip(sequential, threaded):
-        for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
-            np.testing.assert_array_equal(wa, wb)
-        np.testing.assert_array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
+    before = _scipy_blas_threads()
+    alone = [_blas_sensitive_fit(i) for i in range(10)]
+    with ThreadPoolExecutor(10) as pool:
+        together = list(pool.map(_blas_sensitive_fit, range(10)))
+    X = np.random.RandomState(10).normal(size=(500, 400))
+    for a, b in zip(alone, together):
+        _assert_same_fit([a, b])
+        np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert _engine.calls_active() == 0
+    assert _scipy_blas_threads() == before
 
 
 @pytest.mark.parametrize(
