@@ -707,6 +707,7 @@ cdef class Network:
                 nt = _pace_threads(&self.pace, self.n_threads, n)
                 t0 = k.mlp_monotonic_seconds()
                 sw_sum = _weight_sum(&sw[0], n, has_sw)
+                _check_weight_sum(sw_sum)
                 raw = self._pass(&params[0], &inp, &Y[0, 0], &sw[0] if has_sw else NULL, n,
                                  NULL, nt)
                 sq = _sum_squares(&params[0], self.n_coef, self.partial, nt)
@@ -969,6 +970,7 @@ cdef class Network:
                 if sw != NULL:
                     swb = <const floating *>self.swbuf if order != NULL else sw + start
                 sw_sum = _weight_sum(swb, m, sw != NULL)
+                _check_weight_sum(sw_sum)
                 acc[0] += self._batch_loss(raw, sq, sw_sum, alpha, squared_mean) * m
                 sq = _step(p, <floating *>self.grad_ptr, self.partial, self.n_params,
                            self.n_coef, alpha, sw_sum, opt, nt)
@@ -1001,6 +1003,15 @@ cdef k.mlp_optimizer _optimizer(int solver, floating[::1] state1, floating[::1] 
     opt.state1 = &state1[0]
     opt.state2 = &state2[0]
     return opt
+
+
+cdef inline int _check_weight_sum(double sw_sum) except -1 nogil:
+    # scikit-learn's losses average with np.average, which refuses such a
+    # batch before any step is taken
+    if sw_sum == 0:
+        with gil:
+            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+    return 0
 
 
 cdef inline double _weight_sum(const floating *sw, Py_ssize_t n, bint has_sw) noexcept nogil:

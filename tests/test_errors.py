@@ -62,6 +62,24 @@ CASES = {
     "n_iter_no_change 0": lambda m: m.MLPClassifier(n_iter_no_change=0).fit(X, y),
 }
 
+# Sample weights that sum to zero, over the data or over one mini-batch.
+_SIGNED = np.where(np.arange(len(y)) % 2, 1.0, -1.0)
+_ONE_ZERO = np.where(np.arange(len(y)) == 7, 0.0, 1.0)
+_EVEN_ZERO = np.where(np.arange(len(y)) % 2, 1.0, 0.0)
+for _solver in ("adam", "sgd", "lbfgs"):
+    CASES[f"weights summing to zero, {_solver}"] = (
+        lambda m, s=_solver: m.MLPClassifier(solver=s, max_iter=3).fit(X, y, sample_weight=_SIGNED))
+for _solver in ("adam", "sgd"):
+    CASES[f"a zero-weight batch of one row, {_solver}"] = (
+        lambda m, s=_solver: m.MLPClassifier(solver=s, batch_size=1, max_iter=3).fit(
+            X, y, sample_weight=_ONE_ZERO))
+    CASES[f"zero-weight batches, early stopping, {_solver}"] = (
+        lambda m, s=_solver: m.MLPRegressor(solver=s, batch_size=2, early_stopping=True,
+                                            max_iter=3).fit(X, y, sample_weight=_EVEN_ZERO))
+    CASES[f"a zero-weight batch in partial_fit, {_solver}"] = (
+        lambda m, s=_solver: m.MLPRegressor(solver=s, batch_size=10, shuffle=False).partial_fit(
+            X[:30], y[:30], sample_weight=(np.arange(30) >= 10).astype(float)))
+
 
 def _outcome(module, case):
     with warnings.catch_warnings():
