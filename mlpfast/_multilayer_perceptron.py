@@ -202,9 +202,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         coef_dtype = self.coefs_[0].dtype
         # np.result_type(X.dtype, coef_dtype, np.float32), without its microseconds
-        # in the usual case (coefs are float32 or float64)
+        # in the usual case (coefs are float32 or float64); float64 for wider
+        # floats, such as np.longdouble, which the engine does not compute in
         dtype = coef_dtype if X.dtype == coef_dtype else np.result_type(
             X.dtype, coef_dtype, np.float32)
+        if dtype != np.float32:
+            dtype = np.dtype(np.float64)
         if plain:
             X, csr = np.ascontiguousarray(X, dtype=dtype), None
         else:
@@ -313,6 +316,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         )
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if not first_pass:
+            # warm_start and partial_fit keep the dtype of the model they go on
+            # training, as scikit-learn's do
+            X = X.astype(self.coefs_[0].dtype, copy=False)
         n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
@@ -361,9 +368,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return X, Y, np.ascontiguousarray(sample_weight, dtype=dtype), True
 
     def _fit_lbfgs(self, X, y, sample_weight, layer_units):
-        # scipy's L-BFGS-B works in float64; like scikit-learn, lbfgs trains and
-        # returns float64 parameters whatever the dtype of X.
-        dtype = np.float64
+        # scipy's L-BFGS-B works in float64 but hands the function the parameters
+        # in the dtype of the starting point: as in scikit-learn, the loss and
+        # gradient are computed in X's dtype (coefs_ views of the point being
+        # evaluated, also if the fit is interrupted), and the result is float64.
+        dtype = X.dtype
         X, Y, sw, has_sw = self._engine_arrays(X, y, sample_weight, dtype)
         params = self._pack_params(dtype)
         network = self._network(layer_units, dtype, Y.shape[0], X)
@@ -384,7 +393,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         )
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
-        params[:] = opt_res.x
+        self._unpack(opt_res.x)
 
     def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental):
         dtype = X.dtype
@@ -738,9 +747,10 @@ _SHARED_PARAMETERS_DOC = """
         tanh(x) or max(0, x).
 
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
-        The weight optimiser: L-BFGS-B (through scipy, float64), stochastic
-        gradient descent, or Adam. Adam suits large data sets; lbfgs often
-        converges faster on small ones.
+        The weight optimiser: L-BFGS-B (through scipy; the loss and gradient
+        are computed in X's dtype, and the fitted parameters are float64),
+        stochastic gradient descent, or Adam. Adam suits large data sets;
+        lbfgs often converges faster on small ones.
 
     alpha : float, default=0.0001
         Strength of the L2 penalty, divided by the sample size (sum of sample

@@ -298,3 +298,71 @@ def test_big_endian_data_fits_and_predicts_like_native():
     X_bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="Input X contains NaN"):
         models[1].predict(X_bad)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_warm_start_and_partial_fit_keep_the_models_dtype(solver):
+    """Oracle: scikit-learn's estimator, which goes on training in the dtype of
+    its first fit whatever the dtype of X in later calls (lbfgs fits end in
+    float64), and to the same losses, to float32 precision."""
+    for first, later in ((np.float32, np.float64), (np.float64, np.float32)):
+        results = []
+        for module in (sk, mlpfast):
+            warm = module.MLPClassifier((8,), solver=solver, max_iter=5, random_state=0,
+                                        warm_start=True)
+            part = module.MLPClassifier((8,), max_iter=5, random_state=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                warm.fit(X.astype(first), y).fit(X.astype(later), y)
+                part.partial_fit(X.astype(first), y, classes=np.unique(y))
+                part.partial_fit(X.astype(later), y)
+            results.append((warm, part))
+        for theirs, ours in zip(*results):
+            assert [c.dtype for c in ours.coefs_ + ours.intercepts_] == [
+                c.dtype for c in theirs.coefs_ + theirs.intercepts_]
+            np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-5)
+
+
+def test_interrupted_float32_lbfgs_keeps_float32_coefficients(monkeypatch):
+    """Ctrl-C in an lbfgs fit of float32 X. Oracle: scikit-learn's estimator,
+    interrupted at the same evaluation, is left with float32 coefs_ (views of
+    the point scipy's L-BFGS-B passed last) that predict."""
+    import scipy.optimize
+
+    minimize = scipy.optimize.minimize
+
+    def interrupted(fun, x0, **kwargs):
+        calls = []
+
+        def fun_then_interrupt(x, *args):  # scikit-learn passes args
+            calls.append(1)
+            if len(calls) == 4:
+                raise KeyboardInterrupt
+            return fun(x, *args)
+
+        return minimize(fun_then_interrupt, x0, **kwargs)
+
+    monkeypatch.setattr(scipy.optimize, "minimize", interrupted)
+    X32 = X.astype(np.float32)
+    for module in (sk, mlpfast):
+        est = module.MLPClassifier((8,), solver="lbfgs", random_state=0)
+        with pytest.raises(KeyboardInterrupt):
+            est.fit(X32, y)
+        assert [c.dtype for c in est.coefs_] == [np.float32, np.float32], module
+        assert set(est.predict(X32)) <= set(np.unique(y))
+
+
+def test_longdouble_X_predicts_as_float64():
+    """Oracle: the same model's predictions from the float64 copy of X (the
+    engine computes in float32 or float64; scikit-learn computes in long double,
+    which agrees to float64 precision)."""
+    est = mlpfast.MLPClassifier(max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+        theirs = sk.MLPClassifier(max_iter=3, random_state=0).fit(X, y)
+    X_long = X.astype(np.longdouble)
+    np.testing.assert_array_equal(est.predict_proba(X_long), est.predict_proba(X))
+    np.testing.assert_array_equal(est.predict(X_long), theirs.predict(X_long))
+    np.testing.assert_allclose(est.predict_proba(X_long), theirs.predict_proba(X_long),
+                               rtol=1e-12)

@@ -376,6 +376,45 @@ def test_same_model_whatever_the_cpu_count(dtype, tmp_path):
     assert len(set(results)) == 1
 
 
+_PEAK_SCRIPT = r"""
+import sys, warnings
+import numpy as np
+from mlpfast import MLPClassifier
+
+X = np.empty((60000, 100), sys.argv[1])
+for i in range(0, len(X), 5000):  # no float64 temporary of the whole X
+    X[i:i + 5000] = np.random.RandomState(i).normal(size=(5000, 100))
+y = (X[:, 0] > 0).astype(int)
+warnings.simplefilter("ignore")
+MLPClassifier((4,), solver="lbfgs", max_iter=2).fit(X[:50], y[:50])  # imports, BLAS set-up
+
+def kib(field):  # this process's memory (getrusage's peak may be its parent's)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the peak (VmHWM) starts again from here
+start = kib("VmRSS:")
+MLPClassifier(solver="lbfgs", max_iter=3, random_state=0).fit(X, y)
+print((kib("VmHWM:") - start) * 1024 / X.nbytes)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_float32_lbfgs_needs_no_more_memory_per_byte_of_data_than_float64():
+    """The peak resident memory of an lbfgs fit, above what the process held
+    before it, per byte of X: float32's at most float64's (with 10% for the
+    fixed costs), so no float64 copy of float32 data is held. Oracle: the
+    same fit of float64 data, each in a fresh process."""
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(mlpfast.__file__)))
+    ratios = {}
+    for dtype in ("float32", "float64"):
+        out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, dtype], capture_output=True,
+                             text=True, timeout=300, check=True, env=env)
+        ratios[dtype] = float(out.stdout)
+    assert ratios["float32"] <= 1.1 * ratios["float64"], ratios
+
+
 @pytest.mark.skipif(mlpfast._config.effective_n_threads() < 2, reason="needs two threads")
 def test_a_fit_times_its_batches_on_one_thread_and_on_all():
     """The threads-per-batch rule has a cost for both ways (Network.pace_costs:
