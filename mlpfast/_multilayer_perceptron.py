@@ -209,11 +209,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if dtype != np.float32:
             dtype = np.dtype(np.float64)
         if plain:
-            X, csr = np.ascontiguousarray(X, dtype=dtype), None
+            X, csr = _engine_array(X, dtype), None
         else:
             X, csr = _engine_input(X, dtype)
-        coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
-        intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
+        coefs = [_engine_array(c, dtype) for c in self.coefs_]
+        intercepts = [_engine_array(b, dtype) for b in self.intercepts_]
         args = (
             coefs,
             intercepts,
@@ -362,10 +362,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         (one conversion at most)."""
         X, csr = _engine_input(X, dtype)
         X = X if csr is None else csr
-        Y = np.ascontiguousarray(y, dtype=dtype)
+        Y = _engine_array(y, dtype)
         if sample_weight is None:
             return X, Y, np.ones(1, dtype=dtype), False
-        return X, Y, np.ascontiguousarray(sample_weight, dtype=dtype), True
+        return X, Y, _engine_array(sample_weight, dtype), True
 
     def _fit_lbfgs(self, X, y, sample_weight, layer_units):
         # scipy's L-BFGS-B works in float64 but hands the function the parameters
@@ -717,17 +717,26 @@ def _counted_labels(y):
     return classes, (np.cumsum(present) - 1)[offset]
 
 
+def _engine_array(a, dtype):
+    """a as the engine reads it: C-contiguous, of dtype, and aligned (a view of
+    a byte buffer may start at any byte; C reads a double only at an address
+    that is a multiple of 8)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.aligned else a.copy()
+
+
 def _engine_input(X, dtype):
-    """(dense C-contiguous X, None), or for sparse X an empty (0, n_features)
-    array and the CSR arrays (data, intp indices, intp indptr): the engine
-    multiplies the sparse rows directly and never densifies X."""
+    """(dense X as _engine_array gives it, None), or for sparse X an empty
+    (0, n_features) array and the CSR arrays (data, intp indices, intp
+    indptr): the engine multiplies the sparse rows directly and never
+    densifies X."""
     if not sp.issparse(X):
-        return np.ascontiguousarray(X, dtype=dtype), None
+        return _engine_array(X, dtype), None
     X = X.tocsr()
     csr = (
-        np.ascontiguousarray(X.data, dtype=dtype),
-        np.ascontiguousarray(X.indices, dtype=np.intp),
-        np.ascontiguousarray(X.indptr, dtype=np.intp),
+        _engine_array(X.data, dtype),
+        _engine_array(X.indices, np.intp),
+        _engine_array(X.indptr, np.intp),
     )
     return np.empty((0, X.shape[1]), dtype=dtype), csr
 
