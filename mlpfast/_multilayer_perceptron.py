@@ -625,10 +625,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
 
 def _is_float_matrix(X):
-    """True for a 2-D ndarray (not a subclass) of float32 or float64: what the
-    fit and predict paths may hand to the engine without scikit-learn's
+    """True for a 2-D aligned ndarray (not a subclass) of float32 or float64:
+    what the fit and predict paths may hand to the engine without scikit-learn's
     conversion, each under conditions of its own besides."""
-    return type(X) is np.ndarray and X.ndim == 2 and X.dtype.char in "fd"
+    return (type(X) is np.ndarray and X.ndim == 2 and X.dtype.char in "fd"
+            and X.flags.aligned)
 
 
 def _validate_fit_data(estimator, X, y, **params):
