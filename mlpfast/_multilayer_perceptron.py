@@ -202,12 +202,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         coef_dtype = self.coefs_[0].dtype
         # np.result_type(X.dtype, coef_dtype, np.float32), without its microseconds
-        # in the usual case (coefs are float32 or float64); float64 for wider
-        # floats, such as np.longdouble, which the engine does not compute in
-        dtype = coef_dtype if X.dtype == coef_dtype else np.result_type(
+        # in the usual case (coefs are float32 or float64). A wider float, such
+        # as np.longdouble, is computed in float64 (the engine's widest) and
+        # returned in its own dtype, as scikit-learn returns it.
+        out_dtype = coef_dtype if X.dtype == coef_dtype else np.result_type(
             X.dtype, coef_dtype, np.float32)
-        if dtype != np.float32:
-            dtype = np.dtype(np.float64)
+        dtype = out_dtype if out_dtype == np.float32 else np.dtype(np.float64)
         if plain:
             X, csr = _engine_array(X, dtype), None
         else:
@@ -234,7 +234,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             # X holds NaN or infinity: scikit-learn's validation raises its error.
             X = validate_data(self, X_given, accept_sparse=["csr", "csc"], reset=False)
             return self._forward_pass_fast(X, check_input=False)
-        return P
+        return P if P.dtype == out_dtype else P.astype(out_dtype)
 
     def _check_is_fitted(self):
         """check_is_fitted(self), minus its microseconds when the model is fitted."""

@@ -352,16 +352,18 @@ def test_interrupted_float32_lbfgs_keeps_float32_coefficients(monkeypatch):
         assert set(est.predict(X32)) <= set(np.unique(y))
 
 
-def test_longdouble_X_predicts_as_float64():
-    """Oracle: the same model's predictions from the float64 copy of X (the
-    engine computes in float32 or float64; scikit-learn computes in long double,
-    which agrees to float64 precision)."""
+def test_longdouble_X_predicts_in_float64_and_answers_in_long_double():
+    """Oracles: the same model's predictions from the float64 copy of X (the
+    engine computes in float32 or float64), and scikit-learn's, which it
+    computes and returns in long double: the same dtype, the same labels and
+    values equal to float64 precision."""
     est = mlpfast.MLPClassifier(max_iter=3, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(X, y)
         theirs = sk.MLPClassifier(max_iter=3, random_state=0).fit(X, y)
     X_long = X.astype(np.longdouble)
+    assert est.predict_proba(X_long).dtype == theirs.predict_proba(X_long).dtype
     np.testing.assert_array_equal(est.predict_proba(X_long), est.predict_proba(X))
     np.testing.assert_array_equal(est.predict(X_long), theirs.predict(X_long))
     np.testing.assert_allclose(est.predict_proba(X_long), theirs.predict_proba(X_long),
