@@ -96,7 +96,7 @@ int mlp_get_isa(void)
 #define MLP_FOR(i, count, parallel, n_threads_, ...)                              \
     do {                                                                         \
         if ((parallel) && (n_threads_) > 1) {                                    \
-            _Pragma("omp parallel for schedule(static) num_threads(n_threads)")  \
+            _Pragma("omp parallel for schedule(static) num_threads(mlp_team(n_threads))") \
             for (i = 0; i < (count); i++)                                        \
                 __VA_ARGS__                                                      \
         } else {                                                                 \
@@ -137,16 +137,27 @@ int mlp_calls_active(void)
 #endif
 }
 
-/* A child created by fork() has only the thread that forked. GNU OpenMP keeps
- * its record of the parent's thread pool, and a team of more than one thread
- * would wait for the missing threads forever; so a forked child runs every
- * kernel on one thread, which computes the very same results. */
+/* A child created by fork() has only the thread that forked. Once a process
+ * has run a team of more than one thread, GNU OpenMP keeps a record of its
+ * pool, and in a child a new team would wait for the missing threads forever;
+ * so the child of such a process runs every kernel on one thread, which
+ * computes the very same results. The child of a process that never ran a
+ * team (a forkserver, a master that only imported mlpfast) keeps its threads. */
+static volatile int mlp_teamed = 0;
 static volatile int mlp_forked = 0;
+
+int mlp_team(int n_threads)
+{
+    if (n_threads > 1 && !mlp_teamed)
+        mlp_teamed = 1;
+    return n_threads;
+}
 
 #ifdef MLP_HAVE_ATFORK
 static void mlp_after_fork_in_child(void)
 {
-    mlp_forked = 1;
+    if (mlp_teamed)
+        mlp_forked = 1;
     mlp_calls = 0; /* the calls under way belong to threads the child lacks */
 }
 #endif

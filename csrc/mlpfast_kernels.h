@@ -83,10 +83,13 @@ int mlp_act_needs_input(int act);
 int mlp_calls_change(int delta);
 int mlp_calls_active(void);
 
-/* Registers (once) the fork handler that makes a forked child run on one
- * thread; 0 on success. mlp_in_forked_child returns 1 in such a child. */
+/* Registers (once) the fork handler that makes the forked child of a process
+ * that ran a team of threads run on one thread; 0 on success.
+ * mlp_in_forked_child returns 1 in such a child. Every parallel region takes
+ * its thread count through mlp_team, which records a team of more than one. */
 int mlp_watch_fork(void);
 int mlp_in_forked_child(void);
+int mlp_team(int n_threads);
 /* Returns 1 when the kernels were compiled with OpenMP, else 0. */
 int mlp_openmp_enabled(void);
 /* omp_get_max_threads() (OMP_NUM_THREADS, omp_set_num_threads), or 1 without

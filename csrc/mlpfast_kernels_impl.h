@@ -104,7 +104,7 @@ int FN(mlp_all_finite)(const REAL *x, ptrdiff_t n, int n_threads)
     int bad = 0;
     if (n_chunks < 2 || n_threads < 2)
         return FN(all_finite_range)(x, n);
-#pragma omp parallel for schedule(static) num_threads(n_threads) reduction(| : bad)
+#pragma omp parallel for schedule(static) num_threads(mlp_team(n_threads)) reduction(| : bad)
     for (c = 0; c < n_chunks; c++) {
         const ptrdiff_t i0 = c * MLP_FINITE_CHUNK;
         const ptrdiff_t i1 = i0 + MLP_FINITE_CHUNK < n ? i0 + MLP_FINITE_CHUNK : n;

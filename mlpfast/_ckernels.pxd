@@ -37,6 +37,7 @@ cdef extern from "mlpfast_kernels.h" nogil:
     int mlp_calls_active()
     int mlp_watch_fork()
     int mlp_in_forked_child()
+    int mlp_team(int n_threads)
     int mlp_openmp_enabled()
     int mlp_max_threads()
     double mlp_monotonic_seconds()

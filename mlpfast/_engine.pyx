@@ -91,8 +91,9 @@ def openmp_max_threads():
 
 
 def in_forked_child():
-    """True in a process created by fork() after mlpfast was imported: its
-    kernels run on one thread, since GNU OpenMP's threads do not survive fork."""
+    """True in a process created by fork() from one whose kernels had run on
+    more than one thread: its kernels run on one thread, since OpenMP's threads
+    do not survive fork. Always False without OpenMP."""
     return bool(k.mlp_in_forked_child())
 
 
@@ -806,7 +807,7 @@ cdef class Network:
         elif inp.X != NULL:
             inp.X = <const floating *>src.X + src.row0 * self.n_features
         if nt > 1:
-            with parallel(num_threads=nt):
+            with parallel(num_threads=k.mlp_team(nt)):
                 for blk in prange(nb, schedule="dynamic"):
                     self._train_block(src, &inp, Y, sw, Yb, swb, n, blk, nb)
                 k.mlp_omp_barrier()  # every block is done
@@ -1138,7 +1139,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
                 bufs[blk * L + l] = scratch + (2 * blk + l % 2) * min(n, PREDICT_BLOCK_ROWS) * width
         with nogil:
             if nt > 1:
-                for blk in prange(nb, num_threads=nt, schedule="dynamic"):
+                for blk in prange(nb, num_threads=k.mlp_team(nt), schedule="dynamic"):
                     _predict_block(&net, bufs + threadid() * L, &inp, &P[0, 0], n, blk, nb)
             else:
                 for blk in range(nb):

@@ -13,7 +13,10 @@ import pytest
 
 import mlpfast
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+pytestmark = [
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform"),
+    pytest.mark.skipif(not mlpfast._engine.openmp_enabled(), reason="built without OpenMP"),
+]
 
 _SCRIPT = r"""
 import hashlib, multiprocessing, os, sys, warnings
@@ -37,14 +40,7 @@ def digest(*arrays):
 def model_digest(m):
     return digest(*m.coefs_, *m.intercepts_)
 
-# The parent runs a two-thread team for sure (a threaded kernel of 2^20
-# values), then fits and predicts as users do.
-assert _config.effective_n_threads() == 2
-_engine.all_finite(np.zeros(1 << 20), 2)
-model = fit()
-proba = model.predict_proba(X_test)
-
-def in_child(work):
+def in_child(work, forked="1", threads="1"):
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -58,10 +54,24 @@ def in_child(work):
     os.close(write)
     with os.fdopen(read) as f:
         out = f.read()
-    os.waitpid(pid, 0)
-    forked, threads, result = out.split()
-    assert (forked, threads) == ("1", "1"), out
-    return result
+    assert os.waitpid(pid, 0)[1] == 0
+    assert out.split()[:2] == [forked, threads], out
+    return out.split()[2]
+
+assert _config.effective_n_threads() == 2
+if case == "untouched":
+    # A parent that ran no team of threads (a forkserver, a master that only
+    # imported mlpfast): its children keep theirs.
+    child = in_child(lambda: model_digest(fit()), forked="0", threads="2")
+    assert child == model_digest(fit())
+    print("ok")
+    sys.exit()
+
+# The parent runs a two-thread team for sure (a threaded kernel of 2^20
+# values), then fits and predicts as users do.
+_engine.all_finite(np.zeros(1 << 20), 2)
+model = fit()
+proba = model.predict_proba(X_test)
 
 def predict_chunk(rows):
     return model.predict_proba(X_test[rows])
@@ -85,13 +95,15 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("case", ["fit", "predict", "pool", "parent"])
+@pytest.mark.parametrize("case", ["fit", "predict", "pool", "parent", "untouched"])
 def test_works_after_fork(case, tmp_path):
     """fit: a fit in a forked child gives the parent's model. predict: a
     child's prediction of 5000 rows is the parent's. pool: a fork-context
     multiprocessing Pool's workers predict with the parent's model. parent:
     the parent goes on fitting and predicting on two threads after its
-    children exit. Two OpenMP threads even on a one-CPU machine."""
+    children exit. untouched: the child of a parent that ran no threads fits
+    on two threads, the same model. Two OpenMP threads even on a one-CPU
+    machine."""
     env = dict(os.environ, OMP_NUM_THREADS="2",
                PYTHONPATH=os.path.dirname(os.path.dirname(mlpfast.__file__)))
     try:
