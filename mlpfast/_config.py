@@ -91,21 +91,26 @@ def blas_single_threaded():
             _blas_saved = [lib.get_num_threads() for lib in _blas_libs]
             _set_blas_threads([1] * len(_blas_libs))
         _blas_users += 1
+    pid = os.getpid()
     try:
         yield
     finally:
         with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _set_blas_threads(_blas_saved)
+            if os.getpid() == pid:  # else a fork in between reset the count
+                _blas_users -= 1
+                if _blas_users == 0:
+                    _set_blas_threads(_blas_saved)
 
 
 def _after_fork_in_child():
-    # The fork may have come while another thread held the lock or ran a fit;
-    # neither exists in the child, which starts afresh.
+    # The fork may have come while other threads held the lock or ran fits;
+    # they do not exist in the child, which starts afresh, with BLAS's own
+    # thread count.
     global _blas_lock, _blas_users
     _blas_lock = threading.Lock()
-    _blas_users = 0
+    if _blas_users > 0:
+        _blas_users = 0
+        _set_blas_threads(_blas_saved)
 
 
 if hasattr(os, "register_at_fork"):
