@@ -316,10 +316,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         )
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        if not first_pass:
-            # warm_start and partial_fit keep the dtype of the model they go on
-            # training, as scikit-learn's do
-            X = X.astype(self.coefs_[0].dtype, copy=False)
+        # warm_start and partial_fit train in the dtype of the model they go on
+        # training, as scikit-learn's do; X is converted to it once, on its way
+        # to the engine
+        dtype = X.dtype if first_pass else self.coefs_[0].dtype
         n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
@@ -336,7 +336,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self._random_state = check_random_state(self.random_state)
 
         if first_pass:
-            self._initialize(y, layer_units, X.dtype)
+            self._initialize(y, layer_units, dtype)
         elif [c.shape for c in self.coefs_] != list(zip(layer_units[:-1], layer_units[1:])):
             raise ValueError(
                 "The network's layer sizes changed since the last fit; "
@@ -345,9 +345,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
         with blas_single_threaded():
             if self.solver in _STOCHASTIC_SOLVERS:
-                self._fit_stochastic(X, y, sample_weight, layer_units, incremental)
+                self._fit_stochastic(X, y, sample_weight, layer_units, incremental, dtype)
             elif self.solver == "lbfgs":
-                self._fit_lbfgs(X, y, sample_weight, layer_units)
+                self._fit_lbfgs(X, y, sample_weight, layer_units, dtype)
 
         weights = self.coefs_ + self.intercepts_
         if not all(np.isfinite(w).all() for w in weights):
@@ -367,12 +367,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             return X, Y, np.ones(1, dtype=dtype), False
         return X, Y, _engine_array(sample_weight, dtype), True
 
-    def _fit_lbfgs(self, X, y, sample_weight, layer_units):
+    def _fit_lbfgs(self, X, y, sample_weight, layer_units, dtype):
         # scipy's L-BFGS-B works in float64 but hands the function the parameters
         # in the dtype of the starting point: as in scikit-learn, the loss and
-        # gradient are computed in X's dtype (coefs_ views of the point being
-        # evaluated, also if the fit is interrupted), and the result is float64.
-        dtype = X.dtype
+        # gradient are computed in the training dtype (coefs_ views of the point
+        # being evaluated, also if the fit is interrupted); the result is float64.
         X, Y, sw, has_sw = self._engine_arrays(X, y, sample_weight, dtype)
         params = self._pack_params(dtype)
         network = self._network(layer_units, dtype, Y.shape[0], X)
@@ -395,8 +394,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.loss_ = opt_res.fun
         self._unpack(opt_res.x)
 
-    def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental):
-        dtype = X.dtype
+    def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental, dtype):
         params = self._pack_params(dtype)
         n_params = params.shape[0]
         if (
