@@ -186,8 +186,8 @@ def test_score_within_0_01_of_sklearn(request, dataset, estimator):
 
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_float32_training(digits, solver):
-    """Oracle: sklearn's dtype rules (float32 kept by sgd/adam, lbfgs works in float64)
-    and its predictions on the same float32 data."""
+    """Oracle: sklearn's dtype rules (float32 kept by sgd/adam; lbfgs computes in
+    float32 and ends in float64) and its predictions on the same float32 data."""
     X_train, X_test, y_train, _ = digits
     X32, T32 = X_train.astype(np.float32), X_test.astype(np.float32)
     params = dict(hidden_layer_sizes=(30,), solver=solver, max_iter=10, random_state=0)
@@ -401,7 +401,7 @@ print((kib("VmHWM:") - start) * 1024 / X.nbytes)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_float32_lbfgs_needs_no_more_memory_per_byte_of_data_than_float64():
+def test_float32_lbfgs_needs_no_more_memory_per_byte_of_data_than_float64(tmp_path):
     """The peak resident memory of an lbfgs fit, above what the process held
     before it, per byte of X: float32's at most float64's (with 10% for the
     fixed costs), so no float64 copy of float32 data is held. Oracle: the
@@ -410,7 +410,7 @@ def test_float32_lbfgs_needs_no_more_memory_per_byte_of_data_than_float64():
     ratios = {}
     for dtype in ("float32", "float64"):
         out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, dtype], capture_output=True,
-                             text=True, timeout=300, check=True, env=env)
+                             text=True, timeout=300, check=True, env=env, cwd=tmp_path)
         ratios[dtype] = float(out.stdout)
     assert ratios["float32"] <= 1.1 * ratios["float64"], ratios
 
@@ -671,9 +671,7 @@ def _blas_sensitive_fit(i):
         X = X.astype(np.float32)
     params = (dict(solver="adam", batch_size=300, max_iter=3) if i % 2 else
               dict(solver="lbfgs", max_iter=8))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return MLPClassifier((45,), random_state=i, **params).fit(X, y)
+    return MLPClassifier((45,), random_state=i, **params).fit(X, y)
 
 
 def _scipy_blas_threads():
@@ -681,49 +679,72 @@ def _scipy_blas_threads():
         ThreadpoolController().select(user_api="blas").lib_controllers)]
 
 
+def _same_fit(a, b):
+    return all(np.array_equal(p, q) for p, q in zip(a.coefs_ + a.intercepts_,
+                                                    b.coefs_ + b.intercepts_))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_blas_sensitive_fits_are_sensitive(monkeypatch):
+    """The control of the tests below: with BLAS on 4 threads and mlpfast's
+    one-thread limit taken away, the fits differ from the limited ones, so
+    those tests can fail."""
+    limited = [_blas_sensitive_fit(i) for i in (0, 1)]
+    monkeypatch.setattr(mlpfast._multilayer_perceptron, "blas_single_threaded",
+                        contextlib.nullcontext)
+    with threadpool_limits(4, user_api="blas"):
+        free = [_blas_sensitive_fit(i) for i in (0, 1)]
+    assert not all(_same_fit(a, b) for a, b in zip(limited, free))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("i", [0, 1])
 def test_same_model_in_any_python_thread_and_whatever_blas_threads(i):
     """The same fit in the main thread, in a worker thread, and each with BLAS
-    limited to one thread by the caller: bit for bit (oracle: the main-thread
-    fit). BLAS's thread count is back as it was after each."""
-    before = _scipy_blas_threads()
-    fits = [_blas_sensitive_fit(i)]
-    with threadpool_limits(1, user_api="blas"):
-        fits.append(_blas_sensitive_fit(i))
-    for limit in (None, 1):
-        box = []
+    limited to one thread by the caller, with BLAS on 4 threads otherwise: bit
+    for bit (oracle: the main-thread fit). BLAS's thread count is back as it
+    was after each."""
+    with threadpool_limits(4, user_api="blas"):
+        before = _scipy_blas_threads()
+        fits = [_blas_sensitive_fit(i)]
+        with threadpool_limits(1, user_api="blas"):
+            fits.append(_blas_sensitive_fit(i))
+        for limit in (None, 1):
+            box = []
 
-        def work():
-            with threadpool_limits(limit, user_api="blas"):
-                box.append(_blas_sensitive_fit(i))
-                box.append(_scipy_blas_threads())
+            def work():
+                with threadpool_limits(limit, user_api="blas"):
+                    box.append(_blas_sensitive_fit(i))
+                    box.append(_scipy_blas_threads())
 
-        worker = threading.Thread(target=work)
-        worker.start()
-        worker.join()
-        fits.append(box[0])
-        assert box[1] == (before if limit is None else [1] * len(before))
-    _assert_same_fit(fits)
-    assert _scipy_blas_threads() == before
+            worker = threading.Thread(target=work)
+            worker.start()
+            worker.join()
+            fits.append(box[0])
+            assert box[1] == (before if limit is None else [1] * len(before))
+        _assert_same_fit(fits)
+        assert _scipy_blas_threads() == before
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_fits_in_threads_at_once_give_the_same_models():
     """Ten fits at once in Python threads (as joblib's threading backend runs
-    them; the engine releases the GIL, so they overlap). Oracle: the same fits
-    one after the other, bit for bit, and their predictions."""
+    them; the engine releases the GIL, so they overlap), with BLAS on 4
+    threads. Oracle: the same fits one after the other, bit for bit, and their
+    predictions."""
     from concurrent.futures import ThreadPoolExecutor
 
-    before = _scipy_blas_threads()
-    alone = [_blas_sensitive_fit(i) for i in range(10)]
-    with ThreadPoolExecutor(10) as pool:
-        together = list(pool.map(_blas_sensitive_fit, range(10)))
-    X = np.random.RandomState(10).normal(size=(500, 400))
-    for a, b in zip(alone, together):
-        _assert_same_fit([a, b])
-        np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
-    assert _engine.calls_active() == 0
-    assert _scipy_blas_threads() == before
+    with threadpool_limits(4, user_api="blas"):
+        before = _scipy_blas_threads()
+        alone = [_blas_sensitive_fit(i) for i in range(10)]
+        with ThreadPoolExecutor(10) as pool:
+            together = list(pool.map(_blas_sensitive_fit, range(10)))
+        X = np.random.RandomState(10).normal(size=(500, 400))
+        for a, b in zip(alone, together):
+            _assert_same_fit([a, b])
+            np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+        assert _engine.calls_active() == 0
+        assert _scipy_blas_threads() == before
 
 
 @pytest.mark.parametrize(
@@ -822,3 +843,80 @@ def test_fit_copies_training_data_at_most_once(dtype, order, copies):
     # Everything but the data (weights, Adam state, one batch of inputs and
     # activations, shuffled indices) is well under a quarter of it here.
     assert copies * converted <= peak < (copies + 0.25) * converted, (peak, converted)
+
+
+def _iris():
+    return load_iris(return_X_y=True)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_warm_start_and_partial_fit_keep_the_models_dtype(solver):
+    """Oracle: scikit-learn's estimator, which goes on training in the dtype of
+    its first fit whatever the dtype of X in later calls (lbfgs fits end in
+    float64), and to the same losses, to float32 precision."""
+    X, y = _iris()
+    for first, later in ((np.float32, np.float64), (np.float64, np.float32)):
+        results = []
+        for module in (sk, mlpfast):
+            warm = module.MLPClassifier((8,), solver=solver, max_iter=5, random_state=0,
+                                        warm_start=True)
+            part = module.MLPClassifier((8,), max_iter=5, random_state=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                warm.fit(X.astype(first), y).fit(X.astype(later), y)
+                part.partial_fit(X.astype(first), y, classes=np.unique(y))
+                part.partial_fit(X.astype(later), y)
+            results.append((warm, part))
+        for theirs, ours in zip(*results):
+            assert [c.dtype for c in ours.coefs_ + ours.intercepts_] == [
+                c.dtype for c in theirs.coefs_ + theirs.intercepts_]
+            np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-5)
+
+
+def test_interrupted_float32_lbfgs_keeps_float32_coefficients(monkeypatch):
+    """Ctrl-C in an lbfgs fit of float32 X. Oracle: scikit-learn's estimator,
+    interrupted at the same evaluation, is left with float32 coefs_ (views of
+    the point scipy's L-BFGS-B passed last) that predict."""
+    X, y = _iris()
+    import scipy.optimize
+
+    minimize = scipy.optimize.minimize
+
+    def interrupted(fun, x0, **kwargs):
+        calls = []
+
+        def fun_then_interrupt(x, *args):  # scikit-learn passes args
+            calls.append(1)
+            if len(calls) == 4:
+                raise KeyboardInterrupt
+            return fun(x, *args)
+
+        return minimize(fun_then_interrupt, x0, **kwargs)
+
+    monkeypatch.setattr(scipy.optimize, "minimize", interrupted)
+    X32 = X.astype(np.float32)
+    for module in (sk, mlpfast):
+        est = module.MLPClassifier((8,), solver="lbfgs", random_state=0)
+        with pytest.raises(KeyboardInterrupt):
+            est.fit(X32, y)
+        assert [c.dtype for c in est.coefs_] == [np.float32, np.float32], module
+        assert set(est.predict(X32)) <= set(np.unique(y))
+
+
+def test_longdouble_X_predicts_in_float64_and_answers_in_long_double():
+    """Oracles: the same model's predictions from the float64 copy of X (the
+    engine computes in float32 or float64), and scikit-learn's, which it
+    computes and returns in long double: the same dtype, the same labels and
+    values equal to float64 precision."""
+    X, y = _iris()
+    est = MLPClassifier(max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+        theirs = sk.MLPClassifier(max_iter=3, random_state=0).fit(X, y)
+    X_long = X.astype(np.longdouble)
+    assert est.predict_proba(X_long).dtype == theirs.predict_proba(X_long).dtype
+    np.testing.assert_array_equal(est.predict_proba(X_long), est.predict_proba(X))
+    np.testing.assert_array_equal(est.predict(X_long), theirs.predict(X_long))
+    np.testing.assert_allclose(est.predict_proba(X_long), theirs.predict_proba(X_long),
+                               rtol=1e-12)

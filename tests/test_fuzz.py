@@ -10,15 +10,13 @@ succeed and give the same predictions, probabilities and training curves.
 import warnings
 
 import numpy as np
-import pytest
 import scipy.sparse as sp
 from sklearn import neural_network as sk
 
 import mlpfast
 
-pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 TASKS = ["binary", "multiclass", "multilabel", "regression", "regression2"]
 SOLVERS = ["sgd", "adam", "lbfgs"]
@@ -242,12 +240,10 @@ def test_random_problem_matches_sklearn(case):
         # regression outputs to rtol 1e-6, labels exactly.
         _assert_same(ours[1], theirs[1], rtol=1e-6, exact_labels=True)
         return
-    # float32: sums in another order differ in their last bits. Over these few
-    # epochs of sgd or adam that stays below 1e-4 (measured over ~1000 random
-    # cases: at most 6e-5), so rtol 1e-3 has room and still fails on a wrong
-    # float32 path, batch or update rule, which moves losses and outputs by
-    # far more. (Small errors, such as a learning rate 1% off, are the float64
-    # draws' to catch: they fail nearly all of those, and half of these.)
+    # float32: sums in another order differ in their last bits, which over
+    # these few epochs of sgd or adam stays well below rtol 1e-3; a wrong
+    # float32 path, batch or update rule moves losses and outputs by far more.
+    # Small errors are the float64 draws' to catch.
     rtol, same_n_iter = 1e-3, True
     if case["params"]["solver"] == "lbfgs":
         # L-BFGS's line searches can amplify float32 rounding a thousandfold on
@@ -257,6 +253,8 @@ def test_random_problem_matches_sklearn(case):
         twin = _outcome(sk, _float64_twin(case))
         if twin[0] == "ok":
             rtol = max(rtol, 10 * _relative_gap(twin[1], theirs[1]))
+        # beyond 1e-2 the comparison would check little: such a draw is dropped
+        assume(rtol <= 1e-2)
         # SciPy stops L-BFGS early when the loss stops falling by more than
         # about 1e-9 relative, which float32 rounding alone decides.
         same_n_iter = False

@@ -30,9 +30,8 @@ BUDGET = 5_000_000  # bytes of growth allowed over the last ROUNDS - WARMUP_ROUN
 # the engine's per-fit buffers (several 300 x 16 activations, 38 KB each), and
 # the predictions. Leaking any one X-sized buffer per round adds
 # 250 x 24 KB = 6 MB over the measured rounds, over BUDGET; so does any leak
-# of 20 KB or more per round (BUDGET / 250; 20 KiB kept per round on top of
-# these rounds measures 5.1 MB here). Every path runs in every round, so a leak
-# on one path alone counts 250 times too.
+# of 20 KB or more per round (BUDGET / 250). Every path runs in every round,
+# so a leak on one path alone counts 250 times too.
 N, D = 300, 10
 
 
