@@ -29,8 +29,19 @@ enum mlp_activation {
     MLP_ACT_LOGISTIC = 1,
     MLP_ACT_TANH = 2,
     MLP_ACT_RELU = 3,
+    MLP_ACT_LEAKY_RELU = 4, /* z, or MLP_LEAKY_SLOPE z below 0 */
+    MLP_ACT_ELU = 5,        /* z, or exp(z) - 1 below 0 (alpha 1) */
+    MLP_ACT_SELU = 6,       /* MLP_SELU_SCALE times ELU with MLP_SELU_ALPHA */
+    MLP_ACT_SOFTPLUS = 7,   /* log(1 + exp(z)) */
+    MLP_ACT_GELU = 8,       /* z Phi(z), Phi the standard normal distribution */
     MLP_N_ACTIVATIONS
 };
+#define MLP_LEAKY_SLOPE 0.01
+/* SELU's constants (Klambauer et al. 2017), as PyTorch's */
+#define MLP_SELU_ALPHA 1.6732632423543772848170429916717
+#define MLP_SELU_SCALE 1.0507009873554804934193349852946
+#define MLP_SQRT1_2 0.70710678118654752440084436210485
+#define MLP_INV_SQRT_2PI 0.39894228040143267793994605993438
 
 /* Output activation fused with its loss. */
 enum mlp_output {

@@ -17,6 +17,8 @@
 #define EXP_BIAS 127u
 #define EXP_DEGREE 7 /* Taylor terms r^n / n! kept: error < 1e-8 for |r| <= ln2 / 2 */
 #define LOG logf
+#define LOG1P log1pf
+#define ERFC erfcf
 #define COPYSIGN copysignf
 #define TANH_SAT 10.0f /* tanh(x) rounds to 1 from x = 9.01 */
 #define SQRT sqrtf
@@ -37,6 +39,8 @@
 #define EXP_BIAS 1023u
 #define EXP_DEGREE 13 /* error < 1e-17 for |r| <= ln2 / 2 */
 #define LOG log
+#define LOG1P log1p
+#define ERFC erfc
 #define COPYSIGN copysign
 #define TANH_SAT 20.0 /* tanh(x) rounds to 1 from x = 19.06 */
 #define SQRT sqrt

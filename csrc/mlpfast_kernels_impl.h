@@ -60,6 +60,32 @@ static inline REAL FN(tanh)(REAL x)
     return x != x ? x : COPYSIGN(e / (e + 2), x);
 }
 
+/* expm1(x) from FN(exp)'s reduction, so that nothing cancels near 0: -1
+ * below EXP_MIN, +inf above EXP_MAX, NaN for NaN; the same on every
+ * instruction set. */
+static inline REAL FN(expm1)(REAL x)
+{
+    const REAL xc = x < EXP_MAX ? (x > EXP_MIN ? x : EXP_MIN) : EXP_MAX;
+    REAL scale, e;
+    e = FN(expm1_reduced)(xc, &scale);
+    e = e * scale + (scale - 1);
+    e = x > EXP_MAX ? (REAL)INFINITY : e;
+    e = x < EXP_MIN ? (REAL)-1 : e;
+    return x != x ? x : e;
+}
+
+/* The standard normal distribution function Phi(z), through erfc, which does
+ * not cancel in the left tail as 1 + erf does, and density phi(z). */
+static inline REAL FN(normal_cdf)(REAL z)
+{
+    return (REAL)0.5 * ERFC(-z * (REAL)MLP_SQRT1_2);
+}
+
+static inline REAL FN(normal_pdf)(REAL z)
+{
+    return (REAL)MLP_INV_SQRT_2PI * FN(exp)((REAL)-0.5 * z * z);
+}
+
 /* out[N,D] = X[idx[n], :]. The rows are scattered over X, which is often
  * larger than the caches, so each copy of a short row would wait on memory:
  * rows shorter than MLP_GATHER_AHEAD bytes have the row about that many bytes
@@ -179,6 +205,27 @@ void FN(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, int act, ptrdiff_t N,
             for (o = 0; o < O; o++)
                 a[o] = z[o] > 0 ? z[o] : 0;
             break;
+        case MLP_ACT_LEAKY_RELU:
+            for (o = 0; o < O; o++)
+                a[o] = z[o] > 0 ? z[o] : (REAL)MLP_LEAKY_SLOPE * z[o];
+            break;
+        case MLP_ACT_ELU:
+            for (o = 0; o < O; o++)
+                a[o] = z[o] > 0 ? z[o] : FN(expm1)(z[o]);
+            break;
+        case MLP_ACT_SELU:
+            for (o = 0; o < O; o++)
+                a[o] = (REAL)MLP_SELU_SCALE
+                       * (z[o] > 0 ? z[o] : (REAL)MLP_SELU_ALPHA * FN(expm1)(z[o]));
+            break;
+        case MLP_ACT_SOFTPLUS: /* max(z, 0) + log(1 + exp(-|z|)), never overflows */
+            for (o = 0; o < O; o++)
+                a[o] = (z[o] > 0 ? z[o] : 0) + LOG1P(FN(exp)(z[o] > 0 ? -z[o] : z[o]));
+            break;
+        case MLP_ACT_GELU: /* z Phi(z) */
+            for (o = 0; o < O; o++)
+                a[o] = z[o] * FN(normal_cdf)(z[o]);
+            break;
         default: /* identity */
             if (a != z)
                 memcpy(a, z, (size_t)O * sizeof(REAL));
@@ -192,7 +239,6 @@ void FN(mlp_act_backward)(REAL *dZ, const REAL *dA, const REAL *Z, const REAL *A
 {
     const ptrdiff_t NO = N * O;
     ptrdiff_t i;
-    (void)Z;
     switch (act) {
     case MLP_ACT_LOGISTIC: /* s' = s (1 - s) */
         for (i = 0; i < NO; i++)
@@ -205,6 +251,27 @@ void FN(mlp_act_backward)(REAL *dZ, const REAL *dA, const REAL *Z, const REAL *A
     case MLP_ACT_RELU: /* relu' = [relu > 0] */
         for (i = 0; i < NO; i++)
             dZ[i] = A[i] == 0 ? (REAL)0 : dA[i];
+        break;
+    case MLP_ACT_LEAKY_RELU: /* 1 above 0, the slope below (a has z's sign) */
+        for (i = 0; i < NO; i++)
+            dZ[i] = A[i] > 0 ? dA[i] : (REAL)MLP_LEAKY_SLOPE * dA[i];
+        break;
+    case MLP_ACT_ELU: /* 1 above 0, exp(z) = a + 1 below */
+        for (i = 0; i < NO; i++)
+            dZ[i] = A[i] > 0 ? dA[i] : dA[i] * (A[i] + (REAL)1);
+        break;
+    case MLP_ACT_SELU: /* scale above 0, scale alpha exp(z) = a + scale alpha below */
+        for (i = 0; i < NO; i++)
+            dZ[i] = dA[i] * (A[i] > 0 ? (REAL)MLP_SELU_SCALE
+                                      : A[i] + (REAL)(MLP_SELU_SCALE * MLP_SELU_ALPHA));
+        break;
+    case MLP_ACT_SOFTPLUS: /* the logistic function of z */
+        for (i = 0; i < NO; i++)
+            dZ[i] = dA[i] / ((REAL)1 + FN(exp)(-Z[i]));
+        break;
+    case MLP_ACT_GELU: /* Phi(z) + z phi(z) */
+        for (i = 0; i < NO; i++)
+            dZ[i] = dA[i] * (FN(normal_cdf)(Z[i]) + Z[i] * FN(normal_pdf)(Z[i]));
         break;
     default:
         if (dZ != dA)
@@ -502,6 +569,8 @@ double FN(mlp_step)(REAL *params, const REAL *grad, double *partial, ptrdiff_t n
 #undef EXP_BIAS
 #undef EXP_DEGREE
 #undef LOG
+#undef LOG1P
+#undef ERFC
 #undef COPYSIGN
 #undef TANH_SAT
 #undef SQRT

@@ -6,6 +6,11 @@ cdef extern from "mlpfast_kernels.h" nogil:
         MLP_ACT_LOGISTIC
         MLP_ACT_TANH
         MLP_ACT_RELU
+        MLP_ACT_LEAKY_RELU
+        MLP_ACT_ELU
+        MLP_ACT_SELU
+        MLP_ACT_SOFTPLUS
+        MLP_ACT_GELU
         MLP_N_ACTIVATIONS
         MLP_OUT_IDENTITY_SQUARED
         MLP_OUT_LOGISTIC_BINARY

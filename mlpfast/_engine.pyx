@@ -46,7 +46,10 @@ cdef double SIGNAL_CHECK_SECONDS = 0.05
 
 # The kernel codes, from the C enums (csrc/mlpfast_kernels.h): the one table.
 ACTIVATIONS = {"identity": k.MLP_ACT_IDENTITY, "logistic": k.MLP_ACT_LOGISTIC,
-               "tanh": k.MLP_ACT_TANH, "relu": k.MLP_ACT_RELU}
+               "tanh": k.MLP_ACT_TANH, "relu": k.MLP_ACT_RELU,
+               "leaky_relu": k.MLP_ACT_LEAKY_RELU, "elu": k.MLP_ACT_ELU,
+               "selu": k.MLP_ACT_SELU, "softplus": k.MLP_ACT_SOFTPLUS,
+               "gelu": k.MLP_ACT_GELU}
 OUTPUTS = {"identity": k.MLP_OUT_IDENTITY_SQUARED, "logistic": k.MLP_OUT_LOGISTIC_BINARY,
            "softmax": k.MLP_OUT_SOFTMAX_MULTI, "exp": k.MLP_OUT_EXP_POISSON}
 SOLVERS = {"sgd": k.MLP_SOLVER_SGD, "adam": k.MLP_SOLVER_ADAM}

@@ -18,14 +18,17 @@ sum or a difference is compared relative to the magnitude of the terms it combin
 
 import numpy as np
 import pytest
-from scipy.special import xlogy
+from scipy.special import erfc, xlogy
 
 from _references import (
     ACTIVATIONS,
+    ELU,
+    GELU,
     OUT_BINARY,
     OUT_MULTI,
     OUT_POISSON,
     OUTPUTS,
+    SELU,
     TANH,
     act_derivative_ref,
     act_ref,
@@ -81,12 +84,17 @@ def assert_close(got, expected, dtype, scale=0.0):
 
 
 
-def act_derivative_scale(a, act):
-    """Magnitude of the terms act_derivative_ref subtracts: tanh's 1 - a^2 cancels as
-    |a| -> 1 (scikit-learn's float32 `1 - Z**2` rounds exactly like the kernel)."""
+def act_derivative_scale(z, a, act):
+    """Magnitude of the terms act_derivative_ref adds: tanh's 1 - a^2 cancels as
+    |a| -> 1 (scikit-learn's float32 `1 - Z**2` rounds exactly like the kernel),
+    and so do elu's a + 1 and selu's a + scale alpha as z -> -inf."""
     if act == TANH:
         return 1 + a**2
-    return np.abs(act_derivative_ref(a, act))
+    if act in (ELU, SELU):
+        return np.abs(a) + np.abs(act_derivative_ref(z, a, act))
+    if act == GELU:  # Phi(z) + z phi(z): the two cancel for z < 0
+        return 0.5 * erfc(-z / np.sqrt(2)) + np.abs(z) * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)
+    return np.abs(act_derivative_ref(z, a, act))
 
 
 
@@ -161,7 +169,8 @@ def test_act_forward(dtype, in_place, shape, act):
     expected = act_ref(pre.astype(np.float64), act)
     A = Z if in_place else np.full(shape, np.nan, dtype=dtype)
     _engine.act_forward(A, Z, b, act)
-    assert_close(A, expected, dtype)
+    # below the smallest normal number (gelu's left tail) an absolute bound
+    assert_close(A, expected, dtype, scale=np.finfo(dtype).tiny / rtol_for(dtype))
     if not in_place:
         assert np.array_equal(Z, pre)  # the pre-activation, kept
 
@@ -181,10 +190,11 @@ def test_act_backward(dtype, in_place, shape, act):
     dA = rng.standard_normal(shape).astype(dtype)
     A_before = A.copy()
     A64, dA64 = A.astype(np.float64), dA.astype(np.float64)
-    expected = dA64 * act_derivative_ref(A64, act)
+    Z64 = Z.astype(np.float64)
+    expected = dA64 * act_derivative_ref(Z64, A64, act)
     dZ = dA if in_place else np.full(shape, np.nan, dtype=dtype)
     _engine.act_backward(dZ, dA, Z, A, act)
-    scale = np.abs(dA64) * act_derivative_scale(A64, act)
+    scale = np.abs(dA64) * act_derivative_scale(Z64, A64, act)
     assert_close(dZ, expected, dtype, scale=scale)
     assert np.array_equal(A, A_before)
 
@@ -586,3 +596,29 @@ def test_tanh_edges(dtype):
     expected = np.tanh(x)
     np.testing.assert_array_equal(got[:, 0], expected)
     assert np.signbit(got[5, 0])
+
+
+_TORCH_MODULES = {"leaky_relu": ("LeakyReLU", {"negative_slope": 0.01}), "elu": ("ELU", {}),
+                  "selu": ("SELU", {}), "softplus": ("Softplus", {}), "gelu": ("GELU", {})}
+
+
+@pytest.mark.parametrize("name", sorted(_TORCH_MODULES))
+def test_activations_beyond_sklearn_match_pytorch(name):
+    """Second oracle, where PyTorch is installed: torch.nn's module of the same
+    name (default parameters) and its autograd gradient, in float64."""
+    torch = pytest.importorskip("torch")
+    act = ACTIVATIONS[name]
+    rng = np.random.default_rng(11)
+    Z = 4 * rng.standard_normal((50, 7))
+    dA = rng.standard_normal(Z.shape)
+    module_name, kwargs = _TORCH_MODULES[name]
+    z = torch.tensor(Z, requires_grad=True)
+    a = getattr(torch.nn, module_name)(**kwargs)(z)
+    a.backward(torch.tensor(dA))
+    A = np.empty_like(Z)
+    Zk = Z.copy()
+    _engine.act_forward(A, Zk, np.zeros(Z.shape[1]), act)
+    dZ = np.empty_like(Z)
+    _engine.act_backward(dZ, dA, Zk, A, act)
+    np.testing.assert_allclose(A, a.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dZ, z.grad.numpy(), rtol=1e-12, atol=1e-15)
