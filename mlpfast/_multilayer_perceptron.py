@@ -750,9 +750,15 @@ _SHARED_PARAMETERS_DOC = """
     hidden_layer_sizes : array-like of shape(n_layers - 2,), default=(100,)
         The ith element represents the number of neurons in the ith hidden layer.
 
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'elu', \
+            'selu', 'softplus', 'gelu'}, default='relu'
         Activation function for the hidden layers: f(x) = x, 1 / (1 + exp(-x)),
-        tanh(x) or max(0, x).
+        tanh(x) or max(0, x) as in scikit-learn; beyond it, leaky ReLU (x, or
+        0.01 x below 0), ELU (x, or exp(x) - 1 below 0), SELU (1.0507 times
+        x, or 1.6733 (exp(x) - 1) below 0), softplus log(1 + exp(x)) and GELU
+        x Phi(x), with Phi the standard normal distribution function (exact,
+        through erfc), each as PyTorch's module of that name with its default
+        parameters.
 
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         The weight optimiser: L-BFGS-B (through scipy; the loss and gradient

@@ -53,7 +53,6 @@ CASES = {
     "warm_start new classes": lambda m: m.MLPClassifier(warm_start=True, max_iter=2).fit(
         X[y < 2], y[y < 2]).fit(X, y),
     "invalid hidden_layer_sizes": lambda m: m.MLPClassifier(hidden_layer_sizes=(5, 0)).fit(X, y),
-    "invalid activation": lambda m: m.MLPClassifier(activation="softmax").fit(X, y),
     "invalid solver": lambda m: m.MLPRegressor(solver="newton").fit(X, y),
     "invalid loss": lambda m: m.MLPRegressor(loss="huber").fit(X, y),
     "negative alpha": lambda m: m.MLPRegressor(alpha=-1.0).fit(X, y),
@@ -81,11 +80,17 @@ for _solver in ("adam", "sgd"):
             X[:30], y[:30], sample_weight=(np.arange(30) >= 10).astype(float)))
 
 
+# Not in CASES: the message lists mlpfast's own options (see the test below).
+_DIFFERENT = {
+    "invalid activation": lambda m: m.MLPClassifier(activation="softmax").fit(X, y),
+}
+
+
 def _outcome(module, case):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            CASES[case](module)
+            {**CASES, **_DIFFERENT}[case](module)
         except Exception as error:  # noqa: BLE001 - the type is what is compared
             return type(error), str(error)
     return None, None
@@ -113,6 +118,19 @@ def test_invalid_parameter_is_invalid_parameter_error():
     """Oracle: scikit-learn's InvalidParameterError (a ValueError and a TypeError)."""
     with pytest.raises(InvalidParameterError, match="activation"):
         mlpfast.MLPClassifier(activation="softmax").fit(X, y)
+
+
+def test_invalid_activation_names_scikit_learns_options_and_mlpfasts():
+    """mlpfast takes more activations than scikit-learn, so its message for an
+    unknown one lists more options. Oracle: scikit-learn's message with that
+    set of options, and scikit-learn's four among them."""
+    theirs = _outcome(sk, "invalid activation")
+    ours = _outcome(mlpfast, "invalid activation")
+    assert ours[0] is theirs[0] is InvalidParameterError
+    options = sorted(mlpfast._engine.ACTIVATIONS)
+    assert set(options) >= {"identity", "logistic", "tanh", "relu"}
+    expected = re.sub(r"\{[^{}]*\}", "{" + ", ".join(repr(o) for o in options) + "}", theirs[1])
+    assert _normalised(ours[1]) == _normalised(expected)
 
 
 def test_poisson_negative_target_is_a_clear_error():

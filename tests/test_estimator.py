@@ -920,3 +920,32 @@ def test_longdouble_X_predicts_in_float64_and_answers_in_long_double():
     np.testing.assert_array_equal(est.predict(X_long), theirs.predict(X_long))
     np.testing.assert_allclose(est.predict_proba(X_long), theirs.predict_proba(X_long),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["leaky_relu", "elu", "selu", "softplus", "gelu"])
+def test_activations_beyond_sklearn_train_and_predict(digits, activation, dtype, monkeypatch):
+    """A 2-hidden-layer classifier with each activation scikit-learn lacks.
+    Oracles: a NumPy forward pass (tests/_references.act_ref) of the fitted
+    weights for predict_proba; the training loss falls; the same fit on 1 and
+    3 threads, bit for bit."""
+    from _references import ACTIVATIONS, act_ref
+
+    X_train, X_test, y_train, _ = digits
+    X_train, X_test = X_train[:600].astype(dtype), X_test.astype(dtype)
+    fits = _fits_on_threads(
+        lambda: MLPClassifier((24, 16), activation=activation, max_iter=15, batch_size=50,
+                              random_state=0, **NO_STOP),
+        X_train, y_train[:600], (1, 3), monkeypatch)
+    _assert_same_fit(fits)
+    est = fits[0]
+    assert est.coefs_[0].dtype == dtype
+    assert est.loss_curve_[-1] < 0.5 * est.loss_curve_[0]
+    h = X_test.astype(np.float64)
+    for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+        z = h @ W.astype(np.float64) + b
+        h = act_ref(z, ACTIVATIONS[activation]) if i < len(est.coefs_) - 1 else z
+    expected = np.exp(h - h.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(est.predict_proba(X_test), expected, rtol=rtol, atol=rtol)
