@@ -109,6 +109,28 @@ def _check_code(int code, table, str what):
         raise ValueError(f"unknown {what} code {code}")
 
 
+def _hidden_codes(activation, Py_ssize_t n_hidden):
+    """The activation code of each hidden layer: one code for all, or a
+    sequence of one per layer."""
+    codes = [activation] * n_hidden if isinstance(activation, int) else list(activation)
+    if len(codes) != n_hidden:
+        raise ValueError(f"{len(codes)} activation codes for {n_hidden} hidden layers")
+    for code in codes:
+        _check_code(code, ACTIVATIONS, "activation")
+    return codes
+
+
+cdef int *_act_array(list codes) except NULL:
+    # malloc'd codes for Net.act (one entry at least); the caller frees it
+    cdef int *act = <int *>malloc(max(1, len(codes)) * sizeof(int))
+    cdef Py_ssize_t l
+    if act == NULL:
+        raise MemoryError()
+    for l in range(len(codes)):
+        act[l] = codes[l]
+    return act
+
+
 # ---------------------------------------------------------------- BLAS, row-major
 # BLAS is column-major; a row-major (M, N) matrix is its column-major transpose,
 # so C = A @ B is computed as C^T = B^T A^T.
@@ -442,7 +464,8 @@ def _csr_arrays(X, Py_ssize_t n_features):
 cdef struct Net:
     Py_ssize_t n_layers
     Py_ssize_t *units    # n_layers + 1 widths
-    int act, out
+    int *act             # per hidden layer (n_layers - 1): its activation code
+    int out
     const void **W       # per layer: coefficients (units[l], units[l + 1])
     const void **b       # per layer: intercepts (units[l + 1],)
 
@@ -475,7 +498,7 @@ cdef void _forward_block(const Net *net, floating **Z, floating **A, const Input
                         inp.row0 + r0, m, <const floating *>net.W[0], u[1])
         if l < L - 1:
             _act_forward(A[l] + r0 * u[l + 1], dst, <const floating *>net.b[l],
-                         net.act, m, u[l + 1])
+                         net.act[l], m, u[l + 1])
 
 
 cdef void _backward_block(const Net *net, floating **Z, floating **A, floating **D,
@@ -488,7 +511,8 @@ cdef void _backward_block(const Net *net, floating **Z, floating **A, floating *
     for l in range(net.n_layers - 1, 0, -1):
         Dp = D[l - 1] + r0 * u[l]
         _mm_nt(Dp, D[l] + r0 * u[l + 1], <const floating *>net.W[l], m, u[l + 1], u[l])
-        _act_backward(Dp, Dp, Z[l - 1] + r0 * u[l], A[l - 1] + r0 * u[l], net.act, m, u[l])
+        _act_backward(Dp, Dp, Z[l - 1] + r0 * u[l], A[l - 1] + r0 * u[l], net.act[l - 1],
+                      m, u[l])
 
 
 # ---------------------------------------------------------------- the network
@@ -500,8 +524,8 @@ cdef class Network:
     ----------
     layer_units : list of int
         ``[n_features, *hidden_layer_sizes, n_outputs]``.
-    activation : int
-        Hidden activation code (``ACTIVATIONS``).
+    activation : int or sequence of int
+        Hidden activation code (``ACTIVATIONS``), or one per hidden layer.
     output : int
         Fused output activation + loss code (``OUTPUTS``).
     dtype : numpy dtype
@@ -522,7 +546,8 @@ cdef class Network:
     # True: each block's gradient goes to a slot of its own (the first block's
     # to grad), the slots summed in block order; False: tiles
     cdef readonly bint block_grads
-    cdef readonly int activation, output, n_threads
+    cdef readonly int output, n_threads
+    cdef readonly tuple activation
     cdef readonly bint dense_input
     # Optimiser steps made by the last run_epoch so far (read it after Ctrl-C).
     cdef readonly long last_epoch_steps
@@ -553,6 +578,7 @@ cdef class Network:
 
     def __cinit__(self):
         self.net.units = NULL
+        self.net.act = NULL
         self.net.W = NULL
         self.net.b = NULL
         self.coef_off = NULL
@@ -564,19 +590,19 @@ cdef class Network:
         self.tile_lo = NULL
         self.tile_hi = NULL
 
-    def __init__(self, layer_units, int activation, int output, dtype,
+    def __init__(self, layer_units, activation, int output, dtype,
                  Py_ssize_t capacity, int n_threads, bint dense_input=True,
                  Py_ssize_t slot_values=SLOT_VALUES):
         cdef Py_ssize_t l, off = 0, L = len(layer_units) - 1
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise TypeError(f"Network dtype must be float32 or float64, got {self.dtype}")
-        _check_code(activation, ACTIVATIONS, "activation")
         _check_code(output, OUTPUTS, "output")
         if L < 1 or min(layer_units) < 1 or capacity < 1:
             raise ValueError("layer_units needs at least two positive sizes")
+        codes = _hidden_codes(activation, L - 1)
         self.n_layers = L
-        self.activation = activation
+        self.activation = tuple(codes)
         self.output = output
         self.capacity = capacity
         self.n_threads = max(1, n_threads)
@@ -584,7 +610,7 @@ cdef class Network:
         self.n_outputs = layer_units[L]
         self.dense_input = dense_input
         self.net.n_layers = L
-        self.net.act = activation
+        self.net.act = _act_array(codes)
         self.net.out = output
         self.net.units = <Py_ssize_t *>malloc((L + 1) * sizeof(Py_ssize_t))
         self.net.W = <const void **>malloc(L * sizeof(void *))
@@ -612,7 +638,7 @@ cdef class Network:
         for l in range(L):
             self.Z[l] = self._buffer(capacity * layer_units[l + 1])
             self.A[l] = (self._buffer(capacity * layer_units[l + 1])
-                         if k.mlp_act_needs_input(activation) else self.Z[l])
+                         if l < L - 1 and k.mlp_act_needs_input(codes[l]) else self.Z[l])
             self.D[l] = self._buffer(capacity * layer_units[l + 1])
         self.xbuf = self._buffer(capacity * self.n_features if dense_input else 1)
         self.ybuf = self._buffer(capacity * self.n_outputs)
@@ -655,6 +681,7 @@ cdef class Network:
 
     def __dealloc__(self):
         free(self.net.units)
+        free(self.net.act)
         free(<void *>self.net.W)
         free(<void *>self.net.b)
         free(self.coef_off)
@@ -1050,11 +1077,12 @@ cdef _Pace _predict_pace(key):
     return p
 
 
-def forward(list coefs, list intercepts, const floating[:, ::1] X, int activation, int output,
+def forward(list coefs, list intercepts, const floating[:, ::1] X, activation, int output,
             int n_threads, csr=None, bint check_finite=False):
     """Output-layer activations for X: ``out(... act(X @ W0 + b0) ... @ WL + bL)``.
 
-    ``coefs[l]`` are C-contiguous (fan_in, fan_out) arrays and ``intercepts[l]``
+    ``activation`` is a code or one per hidden layer. ``coefs[l]`` are
+    C-contiguous (fan_in, fan_out) arrays and ``intercepts[l]``
     contiguous vectors, all of X's dtype. For a sparse X pass
     ``csr=(data, indices, indptr)`` (intp indices) and, as X, an empty
     ``(0, n_features)`` array that fixes the dtype and width. With
@@ -1077,12 +1105,12 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
     cdef double t0
     cdef _Pace pace = None
     dtype = np.float32 if floating is float else np.float64
-    _check_code(activation, ACTIVATIONS, "activation")
     _check_code(output, OUTPUTS, "output")
     if L < 1 or len(intercepts) != L:
         raise ValueError("forward needs matching, non-empty coefs and intercepts")
+    codes = _hidden_codes(activation, L - 1)
     net.n_layers = L
-    net.act = activation
+    net.act = _act_array(codes)
     net.out = output
     net.units = <Py_ssize_t *>malloc((L + 1) * sizeof(Py_ssize_t))
     net.W = <const void **>malloc(L * sizeof(void *))
@@ -1122,7 +1150,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
         nb = _n_blocks(n, PREDICT_BLOCK_ROWS)
         k.mlp_calls_change(1)
         if nb > 1 and n_threads > 1:
-            pace = _predict_pace((floating is double, activation, output,
+            pace = _predict_pace((floating is double, tuple(codes), output,
                                   tuple(net.units[l] for l in range(L + 1))))
             nt = min(_pace_threads(&pace.pace, n_threads, n), nb)
         t0 = k.mlp_monotonic_seconds()
@@ -1157,6 +1185,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, int activatio
         free(scratch)
         free(bufs)
         free(net.units)
+        free(net.act)
         free(<void *>net.W)
         free(<void *>net.b)
 
