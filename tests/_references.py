@@ -16,6 +16,12 @@ OUTPUTS = {"squared": OUT_SQUARED, "binary": OUT_BINARY, "multi": OUT_MULTI,
 
 LEAKY_RELU, ELU, SELU, SOFTPLUS, GELU = (
     ACTIVATIONS[name] for name in ("leaky_relu", "elu", "selu", "softplus", "gelu"))
+# Networks of two hidden layers with one activation each, as codes per layer.
+PER_LAYER = {"tanh,gelu": [TANH, GELU], "softplus,leaky_relu": [SOFTPLUS, LEAKY_RELU],
+             "selu,logistic": [SELU, LOGISTIC], "relu,elu": [RELU, ELU]}
+# Every hidden-activation choice the gradient tests cover: one for all layers,
+# or one per layer.
+HIDDEN = {**ACTIVATIONS, **PER_LAYER}
 LEAKY_SLOPE = 0.01
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
@@ -79,3 +85,8 @@ def out_ref(z, out):
     if out == OUT_POISSON:
         return np.exp(z)
     return z.copy()
+
+
+def layer_act(act, i):
+    """The activation code of hidden layer i: act itself, or act[i] for a list."""
+    return act[i] if isinstance(act, list) else act
