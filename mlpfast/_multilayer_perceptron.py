@@ -63,7 +63,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
-        "activation": [StrOptions(set(ACTIVATION_CODES))],
+        "activation": [StrOptions(set(ACTIVATION_CODES)), list],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
@@ -184,7 +184,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         output_code, _ = OUTPUT_CODES[self.out_activation_]
         return _engine.Network(
             layer_units,
-            ACTIVATION_CODES[self.activation],
+            self._activation_codes(),
             output_code,
             dtype,
             capacity,
@@ -218,7 +218,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             coefs,
             intercepts,
             X,
-            ACTIVATION_CODES[self.activation],
+            self._activation_codes(),
             OUTPUT_CODES[self.out_activation_][0],
         )
         n_rows = X.shape[0] if csr is None else csr[2].shape[0] - 1
@@ -272,8 +272,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
         self.coefs_ = []
         self.intercepts_ = []
-        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
-            coef_init, intercept_init = self._init_coef(fan_in, fan_out, dtype)
+        names = self._activation_names()
+        feeds = names + names[-1:] if names else [self.activation]
+        for fan_in, fan_out, activation in zip(layer_units[:-1], layer_units[1:], feeds):
+            coef_init, intercept_init = self._init_coef(fan_in, fan_out, dtype, activation)
             self.coefs_.append(coef_init)
             self.intercepts_.append(intercept_init)
         self._best_coefs = [c.copy() for c in self.coefs_]
@@ -291,9 +293,30 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
-    def _init_coef(self, fan_in, fan_out, dtype):
-        # Glorot & Bengio (2010) uniform init; factor 2 for the logistic activation.
-        factor = 2.0 if self.activation == "logistic" else 6.0
+    def _activation_names(self):
+        """The activation of each hidden layer, by name."""
+        n_hidden = len(self._hidden_layer_list())
+        if isinstance(self.activation, str):
+            return [self.activation] * n_hidden
+        if len(self.activation) != n_hidden or not all(
+                isinstance(a, str) and a in ACTIVATION_CODES for a in self.activation):
+            raise ValueError(
+                "activation must be one name, or a list of one name per hidden layer "
+                f"({n_hidden} here), each among {sorted(ACTIVATION_CODES)}; got "
+                f"{self.activation!r}.")
+        return list(self.activation)
+
+    def _activation_codes(self):
+        """The engine's code of each hidden layer's activation."""
+        if isinstance(self.activation, str):  # the usual case, without a list
+            return ACTIVATION_CODES[self.activation]
+        return [ACTIVATION_CODES[a] for a in self._activation_names()]
+
+    def _init_coef(self, fan_in, fan_out, dtype, activation):
+        # Glorot & Bengio (2010) uniform init; factor 2 for the logistic
+        # activation of the layer the weights feed (the last hidden layer's for
+        # the output layer, as scikit-learn's one activation).
+        factor = 2.0 if activation == "logistic" else 6.0
         init_bound = np.sqrt(factor / (fan_in + fan_out))
         # Drawn in this order (coef, then intercept, layer by layer), as scikit-learn.
         coef_init = self._random_state.uniform(-init_bound, init_bound, (fan_in, fan_out))
@@ -311,6 +334,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             raise ValueError(
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
             )
+        self._activation_names()  # a list must name one activation per layer
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
         )
@@ -758,7 +782,7 @@ _SHARED_PARAMETERS_DOC = """
         x, or 1.6733 (exp(x) - 1) below 0), softplus log(1 + exp(x)) and GELU
         x Phi(x), with Phi the standard normal distribution function (exact,
         through erfc), each as PyTorch's module of that name with its default
-        parameters.
+        parameters. A list gives one activation per hidden layer.
 
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         The weight optimiser: L-BFGS-B (through scipy; the loss and gradient
