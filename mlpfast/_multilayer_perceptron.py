@@ -25,6 +25,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions, make_constraint
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
@@ -293,6 +294,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
+    def _weigh_classes(self, labels, sample_weight, incremental):
+        """The sample weights a fit trains with: the classifier's class_weight
+        folds into them; the regressor has none."""
+        return sample_weight
+
     def _activation_names(self):
         """The activation of each hidden layer, by name."""
         n_hidden = len(self._hidden_layer_list())
@@ -339,6 +345,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             not self.warm_start and not incremental
         )
 
+        labels = y
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         # warm_start and partial_fit train in the dtype of the model they go on
         # training, as scikit-learn's do; X is converted to it once, on its way
@@ -347,6 +354,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
+        sample_weight = self._weigh_classes(labels, sample_weight, incremental)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         if not first_pass and y.shape[1] != self.n_outputs_:
@@ -916,6 +924,16 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     Parameters
     ----------
 {parameters}
+    class_weight : dict, list of dict, 'balanced' or None, default=None
+        Weights of the classes, multiplied into ``sample_weight`` (as
+        scikit-learn's other classifiers, through
+        :func:`sklearn.utils.class_weight.compute_sample_weight`): a dict
+        ``{class_label: weight}``, a list of such dicts (one per output) for
+        multilabel y, or 'balanced' for ``n_samples / (n_classes *
+        np.bincount(y))`` over the y of each fit. None (scikit-learn's MLP)
+        weighs every class 1. 'balanced' needs all of y at once, so
+        ``partial_fit`` refuses it.
+
     Attributes
     ----------
     classes_ : ndarray or list of ndarray of shape (n_classes,)
@@ -966,7 +984,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        class_weight=None,
     ):
+        self.class_weight = class_weight
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
@@ -993,6 +1013,24 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
         )
+
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "class_weight": [dict, list, StrOptions({"balanced"}), None],
+    }
+
+    def _weigh_classes(self, labels, sample_weight, incremental):
+        if self.class_weight is None:
+            return sample_weight
+        if incremental and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' needs all of y at once: partial_fit does "
+                "not support it. Pass a dict of class weights instead.")
+        labels = np.asarray(labels)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels.ravel()
+        weights = compute_sample_weight(self.class_weight, labels)
+        return weights if sample_weight is None else weights * sample_weight
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = _validate_fit_data(

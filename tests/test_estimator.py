@@ -249,7 +249,9 @@ def test_sklearn_tools_clone_pickle_pipeline_gridsearch(iris):
                                       model.predict_proba(X_test))
         restored.set_params(warm_start=True, max_iter=2).fit(X_train, y_train)  # still trains
 
-        their_model = sk.MLPClassifier(**model.get_params())
+        theirs = sk.MLPClassifier().get_params()  # mlpfast's own extras left out
+        their_model = sk.MLPClassifier(**{k: v for k, v in model.get_params().items()
+                                          if k in theirs})
         pipe = make_pipeline(StandardScaler(), clone(model)).fit(X_train, y_train)
         their_pipe = make_pipeline(StandardScaler(), clone(their_model)).fit(X_train, y_train)
         np.testing.assert_array_equal(pipe.predict(X_test), their_pipe.predict(X_test))
@@ -980,4 +982,40 @@ def test_an_activation_list_must_name_one_known_activation_per_layer(activation)
     with pytest.raises(ValueError, match="one name per hidden layer"):
         est.fit(X, y)
     assert not hasattr(est, "coefs_")
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+@pytest.mark.parametrize("class_weight", [{0: 3.0, 2: 0.5}, "balanced"])
+def test_class_weight_is_scikit_learns_sample_weight(class_weight, solver):
+    """Oracle: scikit-learn's MLPClassifier fitted with sample_weight =
+    compute_sample_weight(class_weight, y) times the caller's weights, as
+    scikit-learn's other classifiers combine them: the same trajectory."""
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    X, y = load_iris(return_X_y=True)
+    y = np.where(np.arange(len(y)) % 3 == 0, 0, y)  # unbalanced classes
+    sw = np.random.RandomState(0).uniform(0.5, 2, len(y))
+    params = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=20, random_state=0)
+    ours, theirs = MLPClassifier(class_weight=class_weight, **params), sk.MLPClassifier(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y, sample_weight=sw)
+        theirs.fit(X, y, sample_weight=compute_sample_weight(class_weight, y) * sw)
+    _assert_same_params(ours, theirs, rtol=1e-9)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-10)
+
+
+def test_class_weight_errors():
+    """Clear errors: an unknown class (scikit-learn's compute_class_weight's
+    ValueError), 'balanced' in partial_fit, a weight of the wrong type
+    (InvalidParameterError, scikit-learn's constraint message)."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="not in class_weight"):
+        MLPClassifier(max_iter=2, class_weight={7: 2.0}).fit(X, y)
+    with pytest.raises(ValueError, match="partial_fit"):
+        MLPClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(InvalidParameterError, match="class_weight"):
+        MLPClassifier(class_weight=3).fit(X, y)
 
