@@ -1,9 +1,10 @@
 """check_gradient: the engine's analytic gradient against finite differences."""
 
+import copy
+
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight
 
 from mlpfast._multilayer_perceptron import OUTPUT_CODES
 
@@ -53,26 +54,15 @@ def check_gradient(estimator, X, y, *, sample_weight=None, n_checks=100, step=1e
     >>> check_gradient(est, X, y) < 1e-5
     True
     """
-    fitted = hasattr(estimator, "coefs_")
-    est = clone(estimator)
-    est._activation_names()  # a list must name one activation per layer
-    if fitted:
-        est.__dict__.update({k: v for k, v in vars(estimator).items() if k.endswith("_")
-                             or k in ("_label_binarizer",)})
-    labels = y
-    X, y = est._validate_input(X, y, incremental=fitted, reset=not fitted)
-    if sample_weight is not None:
-        sample_weight = _check_sample_weight(sample_weight, X)
-    sample_weight = est._weigh_classes(labels, sample_weight, incremental=False)
-    y = y.reshape((-1, 1)) if y.ndim == 1 else y
-    layer_units = [X.shape[1]] + est._hidden_layer_list() + [y.shape[1]]
-    if fitted:
-        coefs, intercepts = estimator.coefs_, estimator.intercepts_
+    if hasattr(estimator, "coefs_"):
+        # a copy goes on from the fitted weights, as a warm start would
+        est = copy.deepcopy(estimator).set_params(warm_start=True)
     else:
-        est._random_state = check_random_state(est.random_state)
-        est._initialize(y, layer_units, np.float64)
-        coefs, intercepts = est.coefs_, est.intercepts_
-    params = np.concatenate([np.ravel(p) for p in coefs + intercepts]).astype(np.float64)
+        est = clone(estimator)
+    X, y, sample_weight, layer_units, _ = est._prepare_fit(X, y, sample_weight,
+                                                           incremental=False)
+    params = np.concatenate([np.ravel(p) for p in est.coefs_ + est.intercepts_]
+                            ).astype(np.float64)
 
     X, Y, sw, has_sw = est._engine_arrays(X, y, sample_weight, np.float64)
     network = est._network(layer_units, np.float64, Y.shape[0], X)

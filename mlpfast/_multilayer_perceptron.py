@@ -335,6 +335,27 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return list(sizes) if hasattr(sizes, "__iter__") else [sizes]
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
+        X, y, sample_weight, layer_units, dtype = self._prepare_fit(
+            X, y, sample_weight, incremental)
+        with blas_single_threaded():
+            if self.solver in _STOCHASTIC_SOLVERS:
+                self._fit_stochastic(X, y, sample_weight, layer_units, incremental, dtype)
+            elif self.solver == "lbfgs":
+                self._fit_lbfgs(X, y, sample_weight, layer_units, dtype)
+
+        weights = self.coefs_ + self.intercepts_
+        if not all(np.isfinite(w).all() for w in weights):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may"
+                " contain large values and need to be preprocessed."
+            )
+        return self
+
+    def _prepare_fit(self, X, y, sample_weight, incremental):
+        """Everything a fit does before it trains: the checks, X and y
+        validated (y 2-D), the sample weights with the class weights folded
+        in, the starting weights of a first fit; returns those with the layer
+        sizes and the training dtype."""
         hidden_layer_sizes = self._hidden_layer_list()
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(
@@ -374,20 +395,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 "The network's layer sizes changed since the last fit; "
                 "warm_start and partial_fit need the same hidden_layer_sizes."
             )
-
-        with blas_single_threaded():
-            if self.solver in _STOCHASTIC_SOLVERS:
-                self._fit_stochastic(X, y, sample_weight, layer_units, incremental, dtype)
-            elif self.solver == "lbfgs":
-                self._fit_lbfgs(X, y, sample_weight, layer_units, dtype)
-
-        weights = self.coefs_ + self.intercepts_
-        if not all(np.isfinite(w).all() for w in weights):
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may"
-                " contain large values and need to be preprocessed."
-            )
-        return self
+        return X, y, sample_weight, layer_units, dtype
 
     def _engine_arrays(self, X, y, sample_weight, dtype):
         """X as the engine takes it, C-contiguous Y and weights in the training dtype
