@@ -58,10 +58,10 @@ void PUB(mlp_output_forward)(REAL *Z, const REAL *b, int out, ptrdiff_t N, ptrdi
 }
 
 void PUB(mlp_output_loss_backward)(REAL *dZ, REAL *Z, double *row_loss, const REAL *b,
-                                   const REAL *Y, const REAL *sw, int out, ptrdiff_t N,
-                                   ptrdiff_t K)
+                                   const REAL *Y, const REAL *sw, int out, double param,
+                                   ptrdiff_t N, ptrdiff_t K)
 {
-    PICK(mlp_output_loss_backward)(dZ, Z, row_loss, b, Y, sw, out, N, K);
+    PICK(mlp_output_loss_backward)(dZ, Z, row_loss, b, Y, sw, out, param, N, K);
 }
 
 double PUB(mlp_sum_squares)(const REAL *x, ptrdiff_t n, double *partial, int n_threads)

@@ -43,12 +43,20 @@ enum mlp_activation {
 #define MLP_SQRT1_2 0.70710678118654752440084436210485
 #define MLP_INV_SQRT_2PI 0.39894228040143267793994605993438
 
-/* Output activation fused with its loss. */
+/* Output activation fused with its loss. The hinge losses read Y as 0/1
+ * indicators: per output (y = 1 the positive class) or, multi-class, one 1
+ * per row (the true class). */
 enum mlp_output {
-    MLP_OUT_IDENTITY_SQUARED = 0, /* identity + half squared error      */
-    MLP_OUT_LOGISTIC_BINARY = 1,  /* logistic + binary cross-entropy    */
-    MLP_OUT_SOFTMAX_MULTI = 2,    /* softmax + categorical cross-entropy */
-    MLP_OUT_EXP_POISSON = 3,      /* exp + half Poisson deviance         */
+    MLP_OUT_IDENTITY_SQUARED = 0,  /* identity + half squared error         */
+    MLP_OUT_LOGISTIC_BINARY = 1,   /* logistic + binary cross-entropy       */
+    MLP_OUT_SOFTMAX_MULTI = 2,     /* softmax + categorical cross-entropy   */
+    MLP_OUT_EXP_POISSON = 3,       /* exp + half Poisson deviance           */
+    MLP_OUT_IDENTITY_HUBER = 4,    /* identity + Huber loss (param: its threshold) */
+    MLP_OUT_IDENTITY_ABSOLUTE = 5, /* identity + absolute error             */
+    MLP_OUT_HINGE = 6,             /* identity + hinge loss per output      */
+    MLP_OUT_SQUARED_HINGE = 7,     /* identity + squared hinge per output   */
+    MLP_OUT_MULTI_HINGE = 8,       /* identity + Weston-Watkins multi-class hinge */
+    MLP_OUT_MULTI_SQUARED_HINGE = 9, /* the same, its terms squared         */
     MLP_N_OUTPUTS
 };
 
@@ -134,8 +142,8 @@ void mlp_omp_barrier(void);
                                   ptrdiff_t N, ptrdiff_t K);                     \
     void mlp_output_loss_backward_##SUF(REAL *dZ, REAL *Z, double *row_loss,     \
                                         const REAL *b, const REAL *Y,            \
-                                        const REAL *sw, int out, ptrdiff_t N,    \
-                                        ptrdiff_t K);                            \
+                                        const REAL *sw, int out, double param,   \
+                                        ptrdiff_t N, ptrdiff_t K);               \
     double mlp_sum_squares_##SUF(const REAL *x, ptrdiff_t n, double *partial,    \
                                  int n_threads);                                 \
     void mlp_finish_grad_##SUF(REAL *grad, const REAL *params, ptrdiff_t n,      \
@@ -164,12 +172,18 @@ MLP_DECLARE(double, f64)
  * mlp_column_sums:          s[O] = sum_n X[n, :], summed in row order
  * mlp_output_forward:       Z[N,K] <- out(Z + b)   (prediction, no loss)
  * mlp_output_loss_backward: Z[N,K] <- P = out(Z + b);  row_loss[N] = sw_n * loss_n;
- *                           dZ[N,K] = sw_n * (P - Y).  sw may be NULL (all weights 1).
- *                           loss_n is, per row:
- *                             squared:  1/2 sum_k (y - p)^2
+ *                           dZ[N,K] = sw_n * dloss_n/dz (P - Y for the first four).
+ *                           sw may be NULL (all weights 1). loss_n is, per row, with
+ *                           r = p - y, s = 2y - 1 and c the row's true class:
+ *                             squared:  1/2 sum_k r^2
  *                             binary:   -sum_k [y log p + (1-y) log(1-p)], p clipped to [eps, 1-eps]
  *                             multi:    -sum_k y log p, p clipped to [eps, 1-eps]
  *                             poisson:  sum_k [y log(y/p) - y + p]
+ *                             huber:    sum_k r^2 / 2 where |r| <= e, e (|r| - e/2) beyond
+ *                                       (e = param > 0)
+ *                             absolute: sum_k |r|
+ *                             hinge:    sum_k max(0, 1 - s z)^q        (q = 1, or 2 squared)
+ *                             multi hinge: sum_{k != c} max(0, 1 + z_k - z_c)^q
  * mlp_sum_squares:          returns sum_i x[i]^2 (partial: ceil(n/CHUNK) doubles)
  * mlp_finish_grad:          grad[i] <- (grad[i] + alpha*params[i]) / sw_sum for i < n_coef,
  *                           grad[i] / sw_sum otherwise (coefs first, intercepts last).

@@ -343,17 +343,34 @@ void FN(mlp_output_forward)(REAL *Z, const REAL *b, int out, ptrdiff_t N, ptrdif
                          K);
 }
 
-/* One row of mlp_output_loss_backward: d[K] = w (p - y); returns loss_n, its
- * terms summed over k in order (logs only where they count). */
+/* One row of mlp_output_loss_backward: d[K] = w dloss_n/dz; returns loss_n,
+ * its terms summed over k in order (logs only where they count). */
 static REAL FN(loss_delta_row)(REAL *d, const REAL *p, const REAL *y, REAL w, int out,
-                               ptrdiff_t K)
+                               REAL param, ptrdiff_t K)
 {
     const REAL lo = REAL_EPS, hi = (REAL)1 - REAL_EPS;
     REAL loss = 0;
-    ptrdiff_t k;
-    for (k = 0; k < K; k++)
-        d[k] = (p[k] - y[k]) * w;
+    ptrdiff_t k, c;
 #define CLIP(v) ((v) < lo ? lo : ((v) > hi ? hi : (v)))
+    switch (out) {
+    case MLP_OUT_LOGISTIC_BINARY:
+    case MLP_OUT_SOFTMAX_MULTI:
+    case MLP_OUT_EXP_POISSON:
+    case MLP_OUT_IDENTITY_SQUARED: /* canonical links: d = w (p - y) */
+        for (k = 0; k < K; k++)
+            d[k] = (p[k] - y[k]) * w;
+        break;
+    case MLP_OUT_IDENTITY_HUBER: /* r, clipped to [-e, e] */
+        for (k = 0; k < K; k++) {
+            const REAL r = p[k] - y[k];
+            d[k] = (r > param ? param : (r < -param ? -param : r)) * w;
+        }
+        break;
+    case MLP_OUT_IDENTITY_ABSOLUTE: /* sign(r), 0 at 0 */
+        for (k = 0; k < K; k++)
+            d[k] = (REAL)((p[k] > y[k]) - (p[k] < y[k])) * w;
+        break;
+    }
     switch (out) {
     case MLP_OUT_LOGISTIC_BINARY:
         for (k = 0; k < K; k++) {
@@ -375,6 +392,43 @@ static REAL FN(loss_delta_row)(REAL *d, const REAL *p, const REAL *y, REAL w, in
             loss += p[k] - y[k];
         }
         break;
+    case MLP_OUT_IDENTITY_HUBER:
+        for (k = 0; k < K; k++) {
+            const REAL r = p[k] - y[k], a = r < 0 ? -r : r;
+            loss += a <= param ? (REAL)0.5 * r * r : param * (a - (REAL)0.5 * param);
+        }
+        break;
+    case MLP_OUT_IDENTITY_ABSOLUTE:
+        for (k = 0; k < K; k++)
+            loss += p[k] > y[k] ? p[k] - y[k] : y[k] - p[k];
+        break;
+    case MLP_OUT_HINGE:
+    case MLP_OUT_SQUARED_HINGE:
+        /* m = max(0, 1 - s z), s = +-1: dloss/dz = -s (hinge), -2 s m (squared) */
+        for (k = 0; k < K; k++) {
+            const REAL s = y[k] != 0 ? (REAL)1 : (REAL)-1, m = (REAL)1 - s * p[k];
+            const int sq = out == MLP_OUT_SQUARED_HINGE;
+            d[k] = m > 0 ? -s * (sq ? 2 * m : (REAL)1) * w : (REAL)0;
+            loss += m > 0 ? (sq ? m * m : m) : (REAL)0;
+        }
+        break;
+    case MLP_OUT_MULTI_HINGE:
+    case MLP_OUT_MULTI_SQUARED_HINGE:
+        /* m_k = max(0, 1 + z_k - z_c): dloss/dz_k = q m_k^(q-1) for k != c, and
+         * z_c takes minus their sum */
+        for (c = 0; c < K - 1 && y[c] == 0; c++)
+            ;
+        d[c] = 0;
+        for (k = 0; k < K; k++) {
+            const REAL m = (REAL)1 + p[k] - p[c];
+            const int sq = out == MLP_OUT_MULTI_SQUARED_HINGE;
+            if (k == c)
+                continue;
+            d[k] = m > 0 ? (sq ? 2 * m : (REAL)1) * w : (REAL)0;
+            d[c] -= d[k];
+            loss += m > 0 ? (sq ? m * m : m) : (REAL)0;
+        }
+        break;
     default:
         for (k = 0; k < K; k++) {
             const REAL r = y[k] - p[k];
@@ -385,23 +439,25 @@ static REAL FN(loss_delta_row)(REAL *d, const REAL *p, const REAL *y, REAL w, in
     return loss;
 }
 
-/* P = out(Z + b) in place; row_loss[n] = sw_n loss_n; dZ = sw_n (P - Y).
+/* P = out(Z + b) in place; row_loss[n] = sw_n loss_n; dZ = sw_n dloss_n/dz.
  *
- * Why delta = P - Y for every pair: each output activation is the canonical
- * link of its loss. E.g. softmax + cross-entropy: L = -sum_k y_k log p_k with
- * p = softmax(z) gives dL/dz_j = -sum_k y_k (δ_kj - p_j) = p_j - y_j (as sum_k y_k = 1).
- * Logistic + binary CE, identity + squared error and exp + Poisson deviance
- * reduce to the same p - y. */
+ * Why delta = P - Y for the first four pairs: each output activation is the
+ * canonical link of its loss. E.g. softmax + cross-entropy: L = -sum_k y_k log p_k
+ * with p = softmax(z) gives dL/dz_j = -sum_k y_k (δ_kj - p_j) = p_j - y_j (as
+ * sum_k y_k = 1). Logistic + binary CE, identity + squared error and exp +
+ * Poisson deviance reduce to the same p - y. The other losses sit on the
+ * identity, p = z, and are differentiated directly (loss_delta_row). */
 void FN(mlp_output_loss_backward)(REAL *dZ, REAL *Z, double *row_loss, const REAL *b,
-                                  const REAL *Y, const REAL *sw, int out, ptrdiff_t N,
-                                  ptrdiff_t K)
+                                  const REAL *Y, const REAL *sw, int out, double param,
+                                  ptrdiff_t N, ptrdiff_t K)
 {
     ptrdiff_t n;
     FN(mlp_output_forward)(Z, b, out, N, K);
     for (n = 0; n < N; n++) {
         const REAL w = sw ? sw[n] : (REAL)1;
         row_loss[n] = (double)w * (double)FN(loss_delta_row)(dZ + n * K, Z + n * K,
-                                                             Y + n * K, w, out, K);
+                                                             Y + n * K, w, out,
+                                                             (REAL)param, K);
     }
 }
 

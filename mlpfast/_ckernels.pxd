@@ -16,6 +16,12 @@ cdef extern from "mlpfast_kernels.h" nogil:
         MLP_OUT_LOGISTIC_BINARY
         MLP_OUT_SOFTMAX_MULTI
         MLP_OUT_EXP_POISSON
+        MLP_OUT_IDENTITY_HUBER
+        MLP_OUT_IDENTITY_ABSOLUTE
+        MLP_OUT_HINGE
+        MLP_OUT_SQUARED_HINGE
+        MLP_OUT_MULTI_HINGE
+        MLP_OUT_MULTI_SQUARED_HINGE
         MLP_N_OUTPUTS
         MLP_SOLVER_SGD
         MLP_SOLVER_ADAM
@@ -65,8 +71,8 @@ cdef extern from "mlpfast_kernels.h" nogil:
     void mlp_column_sums_f32(float *s, const float *X, Py_ssize_t N, Py_ssize_t O)
     void mlp_output_forward_f32(float *Z, const float *b, int out, Py_ssize_t N, Py_ssize_t K)
     void mlp_output_loss_backward_f32(float *dZ, float *Z, double *row_loss, const float *b,
-                                      const float *Y, const float *sw, int out, Py_ssize_t N,
-                                      Py_ssize_t K)
+                                      const float *Y, const float *sw, int out, double param,
+                                      Py_ssize_t N, Py_ssize_t K)
     double mlp_sum_squares_f32(const float *x, Py_ssize_t n, double *partial, int n_threads)
     void mlp_finish_grad_f32(float *grad, const float *params, Py_ssize_t n, Py_ssize_t n_coef,
                              double alpha, double sw_sum, int n_threads)
@@ -90,8 +96,8 @@ cdef extern from "mlpfast_kernels.h" nogil:
     void mlp_column_sums_f64(double *s, const double *X, Py_ssize_t N, Py_ssize_t O)
     void mlp_output_forward_f64(double *Z, const double *b, int out, Py_ssize_t N, Py_ssize_t K)
     void mlp_output_loss_backward_f64(double *dZ, double *Z, double *row_loss, const double *b,
-                                      const double *Y, const double *sw, int out, Py_ssize_t N,
-                                      Py_ssize_t K)
+                                      const double *Y, const double *sw, int out, double param,
+                                      Py_ssize_t N, Py_ssize_t K)
     double mlp_sum_squares_f64(const double *x, Py_ssize_t n, double *partial, int n_threads)
     void mlp_finish_grad_f64(double *grad, const double *params, Py_ssize_t n, Py_ssize_t n_coef,
                              double alpha, double sw_sum, int n_threads)

@@ -50,8 +50,14 @@ ACTIVATIONS = {"identity": k.MLP_ACT_IDENTITY, "logistic": k.MLP_ACT_LOGISTIC,
                "leaky_relu": k.MLP_ACT_LEAKY_RELU, "elu": k.MLP_ACT_ELU,
                "selu": k.MLP_ACT_SELU, "softplus": k.MLP_ACT_SOFTPLUS,
                "gelu": k.MLP_ACT_GELU}
+# The output heads: the four canonical pairs by their output activation, the
+# losses on the identity by the loss.
 OUTPUTS = {"identity": k.MLP_OUT_IDENTITY_SQUARED, "logistic": k.MLP_OUT_LOGISTIC_BINARY,
-           "softmax": k.MLP_OUT_SOFTMAX_MULTI, "exp": k.MLP_OUT_EXP_POISSON}
+           "softmax": k.MLP_OUT_SOFTMAX_MULTI, "exp": k.MLP_OUT_EXP_POISSON,
+           "huber": k.MLP_OUT_IDENTITY_HUBER, "absolute_error": k.MLP_OUT_IDENTITY_ABSOLUTE,
+           "hinge": k.MLP_OUT_HINGE, "squared_hinge": k.MLP_OUT_SQUARED_HINGE,
+           "multi_hinge": k.MLP_OUT_MULTI_HINGE,
+           "multi_squared_hinge": k.MLP_OUT_MULTI_SQUARED_HINGE}
 SOLVERS = {"sgd": k.MLP_SOLVER_SGD, "adam": k.MLP_SOLVER_ADAM}
 assert len(ACTIVATIONS) == k.MLP_N_ACTIVATIONS and len(OUTPUTS) == k.MLP_N_OUTPUTS
 
@@ -201,12 +207,12 @@ cdef inline void _output_forward(floating *Z, const floating *b, int out, Py_ssi
 
 cdef inline void _output_loss_backward(floating *dZ, floating *Z, double *row_loss,
                                        const floating *b, const floating *Y,
-                                       const floating *sw, int out, Py_ssize_t N,
-                                       Py_ssize_t K) noexcept nogil:
+                                       const floating *sw, int out, double param,
+                                       Py_ssize_t N, Py_ssize_t K) noexcept nogil:
     if floating is float:
-        k.mlp_output_loss_backward_f32(dZ, Z, row_loss, b, Y, sw, out, N, K)
+        k.mlp_output_loss_backward_f32(dZ, Z, row_loss, b, Y, sw, out, param, N, K)
     else:
-        k.mlp_output_loss_backward_f64(dZ, Z, row_loss, b, Y, sw, out, N, K)
+        k.mlp_output_loss_backward_f64(dZ, Z, row_loss, b, Y, sw, out, param, N, K)
 
 
 cdef inline bint _all_finite(const floating *x, Py_ssize_t n, int nt) noexcept nogil:
@@ -466,6 +472,7 @@ cdef struct Net:
     Py_ssize_t *units    # n_layers + 1 widths
     int *act             # per hidden layer (n_layers - 1): its activation code
     int out
+    double out_param     # the output loss's parameter (Huber's threshold)
     const void **W       # per layer: coefficients (units[l], units[l + 1])
     const void **b       # per layer: intercepts (units[l + 1],)
 
@@ -540,6 +547,9 @@ cdef class Network:
     slot_values : int, default=SLOT_VALUES
         The most values the blocks' gradient slots may hold; beyond, the
         weight gradients come in tiles.
+    output_param : float, default=1.0
+        The output loss's parameter: Huber's threshold (> 0); the other
+        losses have none.
     """
     cdef readonly Py_ssize_t n_layers, n_params, n_coef, capacity, n_features, n_outputs
     cdef readonly Py_ssize_t n_tiles, block_rows
@@ -592,7 +602,7 @@ cdef class Network:
 
     def __init__(self, layer_units, activation, int output, dtype,
                  Py_ssize_t capacity, int n_threads, bint dense_input=True,
-                 Py_ssize_t slot_values=SLOT_VALUES):
+                 Py_ssize_t slot_values=SLOT_VALUES, double output_param=1.0):
         cdef Py_ssize_t l, off = 0, L = len(layer_units) - 1
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -612,6 +622,9 @@ cdef class Network:
         self.net.n_layers = L
         self.net.act = _act_array(codes)
         self.net.out = output
+        self.net.out_param = output_param
+        if output == k.MLP_OUT_IDENTITY_HUBER and not output_param > 0:
+            raise ValueError(f"Huber's threshold must be > 0, got {output_param}")
         self.net.units = <Py_ssize_t *>malloc((L + 1) * sizeof(Py_ssize_t))
         self.net.W = <const void **>malloc(L * sizeof(void *))
         self.net.b = <const void **>malloc(L * sizeof(void *))
@@ -871,11 +884,11 @@ cdef class Network:
                 _gather_rows(<floating *>self.swbuf + r0, sw, inp.rows + r0, m, 1)
         _forward_block(&self.net, <floating **>self.Z, <floating **>self.A, inp, r0, m,
                        <floating *>self.Z[L - 1] + r0 * K)
-        # P = out(Z + b); D = sw * (P - Y)
+        # P = out(Z + b); D = sw * dloss/dZ (sw * (P - Y) for the canonical pairs)
         _output_loss_backward(<floating *>self.D[L - 1] + r0 * K,
                               <floating *>self.Z[L - 1] + r0 * K, self.row_loss + r0,
                               <const floating *>self.net.b[L - 1], Yb + r0 * K,
-                              sw_block, self.output, m, K)
+                              sw_block, self.output, self.net.out_param, m, K)
         _backward_block(&self.net, <floating **>self.Z, <floating **>self.A,
                         <floating **>self.D, r0, m)
         if self.block_grads:
@@ -1247,8 +1260,10 @@ def output_forward(floating[:, ::1] Z, const floating[::1] b, int output):
 
 
 def output_loss_backward(floating[:, ::1] dZ, floating[:, ::1] Z, double[::1] row_loss,
-                         const floating[::1] b, const floating[:, ::1] Y, sw, int output):
-    """Z <- P = out(Z + b); dZ = sw (P - Y); row_loss = sw * loss."""
+                         const floating[::1] b, const floating[:, ::1] Y, sw, int output,
+                         double param=1.0):
+    """Z <- P = out(Z + b); dZ = sw dloss/dz; row_loss = sw * loss (param:
+    Huber's threshold)."""
     cdef const floating[::1] swv
     cdef const floating *swp = NULL
     _check_code(output, OUTPUTS, "output")
@@ -1263,7 +1278,7 @@ def output_loss_backward(floating[:, ::1] dZ, floating[:, ::1] Z, double[::1] ro
         raise ValueError("array shapes do not match")
     with nogil:
         _output_loss_backward(&dZ[0, 0], &Z[0, 0], &row_loss[0], &b[0], &Y[0, 0], swp,
-                              output, Z.shape[0], Z.shape[1])
+                              output, param, Z.shape[0], Z.shape[1])
 
 
 def all_finite(const floating[::1] x, int n_threads=1):

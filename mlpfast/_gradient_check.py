@@ -6,7 +6,6 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 
-from mlpfast._multilayer_perceptron import OUTPUT_CODES
 
 
 def check_gradient(estimator, X, y, *, sample_weight=None, n_checks=100, step=1e-6,
@@ -66,7 +65,7 @@ def check_gradient(estimator, X, y, *, sample_weight=None, n_checks=100, step=1e
 
     X, Y, sw, has_sw = est._engine_arrays(X, y, sample_weight, np.float64)
     network = est._network(layer_units, np.float64, Y.shape[0], X)
-    squared_mean = OUTPUT_CODES[est.out_activation_][1]
+    squared_mean = est._output_head()[1]
 
     def loss(p):
         return network.loss_grad(p, X, Y, sw, has_sw, float(est.alpha), squared_mean)

@@ -51,9 +51,12 @@ _PREDICT_MIN_ROWS_THREADED = 256
 # Hidden activation name -> kernel code (the engine's table, from the C enum).
 ACTIVATION_CODES = _engine.ACTIVATIONS
 
-# out_activation_ -> (fused output/loss kernel code, loss is a mean over outputs).
-# scikit-learn's squared error is 0.5 * mean over outputs; the other losses sum.
-OUTPUT_CODES = {name: (code, name == "identity") for name, code in _engine.OUTPUTS.items()}
+# The engine's output heads (an output activation fused with its loss), by
+# name: out_activation_ for scikit-learn's four, the loss for the others.
+OUTPUT_CODES = _engine.OUTPUTS
+
+# The losses with no place in probabilities: their output is a score.
+_MARGIN_LOSSES = ("hinge", "squared_hinge")
 
 
 class BaseMultilayerPerceptron(BaseEstimator, ABC):
@@ -182,7 +185,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             start = end
 
     def _network(self, layer_units, dtype, capacity, X):
-        output_code, _ = OUTPUT_CODES[self.out_activation_]
+        output_code, _, output_param = self._output_head()
         return _engine.Network(
             layer_units,
             self._activation_codes(),
@@ -191,7 +194,23 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             capacity,
             _config.effective_n_threads(),
             dense_input=not isinstance(X, tuple),
+            output_param=output_param,
         )
+
+    def _output_head(self):
+        """The head a fit trains: (the engine's output code, whether the loss
+        is a mean over the outputs, the loss's parameter). scikit-learn's
+        squared error is half the mean over outputs (its gradient that of the
+        sum, as scikit-learn's); the other losses sum over them."""
+        name = self._head_name()
+        expected = name if name in ("identity", "logistic", "softmax", "exp") else "identity"
+        if self.out_activation_ != expected:
+            raise ValueError(
+                f"loss={self.loss!r} needs the output activation {expected!r}, but this "
+                f"model has {self.out_activation_!r}: the loss changed since the last "
+                "fit, which warm_start and partial_fit do not allow.")
+        return OUTPUT_CODES[name], name == "identity", float(
+            getattr(self, "huber_epsilon", 1.0))
 
     # ------------------------------------------------------------ prediction
 
@@ -220,7 +239,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             intercepts,
             X,
             self._activation_codes(),
-            OUTPUT_CODES[self.out_activation_][0],
+            OUTPUT_CODES[self.out_activation_],
         )
         n_rows = X.shape[0] if csr is None else csr[2].shape[0] - 1
         # A plain array is checked for NaN and infinity by the engine, in C.
@@ -266,6 +285,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
         if not is_classifier(self):
             self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+        elif self.loss in _MARGIN_LOSSES:
+            self.out_activation_ = "identity"
         elif self._label_binarizer.y_type_ == "multiclass":
             self.out_activation_ = "softmax"
         else:
@@ -415,7 +436,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         X, Y, sw, has_sw = self._engine_arrays(X, y, sample_weight, dtype)
         params = self._pack_params(dtype)
         network = self._network(layer_units, dtype, Y.shape[0], X)
-        squared_mean = OUTPUT_CODES[self.out_activation_][1]
+        squared_mean = self._output_head()[1]
         alpha = float(self.alpha)
 
         def loss_grad(packed):
@@ -508,7 +529,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             X_train, y_train, sample_weight_train, dtype
         )
         network = self._network(layer_units, dtype, batch_size, X_train)
-        squared_mean = OUTPUT_CODES[self.out_activation_][1]
+        squared_mean = self._output_head()[1]
 
         try:
             self.n_iter_ = 0
@@ -927,11 +948,23 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`:
     the same parameters, attributes and, for a given ``random_state``, the same
     training trajectory; each epoch runs in compiled code without the GIL.
-    The model minimises the log-loss with lbfgs, sgd or adam.
+    The model minimises the log-loss (or, beyond scikit-learn, a hinge loss)
+    with lbfgs, sgd or adam.
 
     Parameters
     ----------
 {parameters}
+    loss : {'log_loss', 'hinge', 'squared_hinge'}, default='log_loss'
+        The loss. 'log_loss' (scikit-learn's only one) puts a logistic
+        (binary, multilabel) or softmax (multi-class) output on the
+        cross-entropy. The hinge losses make the output layer an SVM head on
+        an identity output, with :meth:`decision_function` in place of
+        ``predict_proba``: per output (binary, multilabel) ``max(0, 1 - s
+        z)`` with ``s = +1`` for the positive class and -1 else; multi-class,
+        Weston and Watkins' ``sum over k != c of max(0, 1 + z_k - z_c)`` for
+        the true class ``c`` (PyTorch's ``MultiMarginLoss`` times the number
+        of classes). 'squared_hinge' squares each term.
+
     class_weight : dict, list of dict, 'balanced' or None, default=None
         Weights of the classes, multiplied into ``sample_weight`` (as
         scikit-learn's other classifiers, through
@@ -992,6 +1025,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        loss="log_loss",
         class_weight=None,
     ):
         self.class_weight = class_weight
@@ -1005,7 +1039,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             learning_rate_init=learning_rate_init,
             power_t=power_t,
             max_iter=max_iter,
-            loss="log_loss",
+            loss=loss,
             shuffle=shuffle,
             random_state=random_state,
             tol=tol,
@@ -1024,8 +1058,15 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
     _parameter_constraints: dict = {
         **BaseMultilayerPerceptron._parameter_constraints,
+        "loss": [StrOptions({"log_loss", *_MARGIN_LOSSES})],
         "class_weight": [dict, list, StrOptions({"balanced"}), None],
     }
+
+    def _head_name(self):
+        if self.loss == "log_loss":
+            return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+        multi = "multi_" if self._label_binarizer.y_type_ == "multiclass" else ""
+        return multi + self.loss
 
     def _weigh_classes(self, labels, sample_weight, incremental):
         if self.class_weight is None:
@@ -1123,8 +1164,47 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
+        if self.out_activation_ == "identity" and self._label_binarizer.y_type_ != "multiclass":
+            # a margin loss's scores: an output is positive above 0
+            y_pred = (y_pred > 0).astype(y_pred.dtype)
 
         return self._labels_from_output(y_pred)
+
+    def _check_margin(self):
+        if self.loss not in _MARGIN_LOSSES:
+            raise AttributeError(
+                f"decision_function is available with loss='hinge' or 'squared_hinge', "
+                f"not loss={self.loss!r} (use predict_proba)")
+        return True
+
+    def _check_proba(self):
+        if self.loss != "log_loss":
+            raise AttributeError(
+                f"probability estimates are not available for loss={self.loss!r} "
+                "(use decision_function)")
+        return True
+
+    @available_if(_check_margin)
+    def decision_function(self, X):
+        """Scores of the margin losses: the output layer, before any threshold.
+
+        Available with ``loss='hinge'`` or ``'squared_hinge'``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            One score per sample for a binary problem (the second class above
+            0), else one per class or label: the predicted class is the
+            highest score, a label is predicted where its score exceeds 0.
+        """
+        self._check_is_fitted()
+        scores = self._forward_pass_fast(X)
+        return scores.ravel() if self.n_outputs_ == 1 else scores
 
     def _labels_from_output(self, y_pred):
         """LabelBinarizer.inverse_transform for the usual targets, without its
@@ -1179,6 +1259,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
+    @available_if(_check_proba)
     def predict_log_proba(self, X):
         """Natural log of :meth:`predict_proba`.
 
@@ -1195,8 +1276,11 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
 
+    @available_if(_check_proba)
     def predict_proba(self, X):
         """Class probabilities from the compiled forward pass.
+
+        Available with ``loss='log_loss'`` (the default).
 
         Parameters
         ----------
@@ -1236,10 +1320,22 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     Parameters
     ----------
-    loss : {'squared_error', 'poisson'}, default='squared_error'
-        The loss: half the squared error, or half the Poisson deviance with a
-        log link (targets must be non-negative).
+    loss : {'squared_error', 'poisson', 'huber', 'absolute_error'}, \
+            default='squared_error'
+        The loss, on an identity output unless stated: half the squared
+        error (averaged over the outputs, as scikit-learn's); half the
+        Poisson deviance with a log link (an exp output; targets must be
+        non-negative); the Huber loss, ``r**2 / 2`` for a residual ``|r| <=
+        huber_epsilon`` and ``huber_epsilon * (|r| - huber_epsilon / 2)``
+        beyond (PyTorch's ``HuberLoss``); or the absolute error ``|r|``. The
+        last two are summed over the outputs. scikit-learn's MLP has the
+        first two.
 {parameters}
+    huber_epsilon : float, default=1.0
+        The Huber loss's threshold between its quadratic and linear parts
+        (> 0); used by ``loss='huber'`` only. (Named so because ``epsilon``
+        is Adam's.)
+
     Attributes
     ----------
 {attributes}
@@ -1262,8 +1358,16 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     _parameter_constraints: dict = {
         **BaseMultilayerPerceptron._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [StrOptions({"squared_error", "poisson", "huber", "absolute_error"})],
+        "huber_epsilon": [Interval(Real, 0, None, closed="neither")],
     }
+
+    # loss -> the engine's output head
+    _HEADS = {"squared_error": "identity", "poisson": "exp", "huber": "huber",
+              "absolute_error": "absolute_error"}
+
+    def _head_name(self):
+        return self._HEADS[self.loss]
 
     def __init__(
         self,
@@ -1292,7 +1396,9 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        huber_epsilon=1.0,
     ):
+        self.huber_epsilon = huber_epsilon
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,

@@ -10,8 +10,18 @@ IDENTITY, LOGISTIC, TANH, RELU = (ACTIVATIONS[name]
                                   for name in ("identity", "logistic", "tanh", "relu"))
 OUT_SQUARED, OUT_BINARY, OUT_MULTI, OUT_POISSON = (
     _engine.OUTPUTS[name] for name in ("identity", "logistic", "softmax", "exp"))
-OUTPUTS = {"squared": OUT_SQUARED, "binary": OUT_BINARY, "multi": OUT_MULTI,
-           "poisson": OUT_POISSON}
+# scikit-learn's output heads
+SKLEARN_OUTPUTS = {"squared": OUT_SQUARED, "binary": OUT_BINARY, "multi": OUT_MULTI,
+                   "poisson": OUT_POISSON}
+OUT_HUBER, OUT_ABSOLUTE, OUT_HINGE, OUT_SQ_HINGE, OUT_MULTI_HINGE, OUT_MULTI_SQ_HINGE = (
+    _engine.OUTPUTS[name] for name in ("huber", "absolute_error", "hinge", "squared_hinge",
+                                       "multi_hinge", "multi_squared_hinge"))
+# every output head: scikit-learn's, then the losses on the identity
+OUTPUTS = {**SKLEARN_OUTPUTS, "huber": OUT_HUBER, "absolute": OUT_ABSOLUTE,
+           "hinge": OUT_HINGE, "squared_hinge": OUT_SQ_HINGE,
+           "multi_hinge": OUT_MULTI_HINGE, "multi_squared_hinge": OUT_MULTI_SQ_HINGE}
+# Huber's threshold: the engine's default (Network's output_param)
+HUBER_THRESHOLD = 1.0
 
 
 LEAKY_RELU, ELU, SELU, SOFTPLUS, GELU = (
@@ -76,7 +86,8 @@ def act_derivative_ref(z, a, act):
 
 
 def out_ref(z, out):
-    """Output activation of z: identity, logistic, row softmax or exp (a new array)."""
+    """Output activation of z: logistic, row softmax, exp or (for the rest) the
+    identity (a new array)."""
     if out == OUT_BINARY:
         return 1 / (1 + np.exp(-z))
     if out == OUT_MULTI:
@@ -90,3 +101,72 @@ def out_ref(z, out):
 def layer_act(act, i):
     """The activation code of hidden layer i: act itself, or act[i] for a list."""
     return act[i] if isinstance(act, list) else act
+
+
+def targets(rng, shape, out):
+    """Targets valid for an output kind: one-hot rows (softmax and the
+    multi-class hinges), 0/1 (logistic and the hinges), counts, or reals."""
+    n, k = shape
+    if out in (OUT_MULTI, OUT_MULTI_HINGE, OUT_MULTI_SQ_HINGE):
+        return np.eye(k)[rng.integers(0, k, size=n)]
+    if out in (OUT_BINARY, OUT_HINGE, OUT_SQ_HINGE):
+        return rng.integers(0, 2, size=shape).astype(np.float64)
+    if out == OUT_POISSON:
+        return rng.poisson(1.0, size=shape).astype(np.float64)  # includes y = 0
+    return rng.standard_normal(shape)
+
+
+def loss_terms_ref(Y, P, out, eps, threshold=HUBER_THRESHOLD):
+    """Per-element loss terms (N, K) of the header's formulas; each row sums to loss_n.
+
+    squared 1/2 (y - p)^2; binary -[y log p + (1-y) log(1-p)] and multi -y log p with p
+    clipped to [eps, 1 - eps]; Poisson y log(y/p) - y + p (just p where y = 0); Huber
+    r^2 / 2 inside the threshold e (``threshold``), e (|r| - e / 2) outside; |r|; hinge
+    max(0, 1 - s p)^q with s = 2y - 1; multi-class hinge max(0, 1 + p_k - p_c)^q
+    for k other than the true class c (Weston and Watkins; PyTorch's
+    MultiMarginLoss times K).
+    """
+    from scipy.special import xlogy
+
+    Pc = np.clip(P, eps, 1 - eps)
+    if out == OUT_BINARY:
+        return -(xlogy(Y, Pc) + xlogy(1 - Y, 1 - Pc))
+    if out == OUT_MULTI:
+        return -xlogy(Y, Pc)
+    if out == OUT_POISSON:
+        return xlogy(Y, Y / P) - Y + P
+    r = P - Y
+    if out == OUT_HUBER:
+        e = threshold
+        return np.where(np.abs(r) <= e, 0.5 * r**2, e * (np.abs(r) - 0.5 * e))
+    if out == OUT_ABSOLUTE:
+        return np.abs(r)
+    q = 2 if out in (OUT_SQ_HINGE, OUT_MULTI_SQ_HINGE) else 1
+    if out in (OUT_HINGE, OUT_SQ_HINGE):
+        return np.maximum(0, 1 - (2 * Y - 1) * P) ** q
+    if out in (OUT_MULTI_HINGE, OUT_MULTI_SQ_HINGE):
+        true = (P * Y).sum(axis=1, keepdims=True)
+        return np.where(Y == 1, 0, np.maximum(0, 1 + P - true) ** q)
+    return 0.5 * r**2
+
+
+def loss_delta_ref(Y, P, out, threshold=HUBER_THRESHOLD):
+    """d loss_n / d z of each output's pre-activation z (unweighted): P - Y for
+    scikit-learn's four heads (each output activation the canonical link of
+    its loss), the derivative of loss_terms_ref's formula for the others."""
+    r = P - Y
+    if out == OUT_HUBER:
+        return np.clip(r, -threshold, threshold)
+    if out == OUT_ABSOLUTE:
+        return np.sign(r)
+    q = 2 if out in (OUT_SQ_HINGE, OUT_MULTI_SQ_HINGE) else 1
+    if out in (OUT_HINGE, OUT_SQ_HINGE):
+        s = 2 * Y - 1
+        m = np.maximum(0, 1 - s * P)
+        return -s * q * m ** (q - 1) * (m > 0)
+    if out in (OUT_MULTI_HINGE, OUT_MULTI_SQ_HINGE):
+        true = (P * Y).sum(axis=1, keepdims=True)
+        m = np.where(Y == 1, 0, np.maximum(0, 1 + P - true))
+        d = q * m ** (q - 1) * (m > 0)
+        return d - Y * d.sum(axis=1, keepdims=True)
+    return r

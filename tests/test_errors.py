@@ -54,7 +54,6 @@ CASES = {
         X[y < 2], y[y < 2]).fit(X, y),
     "invalid hidden_layer_sizes": lambda m: m.MLPClassifier(hidden_layer_sizes=(5, 0)).fit(X, y),
     "invalid solver": lambda m: m.MLPRegressor(solver="newton").fit(X, y),
-    "invalid loss": lambda m: m.MLPRegressor(loss="huber").fit(X, y),
     "negative alpha": lambda m: m.MLPRegressor(alpha=-1.0).fit(X, y),
     "momentum above 1": lambda m: m.MLPClassifier(momentum=1.5).fit(X, y),
     "beta_1 of 1": lambda m: m.MLPClassifier(beta_1=1.0).fit(X, y),
@@ -83,6 +82,7 @@ for _solver in ("adam", "sgd"):
 # Not in CASES: the message lists mlpfast's own options (see the test below).
 _DIFFERENT = {
     "invalid activation": lambda m: m.MLPClassifier(activation="softmax").fit(X, y),
+    "invalid loss": lambda m: m.MLPRegressor(loss="quantile").fit(X, y),
 }
 
 
@@ -120,18 +120,24 @@ def test_invalid_parameter_is_invalid_parameter_error():
         mlpfast.MLPClassifier(activation="softmax").fit(X, y)
 
 
-def test_invalid_activation_names_scikit_learns_options_and_mlpfasts():
-    """mlpfast takes more activations than scikit-learn, and a list of one per
-    layer, so its message for an unknown one lists more options. Oracle:
-    scikit-learn's message with that set of options and the list, and
-    scikit-learn's four among them."""
-    theirs = _outcome(sk, "invalid activation")
-    ours = _outcome(mlpfast, "invalid activation")
+@pytest.mark.parametrize("case, options, sklearns, also", [
+    ("invalid activation", sorted(mlpfast._engine.ACTIVATIONS),
+     {"identity", "logistic", "tanh", "relu"}, " or an instance of 'list'"),
+    ("invalid loss", sorted(mlpfast.MLPRegressor._parameter_constraints["loss"][0].options),
+     {"squared_error", "poisson"}, ""),
+])
+def test_invalid_option_names_scikit_learns_options_and_mlpfasts(case, options, sklearns,
+                                                                  also):
+    """mlpfast takes more activations (and a list of one per layer) and more
+    losses than scikit-learn, so its message for an unknown one lists more
+    options. Oracle: scikit-learn's message with that set of options, and
+    scikit-learn's own among them."""
+    theirs = _outcome(sk, case)
+    ours = _outcome(mlpfast, case)
     assert ours[0] is theirs[0] is InvalidParameterError
-    options = sorted(mlpfast._engine.ACTIVATIONS)
-    assert set(options) >= {"identity", "logistic", "tanh", "relu"}
+    assert set(options) >= sklearns
     expected = re.sub(r"\{[^{}]*\}", "{" + ", ".join(repr(o) for o in options) + "}", theirs[1])
-    expected = expected.replace("}. Got", "} or an instance of 'list'. Got")
+    expected = expected.replace("}. Got", "}" + also + ". Got")
     assert _normalised(ours[1]) == _normalised(expected)
 
 

@@ -1019,3 +1019,126 @@ def test_class_weight_errors():
     with pytest.raises(InvalidParameterError, match="class_weight"):
         MLPClassifier(class_weight=3).fit(X, y)
 
+
+
+def _numpy_scores(est, X):
+    """The output layer before its activation, by a NumPy forward pass of the
+    fitted weights (tests/_references.act_ref for the hidden layers)."""
+    from _references import ACTIVATIONS, act_ref
+
+    h = np.asarray(X, dtype=np.float64)
+    for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+        h = h @ W.astype(np.float64) + b
+        if i < len(est.coefs_) - 1:
+            h = act_ref(h, ACTIVATIONS[est.activation])
+    return h
+
+
+def _numpy_loss(est, X, Y, head):
+    """The loss fit reports, at the fitted weights: the mean over rows of
+    tests/_references.loss_terms_ref summed over the outputs, plus the L2 term."""
+    from _references import loss_terms_ref
+
+    terms = loss_terms_ref(Y, _numpy_scores(est, X), _engine.OUTPUTS[head], 0,
+                           threshold=getattr(est, "huber_epsilon", 1.0))
+    l2 = 0.5 * est.alpha * sum(np.sum(W.astype(np.float64) ** 2) for W in est.coefs_)
+    return (terms.sum() + l2) / len(X)
+
+
+@pytest.mark.parametrize("loss", ["hinge", "squared_hinge"])
+@pytest.mark.parametrize("target", ["binary", "multiclass", "multilabel"])
+def test_hinge_losses_train_an_svm_head(loss, target, monkeypatch):
+    """Oracles: lbfgs's final loss_ is the NumPy hinge loss (Weston-Watkins for
+    multi-class) of the fitted weights; decision_function is their NumPy
+    forward pass, and predict its argmax or sign; the same adam fit on 1 and
+    3 threads, bit for bit; predict_proba is not there (AttributeError, as
+    SGDClassifier's), and log_loss has no decision_function."""
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    if target == "binary":
+        y, Y = (y == 2).astype(int), (y == 2)[:, None].astype(float)
+    elif target == "multiclass":
+        Y = np.eye(3)[y]
+    else:
+        y = np.column_stack([y == 2, y == 0, X[:, 0] > 0]).astype(int)
+        Y = y.astype(float)
+    head = ("multi_" if target == "multiclass" else "") + loss
+    est = MLPClassifier((10,), activation="tanh", loss=loss, solver="lbfgs", random_state=0,
+                        max_iter=300, alpha=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    assert est.out_activation_ == "identity"
+    np.testing.assert_allclose(est.loss_, _numpy_loss(est, X, Y, head), rtol=1e-10)
+    scores = est.decision_function(X)
+    expected = _numpy_scores(est, X)
+    np.testing.assert_allclose(scores, expected.ravel() if target == "binary" else expected,
+                               rtol=1e-10, atol=1e-12)
+    if target == "multiclass":
+        np.testing.assert_array_equal(est.predict(X), est.classes_[expected.argmax(axis=1)])
+    else:
+        np.testing.assert_array_equal(est.predict(X), (scores > 0).astype(int))
+    assert est.score(X, y) > 0.9
+    assert not hasattr(est, "predict_proba") and not hasattr(est, "predict_log_proba")
+    with pytest.raises(AttributeError, match="predict_proba") as info:
+        est.predict_proba(X)
+    assert "loss='" + loss + "'" in str(info.value.__cause__)
+    assert not hasattr(MLPClassifier(), "decision_function")
+
+    fits = _fits_on_threads(
+        lambda: MLPClassifier((10,), loss=loss, batch_size=32, max_iter=5, random_state=0),
+        X, y, (1, 3), monkeypatch)
+    _assert_same_fit(fits)
+
+
+@pytest.mark.parametrize("loss", ["huber", "absolute_error"])
+def test_robust_regression_losses(loss, monkeypatch):
+    """Oracles: lbfgs's final loss_ is the NumPy Huber or absolute loss (summed
+    over the 2 outputs) of the fitted weights, with huber_epsilon as Huber's
+    threshold; the same adam fit on 1 and 3 threads, bit for bit; and on data
+    with gross outliers the robust loss predicts the clean targets better than
+    the squared error does."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 4))
+    Y = np.column_stack([X @ [1.0, -2.0, 0.5, 0.0], np.sin(X[:, 0]) + X[:, 1]])
+    Y_dirty = Y.copy()
+    Y_dirty[::10] += rng.normal(0, 40, size=(40, 2))
+    params = dict(hidden_layer_sizes=(16,), solver="lbfgs", random_state=0, max_iter=500,
+                  alpha=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPRegressor(loss, huber_epsilon=0.7, **params).fit(X, Y_dirty)
+        squared = MLPRegressor("squared_error", **params).fit(X, Y_dirty)
+    np.testing.assert_allclose(est.loss_, _numpy_loss(est, X, Y_dirty, loss), rtol=1e-10)
+    np.testing.assert_allclose(est.predict(X), _numpy_scores(est, X), rtol=1e-10, atol=1e-12)
+    clean = slice(1, None, 10)
+    assert (np.abs(est.predict(X[clean]) - Y[clean]).mean()
+            < 0.5 * np.abs(squared.predict(X[clean]) - Y[clean]).mean())
+
+    fits = _fits_on_threads(
+        lambda: MLPRegressor(loss, hidden_layer_sizes=(10,), batch_size=32, max_iter=5,
+                             random_state=0),
+        X, Y_dirty, (1, 3), monkeypatch)
+    _assert_same_fit(fits)
+
+
+def test_loss_errors():
+    """Clear errors: a loss the estimator lacks and a Huber threshold <= 0
+    (InvalidParameterError, scikit-learn's constraint messages), and a loss
+    changed under warm_start (ValueError naming both)."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(InvalidParameterError, match="'loss' parameter of MLPClassifier"):
+        MLPClassifier(loss="huber").fit(X, y)
+    with pytest.raises(InvalidParameterError, match="'loss' parameter of MLPRegressor"):
+        MLPRegressor(loss="hinge").fit(X, y)
+    for bad in (0.0, -1.0):
+        with pytest.raises(InvalidParameterError, match="huber_epsilon"):
+            MLPRegressor("huber", huber_epsilon=bad).fit(X, y)
+    est = MLPClassifier(max_iter=2, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        with pytest.raises(ValueError, match="loss='hinge' needs the output activation"):
+            est.set_params(loss="hinge").fit(X, y)

@@ -13,7 +13,6 @@ then every intercept (``Network.layout()`` gives the offsets).
 
 import numpy as np
 import pytest
-from scipy.special import xlogy
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from _references import (
@@ -26,11 +25,15 @@ from _references import (
     OUT_SQUARED,
     OUTPUTS,
     RELU,
+    SKLEARN_OUTPUTS,
     TANH,
     act_derivative_ref,
     act_ref,
     layer_act,
+    loss_delta_ref,
+    loss_terms_ref,
     out_ref,
+    targets,
 )
 
 from mlpfast import _engine
@@ -44,22 +47,13 @@ ALPHA = 0.3
 
 def make_problem(act, out, dtype, n_outputs=3, weighted=False, seed=0):
     """A network [5, 4, 3, K], its flat parameters, X, targets valid for the output kind
-    (one-hot rows, 0/1, Poisson counts with zeros, or reals) and sample weights."""
+    (_references.targets) and sample weights."""
     rng = np.random.default_rng(seed)
     units = [5, 4, 3, n_outputs]
     net = _engine.Network(units, act, out, dtype, N_SAMPLES, 1)
     params = (0.7 * rng.standard_normal(net.n_params)).astype(dtype)
     X = rng.standard_normal((N_SAMPLES, units[0])).astype(dtype)
-    shape = (N_SAMPLES, n_outputs)
-    if out == OUT_MULTI:
-        Y = np.eye(n_outputs)[rng.integers(0, n_outputs, size=N_SAMPLES)]
-    elif out == OUT_BINARY:
-        Y = rng.integers(0, 2, size=shape)
-    elif out == OUT_POISSON:
-        Y = rng.poisson(1.5, size=shape)
-    else:
-        Y = rng.standard_normal(shape)
-    Y = Y.astype(dtype)
+    Y = targets(rng, (N_SAMPLES, n_outputs), out).astype(dtype)
     sw = rng.uniform(0.3, 2.5, size=N_SAMPLES).astype(dtype) if weighted else None
     return net, params, X, Y, sw
 
@@ -89,19 +83,11 @@ def unpack(net, params):
 
 
 def data_loss_ref(Y, P, w, out, eps, squared_mean):
-    """sum_n w_n loss_n / sum(w), as scikit-learn's LOSS_FUNCTIONS (squared_loss divides
-    by K too when squared_mean)."""
-    Pc = np.clip(P, eps, 1 - eps)
-    if out == OUT_BINARY:
-        terms = -(xlogy(Y, Pc) + xlogy(1 - Y, 1 - Pc))
-    elif out == OUT_MULTI:
-        terms = -xlogy(Y, Pc)
-    elif out == OUT_POISSON:
-        terms = xlogy(Y, Y / P) - Y + P
-    else:
-        terms = 0.5 * (Y - P) ** 2
-        if squared_mean:
-            terms = terms / Y.shape[1]
+    """sum_n w_n loss_n / sum(w), as scikit-learn's LOSS_FUNCTIONS for its heads (the
+    squared error divides by K too when squared_mean), by loss_terms_ref's formulas."""
+    terms = loss_terms_ref(Y, P, out, eps)
+    if squared_mean:
+        terms = terms / Y.shape[1]
     return (w[:, None] * terms).sum() / w.sum()
 
 
@@ -109,7 +95,7 @@ def numpy_loss_grad(net, params, X, Y, sw, act, out, squared_mean):
     """Loss and flat gradient of the network, in float64, by scikit-learn's _backprop:
 
     loss = L(Y, P) + 0.5 * alpha * sum ||W||^2 / sw_sum
-    delta_last = sw * (P - Y);  delta_{l-1} = (delta_l @ W_l.T) * act'(A_l)
+    delta_last = sw * dloss/dz (sw * (P - Y) for scikit-learn's heads);  delta_{l-1} = (delta_l @ W_l.T) * act'(A_l)
     coef grad = (A.T @ delta + alpha * W) / sw_sum;  intercept grad = delta.sum(0) / sw_sum
     """
     coefs, intercepts = unpack(net, params)
@@ -128,7 +114,7 @@ def numpy_loss_grad(net, params, X, Y, sw, act, out, squared_mean):
     loss += 0.5 * ALPHA * sum(np.sum(W**2) for W in coefs) / sw_sum
 
     coef_grads, intercept_grads = [None] * len(coefs), [None] * len(coefs)
-    delta = w[:, None] * (P - Y64)
+    delta = w[:, None] * loss_delta_ref(Y64, P, out)
     for i in range(len(coefs) - 1, -1, -1):
         coef_grads[i] = (activations[i].T @ delta + ALPHA * coefs[i]) / sw_sum
         intercept_grads[i] = delta.sum(axis=0) / sw_sum
@@ -310,7 +296,7 @@ def sklearn_backprop(net, params, X, Y, sw, act, out):
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["sw=None", "sw"])
-@pytest.mark.parametrize("out", OUTPUTS.values(), ids=OUTPUTS.keys())
+@pytest.mark.parametrize("out", SKLEARN_OUTPUTS.values(), ids=SKLEARN_OUTPUTS.keys())
 @pytest.mark.parametrize("act", SKLEARN_NAMES, ids=SKLEARN_NAMES.values())
 def test_loss_grad_matches_sklearn_backprop(act, out, weighted):
     """Float64 loss and gradient equal scikit-learn's own _backprop on the same weights

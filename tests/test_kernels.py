@@ -18,21 +18,26 @@ sum or a difference is compared relative to the magnitude of the terms it combin
 
 import numpy as np
 import pytest
-from scipy.special import erfc, xlogy
+from scipy.special import erfc
 
 from _references import (
     ACTIVATIONS,
     ELU,
     GELU,
     OUT_BINARY,
+    OUT_HUBER,
     OUT_MULTI,
     OUT_POISSON,
     OUTPUTS,
     SELU,
+    SKLEARN_OUTPUTS,
     TANH,
     act_derivative_ref,
     act_ref,
+    loss_delta_ref,
+    loss_terms_ref,
     out_ref,
+    targets,
 )
 
 from mlpfast import _engine
@@ -97,34 +102,6 @@ def act_derivative_scale(z, a, act):
     return np.abs(act_derivative_ref(z, a, act))
 
 
-
-
-def loss_terms_ref(Y, P, out, eps):
-    """Per-element loss terms (N, K) of the header's formulas; each row sums to loss_n.
-
-    squared 1/2 (y - p)^2; binary -[y log p + (1-y) log(1-p)] and multi -y log p with p
-    clipped to [eps, 1 - eps]; Poisson y log(y/p) - y + p (just p where y = 0).
-    """
-    Pc = np.clip(P, eps, 1 - eps)
-    if out == OUT_BINARY:
-        return -(xlogy(Y, Pc) + xlogy(1 - Y, 1 - Pc))
-    if out == OUT_MULTI:
-        return -xlogy(Y, Pc)
-    if out == OUT_POISSON:
-        return xlogy(Y, Y / P) - Y + P
-    return 0.5 * (Y - P) ** 2
-
-
-def targets(rng, shape, out):
-    """Targets valid for an output kind: one-hot rows, 0/1, counts, or reals."""
-    n, k = shape
-    if out == OUT_MULTI:
-        return np.eye(k)[rng.integers(0, k, size=n)]
-    if out == OUT_BINARY:
-        return rng.integers(0, 2, size=shape).astype(np.float64)
-    if out == OUT_POISSON:
-        return rng.poisson(1.0, size=shape).astype(np.float64)  # includes y = 0
-    return rng.standard_normal(shape)
 
 
 # ---------------------------------------------------------------- gather_rows
@@ -236,10 +213,13 @@ def test_output_forward(dtype, shape, out):
 @pytest.mark.parametrize("weighted", [False, True], ids=["sw=None", "sw"])
 @pytest.mark.parametrize("out", OUTPUTS.values(), ids=OUTPUTS.keys())
 def test_output_loss_backward(dtype, shape, weighted, out):
-    """Fused output activation, loss and delta; oracle: out_ref and loss_terms_ref.
+    """Fused output activation, loss and delta; oracle: out_ref, loss_terms_ref
+    and loss_delta_ref.
 
-    Z <- P = out(Z + b); row_loss = sw * loss_n; dZ = sw * (P - Y).
-    With sw=None every weight is 1.
+    Z <- P = out(Z + b); row_loss = sw * loss_n; dZ = sw * dloss_n/dz (P - Y for
+    scikit-learn's heads). With sw=None every weight is 1. The losses with kinks
+    (Huber, absolute, hinges) are referred to the kernel's own P, checked
+    first, so that a rounding of P across a kink cannot flip a derivative.
     """
     rng = np.random.default_rng(4)
     n, k = shape
@@ -251,14 +231,15 @@ def test_output_loss_backward(dtype, shape, weighted, out):
     Y64 = Y.astype(np.float64)
 
     P = out_ref((Z + b).astype(np.float64), out)
-    terms = w[:, None] * loss_terms_ref(Y64, P, out, np.finfo(dtype).eps)
-    delta = w[:, None] * (P - Y64)
-
     dZ = np.full(shape, np.nan, dtype=dtype)
     row_loss = np.full(n, np.nan)
     _engine.output_loss_backward(dZ, Z, row_loss, b, Y, sw, out)
-
     assert_close(Z, P, dtype)
+
+    if out not in SKLEARN_OUTPUTS.values():
+        P = Z.astype(np.float64)
+    terms = w[:, None] * loss_terms_ref(Y64, P, out, np.finfo(dtype).eps)
+    delta = w[:, None] * loss_delta_ref(Y64, P, out)
     assert_close(dZ, delta, dtype, scale=w[:, None] * (np.abs(P) + np.abs(Y64)))
     assert_close(row_loss, terms.sum(axis=1), dtype, scale=np.abs(terms).sum(axis=1))
 
@@ -621,4 +602,60 @@ def test_activations_beyond_sklearn_match_pytorch(name):
     dZ = np.empty_like(Z)
     _engine.act_backward(dZ, dA, Zk, A, act)
     np.testing.assert_allclose(A, a.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dZ, z.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_output_loss_backward_huber_threshold(dtype):
+    """Huber's threshold comes from `param`; oracle: loss_terms_ref and
+    loss_delta_ref with the same threshold, residuals on both sides of it."""
+    rng = np.random.default_rng(12)
+    Z = (2 * rng.standard_normal((40, 3))).astype(dtype)
+    Y = rng.standard_normal((40, 3)).astype(dtype)
+    b = np.zeros(3, dtype=dtype)
+    P = Z.astype(np.float64)
+    r = np.abs(P - Y)
+    assert (r < 0.3).any() and (r > 0.3).any()
+    dZ = np.empty_like(Z)
+    row_loss = np.empty(40)
+    _engine.output_loss_backward(dZ, Z, row_loss, b, Y, None, OUT_HUBER, 0.3)
+    terms = loss_terms_ref(Y.astype(np.float64), P, OUT_HUBER, 0, threshold=0.3)
+    assert_close(row_loss, terms.sum(axis=1), dtype, scale=terms.sum(axis=1))
+    assert_close(dZ, loss_delta_ref(Y.astype(np.float64), P, OUT_HUBER, threshold=0.3),
+                 dtype)
+
+
+# loss name -> (torch.nn module, its arguments, our loss as a multiple of its sum)
+_TORCH_LOSSES = {
+    "huber": ("HuberLoss", {"delta": 1.0}, 1),
+    "absolute_error": ("L1Loss", {}, 1),
+    "multi_hinge": ("MultiMarginLoss", {"p": 1}, 5),  # torch divides by K = 5
+    "multi_squared_hinge": ("MultiMarginLoss", {"p": 2}, 5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_TORCH_LOSSES))
+def test_losses_beyond_sklearn_match_pytorch(name):
+    """Second oracle, where PyTorch is installed: torch.nn's loss of the same
+    definition (reduction 'sum') and its autograd gradient, on float64 outputs of
+    5 columns (the true class as an index for the multi-class hinges)."""
+    torch = pytest.importorskip("torch")
+    out = _engine.OUTPUTS[name]
+    rng = np.random.default_rng(13)
+    Z = 2 * rng.standard_normal((60, 5))
+    module_name, kwargs, factor = _TORCH_LOSSES[name]
+    z = torch.tensor(Z, requires_grad=True)
+    if module_name == "MultiMarginLoss":
+        labels = rng.integers(0, 5, size=60)
+        Y = np.eye(5)[labels]
+        target = torch.tensor(labels)
+    else:
+        Y = rng.standard_normal(Z.shape)
+        target = torch.tensor(Y)
+    loss = factor * getattr(torch.nn, module_name)(reduction="sum", **kwargs)(z, target)
+    loss.backward()
+    dZ = np.empty_like(Z)
+    row_loss = np.empty(60)
+    _engine.output_loss_backward(dZ, Z.copy(), row_loss, np.zeros(5), Y, None, out, 1.0)
+    np.testing.assert_allclose(row_loss.sum(), loss.item(), rtol=1e-12)
     np.testing.assert_allclose(dZ, z.grad.numpy(), rtol=1e-12, atol=1e-15)

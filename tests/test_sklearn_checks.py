@@ -16,6 +16,17 @@ def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
+# The configurations beyond scikit-learn's model keep its API contracts too.
+@parametrize_with_checks([
+    MLPClassifier(loss="hinge", activation=["gelu"]),
+    MLPClassifier(loss="squared_hinge"),
+    MLPRegressor("huber", activation="elu"),
+    MLPRegressor("absolute_error"),
+])
+def test_sklearn_estimator_checks_beyond_sklearn(estimator, check):
+    check(estimator)
+
+
 def test_tags_match_sklearn():
     """Oracle: scikit-learn's own MLP tags."""
     for ours, theirs in ((MLPClassifier(), SkMLPClassifier()),
