@@ -47,6 +47,24 @@ void PUB(mlp_act_backward)(REAL *dZ, const REAL *dA, const REAL *Z, const REAL *
     PICK(mlp_act_backward)(dZ, dA, Z, A, act, N, O);
 }
 
+void PUB(mlp_perturb_forward)(REAL *H, const REAL *A, const ptrdiff_t *rows, ptrdiff_t row0,
+                              uint64_t key, double p, double sigma, ptrdiff_t N, ptrdiff_t O)
+{
+    PICK(mlp_perturb_forward)(H, A, rows, row0, key, p, sigma, N, O);
+}
+
+void PUB(mlp_perturb_backward)(REAL *dA, const ptrdiff_t *rows, ptrdiff_t row0, uint64_t key,
+                               double p, ptrdiff_t N, ptrdiff_t O)
+{
+    PICK(mlp_perturb_backward)(dA, rows, row0, key, p, N, O);
+}
+
+void PUB(mlp_add_noise)(REAL *out, const REAL *x, ptrdiff_t n, uint64_t key, double sigma,
+                        int n_threads)
+{
+    PICK(mlp_add_noise)(out, x, n, key, sigma, n_threads);
+}
+
 void PUB(mlp_column_sums)(REAL *s, const REAL *X, ptrdiff_t N, ptrdiff_t O)
 {
     PICK(mlp_column_sums)(s, X, N, O);

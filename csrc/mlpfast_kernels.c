@@ -105,6 +105,53 @@ int mlp_get_isa(void)
         }                                                                        \
     } while (0)
 
+/* Counter-based random numbers: every draw is a fixed function of a key and
+ * of its place (data row, unit, index), so no result depends on which thread
+ * draws it or in what order. mlp_mix64 is splitmix64's finaliser (a bijection
+ * of 64 bits with full avalanche); mlp_hash32, Wellons' lowbias32, is a
+ * cheaper one of 32 bits that vectorises across a row's units. */
+static inline uint64_t mlp_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9u;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebu;
+    return x ^ (x >> 31);
+}
+
+static inline uint32_t mlp_hash32(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    return x ^ (x >> 16);
+}
+
+#define MLP_GOLDEN64 0x9e3779b97f4a7c15u
+#define MLP_GOLDEN32 0x9e3779b9u
+
+uint64_t mlp_key(uint64_t key, uint64_t place)
+{
+    return mlp_mix64(key ^ mlp_mix64(place + MLP_GOLDEN64));
+}
+
+/* A standard normal number from 64 random bits (Box and Muller: two
+ * uniforms, the first in (0, 1), the second in [0, 1)). */
+static inline double mlp_gaussian(uint64_t bits)
+{
+    const double u1 = ((double)(bits & 0xffffffffu) + 0.5) * 0x1p-32;
+    const double u2 = (double)(bits >> 32) * 0x1p-32;
+    return sqrt(-2 * log(u1)) * cos(6.283185307179586476925286766559 * u2);
+}
+
+/* The dropout threshold of rate p in [0, 1): a unit is kept when its 32 random
+ * bits are at least this, which happens with probability 1 - p (to 2^-32). */
+static inline uint32_t mlp_drop_threshold(double p)
+{
+    return p > 0 ? (uint32_t)(p * 4294967296.0) : 0;
+}
+
 int mlp_act_needs_input(int act)
 {
     /* the others' derivatives are written with the activation's output */

@@ -21,6 +21,7 @@
 #define MLPFAST_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Hidden activations: the one table of codes (the Python tables are built
  * from it, see mlpfast/_engine.pyx). */
@@ -97,6 +98,11 @@ int mlp_get_isa(void);
  * the pre-activation apart from the activation), else 0. */
 int mlp_act_needs_input(int act);
 
+/* The key of one place (a data row, a layer, an index) under `key`: the
+ * counter-based random numbers of the perturbation kernels are functions of
+ * such keys alone. */
+uint64_t mlp_key(uint64_t key, uint64_t place);
+
 /* Adds delta to the count of engine calls under way in this process (atomic)
  * and returns the new count; mlp_calls_active reads it. */
 int mlp_calls_change(int delta);
@@ -137,6 +143,14 @@ void mlp_omp_barrier(void);
                                ptrdiff_t N, ptrdiff_t O);                        \
     void mlp_act_backward_##SUF(REAL *dZ, const REAL *dA, const REAL *Z,         \
                                 const REAL *A, int act, ptrdiff_t N, ptrdiff_t O); \
+    void mlp_perturb_forward_##SUF(REAL *H, const REAL *A, const ptrdiff_t *rows, \
+                                   ptrdiff_t row0, uint64_t key, double p,       \
+                                   double sigma, ptrdiff_t N, ptrdiff_t O);      \
+    void mlp_perturb_backward_##SUF(REAL *dA, const ptrdiff_t *rows, ptrdiff_t row0, \
+                                    uint64_t key, double p, ptrdiff_t N,         \
+                                    ptrdiff_t O);                                \
+    void mlp_add_noise_##SUF(REAL *out, const REAL *x, ptrdiff_t n, uint64_t key,  \
+                             double sigma, int n_threads);                       \
     void mlp_column_sums_##SUF(REAL *s, const REAL *X, ptrdiff_t N, ptrdiff_t O); \
     void mlp_output_forward_##SUF(REAL *Z, const REAL *b, int out,               \
                                   ptrdiff_t N, ptrdiff_t K);                     \
@@ -169,6 +183,12 @@ MLP_DECLARE(double, f64)
  * mlp_act_backward:         dZ[N,O] = dA * act'(Z), written with A = act(Z) where that
  *                           is cheaper; Z is read only when mlp_act_needs_input.
  *                           dZ may be dA.
+ * mlp_perturb_forward:      H[N,O] = (A + sigma G) * M / (1 - p) (H may be A): dropout of
+ *                           rate p (M 0 with probability p, else 1) after Gaussian noise
+ *                           G, both drawn from mlp_key(key, data row of each block row)
+ *                           (rows[n], or row0 + n when rows is NULL)
+ * mlp_perturb_backward:     dA[N,O] <- dA * M / (1 - p), the same M
+ * mlp_add_noise:            out[i] = x[i] + sigma G_i, G_i drawn from mlp_key(key, i)
  * mlp_column_sums:          s[O] = sum_n X[n, :], summed in row order
  * mlp_output_forward:       Z[N,K] <- out(Z + b)   (prediction, no loss)
  * mlp_output_loss_backward: Z[N,K] <- P = out(Z + b);  row_loss[N] = sw_n * loss_n;

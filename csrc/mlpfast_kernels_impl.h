@@ -279,6 +279,60 @@ void FN(mlp_act_backward)(REAL *dZ, const REAL *dA, const REAL *Z, const REAL *A
     }
 }
 
+/* H[N,O] = (A + sigma G) * M / (1 - p), the training-time perturbation of a
+ * layer's input (H may be A). Row n draws from mlp_key(key, its data row):
+ * rows[n], or row0 + n when rows is NULL. G is standard normal per unit, M is
+ * 1 (kept) with probability 1 - p, else 0. */
+void FN(mlp_perturb_forward)(REAL *H, const REAL *A, const ptrdiff_t *rows, ptrdiff_t row0,
+                             uint64_t key, double p, double sigma, ptrdiff_t N, ptrdiff_t O)
+{
+    const uint32_t threshold = mlp_drop_threshold(p);
+    const REAL scale = (REAL)(1 / (1 - p));
+    ptrdiff_t n, o;
+    for (n = 0; n < N; n++) {
+        const uint64_t rk = mlp_key(key, (uint64_t)(rows ? rows[n] : row0 + n));
+        const uint32_t lo = (uint32_t)rk;
+        const REAL *a = A + n * O;
+        REAL *h = H + n * O;
+        if (sigma > 0)
+            for (o = 0; o < O; o++)
+                h[o] = a[o] + (REAL)(sigma * mlp_gaussian(
+                                         mlp_mix64(rk + (uint64_t)(o + 1) * MLP_GOLDEN64)));
+        else if (h != a)
+            memcpy(h, a, (size_t)O * sizeof(REAL));
+        if (p > 0)
+            for (o = 0; o < O; o++)
+                h[o] = mlp_hash32(lo + (uint32_t)o * MLP_GOLDEN32) >= threshold ? h[o] * scale
+                                                                                 : (REAL)0;
+    }
+}
+
+/* dA[N,O] <- dA * M / (1 - p), M the mask of mlp_perturb_forward with the
+ * same rows and key (the noise's derivative is 1) */
+void FN(mlp_perturb_backward)(REAL *dA, const ptrdiff_t *rows, ptrdiff_t row0, uint64_t key,
+                              double p, ptrdiff_t N, ptrdiff_t O)
+{
+    const uint32_t threshold = mlp_drop_threshold(p);
+    const REAL scale = (REAL)(1 / (1 - p));
+    ptrdiff_t n, o;
+    for (n = 0; n < N; n++) {
+        const uint32_t lo = (uint32_t)mlp_key(key, (uint64_t)(rows ? rows[n] : row0 + n));
+        REAL *d = dA + n * O;
+        for (o = 0; o < O; o++)
+            d[o] = mlp_hash32(lo + (uint32_t)o * MLP_GOLDEN32) >= threshold ? d[o] * scale
+                                                                             : (REAL)0;
+    }
+}
+
+/* out[i] = x[i] + sigma G_i for i < n, G_i standard normal from mlp_key(key, i) */
+void FN(mlp_add_noise)(REAL *out, const REAL *x, ptrdiff_t n, uint64_t key, double sigma,
+                       int n_threads)
+{
+    ptrdiff_t i;
+    MLP_FOR(i, n, n >= MLP_OMP_MIN_WORK, n_threads,
+            { out[i] = x[i] + (REAL)(sigma * mlp_gaussian(mlp_key(key, (uint64_t)i))); });
+}
+
 /* s[O] = sum_n X[n, :], in row order */
 void FN(mlp_column_sums)(REAL *s, const REAL *X, ptrdiff_t N, ptrdiff_t O)
 {

@@ -1,5 +1,8 @@
 # Declarations of csrc/mlpfast_kernels.h for Cython (see that header for the contracts).
 
+from libc.stdint cimport uint64_t
+
+
 cdef extern from "mlpfast_kernels.h" nogil:
     enum:
         MLP_ACT_IDENTITY
@@ -28,6 +31,8 @@ cdef extern from "mlpfast_kernels.h" nogil:
         MLP_REDUCE_CHUNK
         MLP_ISA_BASELINE
         MLP_ISA_AVX2
+
+    uint64_t mlp_key(uint64_t key, uint64_t place)
 
     struct mlp_optimizer:
         int solver
@@ -68,6 +73,13 @@ cdef extern from "mlpfast_kernels.h" nogil:
     void mlp_act_forward_f32(float *A, float *Z, const float *b, int act, Py_ssize_t N, Py_ssize_t O)
     void mlp_act_backward_f32(float *dZ, const float *dA, const float *Z, const float *A, int act,
                               Py_ssize_t N, Py_ssize_t O)
+    void mlp_perturb_forward_f32(float *H, const float *A, const Py_ssize_t *rows,
+                                  Py_ssize_t row0, uint64_t key, double p, double sigma,
+                                  Py_ssize_t N, Py_ssize_t O)
+    void mlp_perturb_backward_f32(float *dA, const Py_ssize_t *rows, Py_ssize_t row0,
+                                   uint64_t key, double p, Py_ssize_t N, Py_ssize_t O)
+    void mlp_add_noise_f32(float *out, const float *x, Py_ssize_t n, uint64_t key, double sigma,
+                            int n_threads)
     void mlp_column_sums_f32(float *s, const float *X, Py_ssize_t N, Py_ssize_t O)
     void mlp_output_forward_f32(float *Z, const float *b, int out, Py_ssize_t N, Py_ssize_t K)
     void mlp_output_loss_backward_f32(float *dZ, float *Z, double *row_loss, const float *b,
@@ -93,6 +105,13 @@ cdef extern from "mlpfast_kernels.h" nogil:
     void mlp_act_forward_f64(double *A, double *Z, const double *b, int act, Py_ssize_t N, Py_ssize_t O)
     void mlp_act_backward_f64(double *dZ, const double *dA, const double *Z, const double *A, int act,
                               Py_ssize_t N, Py_ssize_t O)
+    void mlp_perturb_forward_f64(double *H, const double *A, const Py_ssize_t *rows,
+                                  Py_ssize_t row0, uint64_t key, double p, double sigma,
+                                  Py_ssize_t N, Py_ssize_t O)
+    void mlp_perturb_backward_f64(double *dA, const Py_ssize_t *rows, Py_ssize_t row0,
+                                   uint64_t key, double p, Py_ssize_t N, Py_ssize_t O)
+    void mlp_add_noise_f64(double *out, const double *x, Py_ssize_t n, uint64_t key, double sigma,
+                            int n_threads)
     void mlp_column_sums_f64(double *s, const double *X, Py_ssize_t N, Py_ssize_t O)
     void mlp_output_forward_f64(double *Z, const double *b, int out, Py_ssize_t N, Py_ssize_t K)
     void mlp_output_loss_backward_f64(double *dZ, double *Z, double *row_loss, const double *b,

@@ -30,7 +30,9 @@
 
 from cpython.exc cimport PyErr_CheckSignals
 from cython.parallel cimport parallel, prange, threadid
+from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 cimport mlpfast._ckernels as k
@@ -187,6 +189,32 @@ cdef inline void _act_backward(floating *dZ, const floating *dA, const floating 
         k.mlp_act_backward_f32(dZ, dA, Z, A, act, N, O)
     else:
         k.mlp_act_backward_f64(dZ, dA, Z, A, act, N, O)
+
+
+cdef inline void _perturb_forward(floating *H, const floating *A, const Py_ssize_t *rows,
+                                  Py_ssize_t row0, uint64_t key, double p, double sigma,
+                                  Py_ssize_t N, Py_ssize_t O) noexcept nogil:
+    if floating is float:
+        k.mlp_perturb_forward_f32(H, A, rows, row0, key, p, sigma, N, O)
+    else:
+        k.mlp_perturb_forward_f64(H, A, rows, row0, key, p, sigma, N, O)
+
+
+cdef inline void _perturb_backward(floating *dA, const Py_ssize_t *rows, Py_ssize_t row0,
+                                   uint64_t key, double p, Py_ssize_t N,
+                                   Py_ssize_t O) noexcept nogil:
+    if floating is float:
+        k.mlp_perturb_backward_f32(dA, rows, row0, key, p, N, O)
+    else:
+        k.mlp_perturb_backward_f64(dA, rows, row0, key, p, N, O)
+
+
+cdef inline void _add_noise(floating *out, const floating *x, Py_ssize_t n, uint64_t key,
+                            double sigma, int nt) noexcept nogil:
+    if floating is float:
+        k.mlp_add_noise_f32(out, x, n, key, sigma, nt)
+    else:
+        k.mlp_add_noise_f64(out, x, n, key, sigma, nt)
 
 
 cdef inline void _column_sums(floating *s, const floating *X, Py_ssize_t N,
@@ -475,6 +503,12 @@ cdef struct Net:
     double out_param     # the output loss's parameter (Huber's threshold)
     const void **W       # per layer: coefficients (units[l], units[l + 1])
     const void **b       # per layer: intercepts (units[l + 1],)
+    # Training only (NULL in prediction): per layer, the dropout rate and the
+    # Gaussian noise's deviation of its input (layer 0's: X), drawn from
+    # mlp_key(key, LAYER_PLACE - l) (see _layer_key)
+    const double *drop
+    const double *noise
+    uint64_t key
 
 
 # The input of a pass: dense rows, or a CSR matrix's rows.
@@ -485,19 +519,41 @@ cdef struct Input:
     Py_ssize_t row0
 
 
-cdef void _forward_block(const Net *net, floating **Z, floating **A, const Input *inp,
-                         Py_ssize_t r0, Py_ssize_t m, floating *out) noexcept nogil:
-    """Rows [r0, r0 + m) of a pass: Z[l] = A[l-1] @ W[l]; A[l] = act(Z[l] + b[l])
-    through the hidden layers (Z, A: per-layer buffers, row r0 first), and the
-    last layer's product, without its bias, into out (the head finishes it)."""
+# The places of the layers' keys under a pass's key: far from the batch
+# offsets that key the weight noise.
+cdef uint64_t LAYER_PLACE = <uint64_t>-1
+
+
+cdef inline bint _perturbed(const Net *net, Py_ssize_t l) noexcept nogil:
+    # whether layer l's input is perturbed (dropout or noise) in this pass
+    return net.drop != NULL and (net.drop[l] > 0 or net.noise[l] > 0)
+
+
+cdef inline void _perturb_block(const Net *net, floating *H, const floating *A,
+                                const Input *inp, Py_ssize_t l, Py_ssize_t r0,
+                                Py_ssize_t m) noexcept nogil:
+    # H = perturbed A for rows [r0, r0 + m) of the pass, layer l's input
+    _perturb_forward(H, A, inp.rows + r0 if inp.rows != NULL else NULL, inp.row0 + r0,
+                     k.mlp_key(net.key, LAYER_PLACE - l), net.drop[l], net.noise[l], m,
+                     net.units[l])
+
+
+cdef void _forward_block(const Net *net, floating **Z, floating **A, floating **H,
+                         const Input *inp, Py_ssize_t r0, Py_ssize_t m,
+                         floating *out) noexcept nogil:
+    """Rows [r0, r0 + m) of a pass: Z[l] = H[l-1] @ W[l]; A[l] = act(Z[l] + b[l])
+    through the hidden layers (Z, A, H: per-layer buffers, row r0 first), H[l]
+    the next layer's input: A[l] perturbed in training (_perturbed; its own
+    buffer), else A[l] itself; and the last layer's product, without its
+    bias, into out (the head finishes it). A perturbed X is the caller's."""
     cdef Py_ssize_t L = net.n_layers, l
     cdef Py_ssize_t *u = net.units
     cdef floating *dst
     for l in range(L):
         dst = out if l == L - 1 else Z[l] + r0 * u[l + 1]
         if l > 0:
-            # Z[l] = A[l-1] @ W[l]
-            _mm(dst, A[l - 1] + r0 * u[l], <const floating *>net.W[l], m, u[l], u[l + 1])
+            # Z[l] = H[l-1] @ W[l]
+            _mm(dst, H[l - 1] + r0 * u[l], <const floating *>net.W[l], m, u[l], u[l + 1])
         elif inp.X != NULL:
             _mm(dst, <const floating *>inp.X + r0 * u[0], <const floating *>net.W[0], m, u[0], u[1])
         else:
@@ -506,18 +562,25 @@ cdef void _forward_block(const Net *net, floating **Z, floating **A, const Input
         if l < L - 1:
             _act_forward(A[l] + r0 * u[l + 1], dst, <const floating *>net.b[l],
                          net.act[l], m, u[l + 1])
+            if _perturbed(net, l + 1):
+                _perturb_block(net, H[l] + r0 * u[l + 1], A[l] + r0 * u[l + 1], inp, l + 1,
+                               r0, m)
 
 
 cdef void _backward_block(const Net *net, floating **Z, floating **A, floating **D,
-                          Py_ssize_t r0, Py_ssize_t m) noexcept nogil:
+                          const Input *inp, Py_ssize_t r0, Py_ssize_t m) noexcept nogil:
     """Rows [r0, r0 + m): the deltas of every hidden layer from the output's,
-    D[l-1] = (D[l] @ W[l].T) * act'(Z[l-1])."""
+    D[l-1] = (D[l] @ W[l].T) * dH[l-1]/dA[l-1] * act'(Z[l-1]), the middle
+    factor dropout's mask (1 without dropout)."""
     cdef Py_ssize_t l
     cdef Py_ssize_t *u = net.units
     cdef floating *Dp
     for l in range(net.n_layers - 1, 0, -1):
         Dp = D[l - 1] + r0 * u[l]
         _mm_nt(Dp, D[l] + r0 * u[l + 1], <const floating *>net.W[l], m, u[l + 1], u[l])
+        if net.drop != NULL and net.drop[l] > 0:
+            _perturb_backward(Dp, inp.rows + r0 if inp.rows != NULL else NULL, inp.row0 + r0,
+                              k.mlp_key(net.key, LAYER_PLACE - l), net.drop[l], m, u[l])
         _act_backward(Dp, Dp, Z[l - 1] + r0 * u[l], A[l - 1] + r0 * u[l], net.act[l - 1],
                       m, u[l])
 
@@ -550,6 +613,20 @@ cdef class Network:
     output_param : float, default=1.0
         The output loss's parameter: Huber's threshold (> 0); the other
         losses have none.
+    dropout, noise : sequence of float, default=None
+        Per layer (n_layers of them, the first X's), the dropout rate in
+        [0, 1) and the deviation (>= 0) of the Gaussian noise added to the
+        layer's input in training passes (run_epoch, loss_grad), never in
+        prediction. None: none.
+    weight_noise : float, default=0
+        The deviation of the Gaussian noise added to the coefficients
+        (not the intercepts) for each batch's forward and backward pass; the
+        step updates the coefficients without it.
+
+    The random numbers come from ``noise_key`` (run_epoch sets it per epoch)
+    and the place they are used: the data row and the layer, or the batch's
+    first row and the weight's index. A model is then the same on any number
+    of threads and in any batch division of the work.
     """
     cdef readonly Py_ssize_t n_layers, n_params, n_coef, capacity, n_features, n_outputs
     cdef readonly Py_ssize_t n_tiles, block_rows
@@ -571,6 +648,10 @@ cdef class Network:
     cdef void **Z
     cdef void **A
     cdef void **D
+    cdef void **H
+    cdef readonly tuple dropout, noise
+    cdef readonly double weight_noise
+    cdef void *wbuf
     # tile t: columns [tile_lo[t], tile_hi[t]) of layer tile_layer[t]'s weight
     # gradient, or its bias gradient (lo = -1)
     cdef Py_ssize_t *tile_layer
@@ -596,13 +677,18 @@ cdef class Network:
         self.Z = NULL
         self.A = NULL
         self.D = NULL
+        self.H = NULL
+        self.net.drop = NULL
+        self.net.noise = NULL
+        self.net.key = 0
         self.tile_layer = NULL
         self.tile_lo = NULL
         self.tile_hi = NULL
 
     def __init__(self, layer_units, activation, int output, dtype,
                  Py_ssize_t capacity, int n_threads, bint dense_input=True,
-                 Py_ssize_t slot_values=SLOT_VALUES, double output_param=1.0):
+                 Py_ssize_t slot_values=SLOT_VALUES, double output_param=1.0,
+                 dropout=None, noise=None, double weight_noise=0):
         cdef Py_ssize_t l, off = 0, L = len(layer_units) - 1
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -633,8 +719,9 @@ cdef class Network:
         self.Z = <void **>malloc(L * sizeof(void *))
         self.A = <void **>malloc(L * sizeof(void *))
         self.D = <void **>malloc(L * sizeof(void *))
+        self.H = <void **>malloc(L * sizeof(void *))
         if not (self.net.units and self.net.W and self.net.b and self.coef_off
-                and self.inter_off and self.Z and self.A and self.D):
+                and self.inter_off and self.Z and self.A and self.D and self.H):
             raise MemoryError()
         for l in range(L + 1):
             self.net.units[l] = layer_units[l]
@@ -648,10 +735,27 @@ cdef class Network:
         self.n_params = off
 
         self._owned = []
+        self.dropout = tuple(float(v) for v in (dropout if dropout is not None else [0] * L))
+        self.noise = tuple(float(v) for v in (noise if noise is not None else [0] * L))
+        if len(self.dropout) != L or len(self.noise) != L:
+            raise ValueError(f"dropout and noise need one value per layer ({L})")
+        if not all(0 <= v < 1 for v in self.dropout) or not all(v >= 0 for v in self.noise):
+            raise ValueError("dropout rates must be in [0, 1) and noise deviations >= 0")
+        if not weight_noise >= 0:
+            raise ValueError("weight_noise must be >= 0")
+        if (self.dropout[0] > 0 or self.noise[0] > 0) and not dense_input:
+            raise ValueError("dropout and noise on X need dense X")
+        self.weight_noise = weight_noise
+        if any(self.dropout) or any(self.noise):
+            self.net.drop = <const double *>self._pointer(np.array(self.dropout))
+            self.net.noise = <const double *>self._pointer(np.array(self.noise))
+        self.wbuf = self._buffer(self.n_coef if weight_noise > 0 else 1)
         for l in range(L):
             self.Z[l] = self._buffer(capacity * layer_units[l + 1])
             self.A[l] = (self._buffer(capacity * layer_units[l + 1])
                          if l < L - 1 and k.mlp_act_needs_input(codes[l]) else self.Z[l])
+            self.H[l] = (self._buffer(capacity * layer_units[l + 1])
+                         if l < L - 1 and _perturbed(&self.net, l + 1) else self.A[l])
             self.D[l] = self._buffer(capacity * layer_units[l + 1])
         self.xbuf = self._buffer(capacity * self.n_features if dense_input else 1)
         self.ybuf = self._buffer(capacity * self.n_outputs)
@@ -702,6 +806,7 @@ cdef class Network:
         free(self.Z)
         free(self.A)
         free(self.D)
+        free(self.H)
         free(self.tile_layer)
         free(self.tile_lo)
         free(self.tile_hi)
@@ -722,6 +827,15 @@ cdef class Network:
         inters = [(self.inter_off[l], self.inter_off[l] + u[l + 1])
                   for l in range(self.n_layers)]
         return coefs, inters
+
+    @property
+    def noise_key(self):
+        """The key of the training passes' random numbers (see the class)."""
+        return self.net.key
+
+    @noise_key.setter
+    def noise_key(self, key):
+        self.net.key = <uint64_t>key
 
     @property
     def pace_costs(self):
@@ -838,6 +952,14 @@ cdef class Network:
         cdef const floating *Yb = Y + src.row0 * self.n_outputs
         cdef const floating *swb = NULL
         cdef double raw = 0
+        cdef Py_ssize_t l
+        if self.weight_noise > 0:
+            # W~ = W + noise, this batch's (keyed by its first row); the step
+            # updates W
+            _add_noise(<floating *>self.wbuf, params, self.n_coef,
+                       k.mlp_key(self.net.key, src.row0), self.weight_noise, nt)
+            for l in range(self.n_layers):
+                self.net.W[l] = <floating *>self.wbuf + self.coef_off[l]
         if sw != NULL:
             swb = sw + src.row0
         if rows != NULL:
@@ -848,7 +970,11 @@ cdef class Network:
             if sw != NULL:
                 swb = <floating *>self.swbuf
         elif inp.X != NULL:
-            inp.X = <const floating *>src.X + src.row0 * self.n_features
+            # X perturbed: a copy in xbuf (see _train_block)
+            if _perturbed(&self.net, 0):
+                inp.X = self.xbuf
+            else:
+                inp.X = <const floating *>src.X + src.row0 * self.n_features
         if nt > 1:
             with parallel(num_threads=k.mlp_team(nt)):
                 for blk in prange(nb, schedule="dynamic"):
@@ -882,15 +1008,21 @@ cdef class Network:
             _gather_rows(<floating *>self.ybuf + r0 * K, Y, inp.rows + r0, m, K)
             if sw != NULL:
                 _gather_rows(<floating *>self.swbuf + r0, sw, inp.rows + r0, m, 1)
-        _forward_block(&self.net, <floating **>self.Z, <floating **>self.A, inp, r0, m,
-                       <floating *>self.Z[L - 1] + r0 * K)
+        elif _perturbed(&self.net, 0):
+            memcpy(<floating *>self.xbuf + r0 * d,
+                   <const floating *>src.X + (src.row0 + r0) * d, m * d * sizeof(floating))
+        if _perturbed(&self.net, 0):
+            _perturb_block(&self.net, <floating *>self.xbuf + r0 * d,
+                           <floating *>self.xbuf + r0 * d, inp, 0, r0, m)
+        _forward_block(&self.net, <floating **>self.Z, <floating **>self.A,
+                       <floating **>self.H, inp, r0, m, <floating *>self.Z[L - 1] + r0 * K)
         # P = out(Z + b); D = sw * dloss/dZ (sw * (P - Y) for the canonical pairs)
         _output_loss_backward(<floating *>self.D[L - 1] + r0 * K,
                               <floating *>self.Z[L - 1] + r0 * K, self.row_loss + r0,
                               <const floating *>self.net.b[L - 1], Yb + r0 * K,
                               sw_block, self.output, self.net.out_param, m, K)
         _backward_block(&self.net, <floating **>self.Z, <floating **>self.A,
-                        <floating **>self.D, r0, m)
+                        <floating **>self.D, inp, r0, m)
         if self.block_grads:
             for l in range(L):
                 self._grads(inp, <floating *>self.grad_ptr if blk == 0 else
@@ -931,8 +1063,8 @@ cdef class Network:
                            inp.rows + r0 if inp.rows != NULL else NULL, inp.row0 + r0, m,
                            Dl, u[0], u[1], lo, hi)
         else:
-            # dW[l][:, lo:hi] = A[l-1].T @ D[l][:, lo:hi]
-            a = <const floating *>inp.X if l == 0 else <floating *>self.A[l - 1]
+            # dW[l][:, lo:hi] = H[l-1].T @ D[l][:, lo:hi]  (H[-1]: X)
+            a = <const floating *>inp.X if l == 0 else <floating *>self.H[l - 1]
             _mm_tn_cols(g + self.coef_off[l] + lo, a + r0 * u[l], Dl + lo, u[l + 1], u[l], m,
                         hi - lo)
 
@@ -941,7 +1073,8 @@ cdef class Network:
                   bint shuffled, Py_ssize_t batch_size, double alpha, bint squared_mean,
                   int solver, floating[::1] state1, floating[::1] state2,
                   double learning_rate, double momentum=0, bint nesterov=False,
-                  double beta_1=0, double beta_2=0, double epsilon=1, long adam_t=0):
+                  double beta_1=0, double beta_2=0, double epsilon=1, long adam_t=0,
+                  noise_key=None):
         """One epoch of mini-batch training, entirely without the GIL.
 
         X is a C-contiguous 2-D array, or a CSR matrix as ``(data, indices,
@@ -952,9 +1085,13 @@ cdef class Network:
         Returns the sum over batches of batch_loss * batch_rows, what
         scikit-learn accumulates into ``loss_``; the optimiser steps made are
         in ``last_epoch_steps`` (kept up to date, so also after Ctrl-C).
+        ``noise_key``, when given, becomes the key of the epoch's dropout and
+        noise (see the class).
         """
         cdef Input inp
         self._input(params, X, Y, sw, has_sw, &inp)
+        if noise_key is not None:
+            self.noise_key = noise_key
         cdef Py_ssize_t n = Y.shape[0], start
         cdef floating *p = &params[0]
         cdef double acc = 0
@@ -1125,6 +1262,8 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, activation, i
     net.n_layers = L
     net.act = _act_array(codes)
     net.out = output
+    net.drop = NULL  # a prediction is never perturbed
+    net.noise = NULL
     net.units = <Py_ssize_t *>malloc((L + 1) * sizeof(Py_ssize_t))
     net.W = <const void **>malloc(L * sizeof(void *))
     net.b = <const void **>malloc(L * sizeof(void *))
@@ -1213,7 +1352,8 @@ cdef void _predict_block(const Net *net, void **bufs, const Input *inp, floating
         block.X = <const floating *>inp.X + r0 * net.units[0]
     else:
         block.row0 = r0
-    _forward_block(net, <floating **>bufs, <floating **>bufs, &block, 0, m, P + r0 * K)
+    _forward_block(net, <floating **>bufs, <floating **>bufs, <floating **>bufs, &block, 0, m,
+                   P + r0 * K)
     _output_forward(P + r0 * K, <const floating *>net.b[net.n_layers - 1], net.out, m, K)
 
 
@@ -1240,6 +1380,56 @@ def act_backward(floating[:, ::1] dZ, const floating[:, ::1] dA, const floating[
     with nogil:
         _act_backward(&dZ[0, 0], &dA[0, 0], &Z[0, 0], &A[0, 0], activation, dZ.shape[0],
                       dZ.shape[1])
+
+
+def noise_key(seed, place):
+    """mlp_key(seed, place): the key of a place under a key (64-bit integers)."""
+    return k.mlp_key(<uint64_t>seed, <uint64_t>place)
+
+
+def perturb_forward(floating[:, ::1] H, const floating[:, ::1] A, rows, Py_ssize_t row0,
+                    key, double p, double sigma):
+    """H = (A + sigma G) * M / (1 - p), drawn for data rows ``rows`` (intp), or
+    row0 + n when rows is None (H may be A)."""
+    cdef const Py_ssize_t[::1] rv
+    cdef const Py_ssize_t *rp = NULL
+    cdef uint64_t kk = key
+    if H.shape[0] != A.shape[0] or H.shape[1] != A.shape[1]:
+        raise ValueError("H and A shapes do not match")
+    if not (0 <= p < 1 and sigma >= 0):
+        raise ValueError("p must be in [0, 1) and sigma >= 0")
+    if rows is not None:
+        rv = rows
+        if rv.shape[0] != A.shape[0]:
+            raise ValueError("rows must have one entry per row of A")
+        rp = &rv[0]
+    with nogil:
+        _perturb_forward(&H[0, 0], &A[0, 0], rp, row0, kk, p, sigma, A.shape[0], A.shape[1])
+
+
+def perturb_backward(floating[:, ::1] dA, rows, Py_ssize_t row0, key, double p):
+    """dA *= M / (1 - p), M perturb_forward's mask for the same rows and key."""
+    cdef const Py_ssize_t[::1] rv
+    cdef const Py_ssize_t *rp = NULL
+    cdef uint64_t kk = key
+    if not 0 <= p < 1:
+        raise ValueError("p must be in [0, 1)")
+    if rows is not None:
+        rv = rows
+        if rv.shape[0] != dA.shape[0]:
+            raise ValueError("rows must have one entry per row of dA")
+        rp = &rv[0]
+    with nogil:
+        _perturb_backward(&dA[0, 0], rp, row0, kk, p, dA.shape[0], dA.shape[1])
+
+
+def add_noise(floating[::1] out, const floating[::1] x, key, double sigma, int n_threads=1):
+    """out = x + sigma G, G_i drawn from noise_key(key, i)."""
+    cdef uint64_t kk = key
+    if out.shape[0] != x.shape[0]:
+        raise ValueError("out and x must have the same length")
+    with nogil:
+        _add_noise(&out[0], &x[0], x.shape[0], kk, sigma, n_threads)
 
 
 def column_sums(floating[::1] s, const floating[:, ::1] X):

@@ -95,6 +95,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             Options(Real, {np.inf}),
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), list],
+        "input_noise": [Interval(Real, 0, None, closed="left")],
+        "hidden_noise": [Interval(Real, 0, None, closed="left")],
+        "weight_noise": [Interval(Real, 0, None, closed="left")],
     }
 
     @abstractmethod
@@ -186,6 +190,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _network(self, layer_units, dtype, capacity, X):
         output_code, _, output_param = self._output_head()
+        dropout, noise = self._layer_perturbations(len(layer_units) - 1)
+        if (dropout[0] or noise[0]) and isinstance(X, tuple):
+            raise ValueError(
+                "Dropout and noise on the input layer need dense X; got a sparse "
+                "matrix. Densify X, or perturb the hidden layers only.")
         return _engine.Network(
             layer_units,
             self._activation_codes(),
@@ -195,7 +204,31 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             _config.effective_n_threads(),
             dense_input=not isinstance(X, tuple),
             output_param=output_param,
+            dropout=dropout,
+            noise=noise,
+            weight_noise=float(self.weight_noise),
         )
+
+    def _layer_perturbations(self, n_layers):
+        """The dropout rate and the noise deviation of each layer's input
+        (X first), from dropout, input_noise and hidden_noise."""
+        if isinstance(self.dropout, list):
+            dropout = self.dropout
+            if len(dropout) != n_layers or not all(
+                    isinstance(p, Real) and 0 <= p < 1 for p in dropout):
+                raise ValueError(
+                    "dropout must be a rate in [0, 1), or a list of one rate per layer's "
+                    f"input, the input layer first ({n_layers} here); got {dropout!r}.")
+        else:
+            dropout = [0.0] + [self.dropout] * (n_layers - 1)
+        noise = [self.input_noise] + [self.hidden_noise] * (n_layers - 1)
+        return [float(p) for p in dropout], [float(s) for s in noise]
+
+    def _perturbed(self):
+        """True when training draws random perturbations (dropout or noise)."""
+        dropout = self.dropout if isinstance(self.dropout, list) else [self.dropout]
+        return bool(any(dropout) or self.input_noise or self.hidden_noise
+                    or self.weight_noise)
 
     def _output_head(self):
         """The head a fit trains: (the engine's output code, whether the loss
@@ -320,6 +353,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         folds into them; the regressor has none."""
         return sample_weight
 
+    def _smooth_targets(self, Y):
+        """The targets a fit trains with (the classifier's label smoothing)."""
+        return Y
+
     def _activation_names(self):
         """The activation of each hidden layer, by name."""
         n_hidden = len(self._hidden_layer_list())
@@ -356,6 +393,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return list(sizes) if hasattr(sizes, "__iter__") else [sizes]
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
+        if self.solver == "lbfgs" and self._perturbed():
+            raise ValueError(
+                "dropout and noise need a stochastic solver ('sgd' or 'adam'): "
+                "L-BFGS needs the same loss at every evaluation.")
         X, y, sample_weight, layer_units, dtype = self._prepare_fit(
             X, y, sample_weight, incremental)
         with blas_single_threaded():
@@ -423,7 +464,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         (one conversion at most)."""
         X, csr = _engine_input(X, dtype)
         X = X if csr is None else csr
-        Y = _engine_array(y, dtype)
+        Y = self._smooth_targets(_engine_array(y, dtype))
         if sample_weight is None:
             return X, Y, np.ones(1, dtype=dtype), False
         return X, Y, _engine_array(sample_weight, dtype), True
@@ -531,6 +572,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         network = self._network(layer_units, dtype, batch_size, X_train)
         squared_mean = self._output_head()[1]
 
+        # dropout's and the noise's random numbers: keyed by a seed from
+        # random_state (drawn only for them, so scikit-learn's draws stay as
+        # they are) and by t_, which no two epochs share
+        noise_seed = (self._random_state.randint(np.iinfo(np.int64).max)
+                      if self._perturbed() else 0)
+
         try:
             self.n_iter_ = 0
             for it in range(self.max_iter):
@@ -553,6 +600,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                         batch_size,
                         alpha=float(self.alpha),
                         squared_mean=squared_mean,
+                        noise_key=_engine.noise_key(noise_seed, self.t_),
                         **self._optimizer.epoch_args(),
                     )
                 finally:
@@ -895,6 +943,30 @@ _SHARED_PARAMETERS_DOC = """
 
     max_fun : int, default=15000
         Most loss evaluations of lbfgs.
+
+    dropout : float or list of float, default=0.0
+        Inverted dropout in training (never in prediction): each unit of a
+        layer's input is zeroed with this probability and the others scaled
+        by ``1 / (1 - dropout)``. A float applies to every hidden layer's
+        output; a list gives one rate per layer's input, the input layer
+        (X) first, so ``len(hidden_layer_sizes) + 1`` rates in [0, 1). The
+        masks are drawn from a seed that ``random_state`` gives, the data
+        row, the layer and ``t_``: the same seed gives the same model, on
+        any number of threads. Needs 'sgd' or 'adam'.
+
+    input_noise : float, default=0.0
+        Deviation of Gaussian noise added to X in training (dense X),
+        drawn as dropout's masks are. Needs 'sgd' or 'adam'.
+
+    hidden_noise : float, default=0.0
+        Deviation of Gaussian noise added to each hidden layer's output in
+        training (before its dropout). Needs 'sgd' or 'adam'.
+
+    weight_noise : float, default=0.0
+        Deviation of Gaussian noise added to the coefficients (not the
+        intercepts) for each mini-batch's forward and backward pass; the
+        step then updates the coefficients themselves. Needs 'sgd' or
+        'adam'.
 """
 
 _SHARED_ATTRIBUTES_DOC = """
@@ -975,6 +1047,11 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         weighs every class 1. 'balanced' needs all of y at once, so
         ``partial_fit`` refuses it.
 
+    label_smoothing : float, default=0.0
+        Smooths the targets of the cross-entropy: ``y (1 - e) + e / K``, with
+        ``K`` the classes of a softmax output and 2 for each logistic output
+        (binary, multilabel). ``loss='log_loss'`` only.
+
     Attributes
     ----------
     classes_ : ndarray or list of ndarray of shape (n_classes,)
@@ -1027,8 +1104,18 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         max_fun=15000,
         loss="log_loss",
         class_weight=None,
+        dropout=0.0,
+        input_noise=0.0,
+        hidden_noise=0.0,
+        weight_noise=0.0,
+        label_smoothing=0.0,
     ):
         self.class_weight = class_weight
+        self.dropout = dropout
+        self.input_noise = input_noise
+        self.hidden_noise = hidden_noise
+        self.weight_noise = weight_noise
+        self.label_smoothing = label_smoothing
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
@@ -1060,7 +1147,21 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         **BaseMultilayerPerceptron._parameter_constraints,
         "loss": [StrOptions({"log_loss", *_MARGIN_LOSSES})],
         "class_weight": [dict, list, StrOptions({"balanced"}), None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
+
+    def _smooth_targets(self, Y):
+        # y (1 - e) + e / K over the K classes of a softmax row, and over the
+        # two of each logistic output
+        e = self.label_smoothing
+        if not e:
+            return Y
+        if self.loss != "log_loss":
+            raise ValueError(
+                f"label_smoothing needs loss='log_loss'; loss={self.loss!r} reads the "
+                "targets as classes.")
+        k = Y.shape[1] if self.out_activation_ == "softmax" else 2
+        return (Y * (1 - e) + e / k).astype(Y.dtype, copy=False)
 
     def _head_name(self):
         if self.loss == "log_loss":
@@ -1397,8 +1498,16 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         n_iter_no_change=10,
         max_fun=15000,
         huber_epsilon=1.0,
+        dropout=0.0,
+        input_noise=0.0,
+        hidden_noise=0.0,
+        weight_noise=0.0,
     ):
         self.huber_epsilon = huber_epsilon
+        self.dropout = dropout
+        self.input_noise = input_noise
+        self.hidden_noise = hidden_noise
+        self.weight_noise = weight_noise
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,

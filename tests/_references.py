@@ -170,3 +170,63 @@ def loss_delta_ref(Y, P, out, threshold=HUBER_THRESHOLD):
         d = q * m ** (q - 1) * (m > 0)
         return d - Y * d.sum(axis=1, keepdims=True)
     return r
+
+
+# ---------------------------------------------------------------- counter-based random numbers
+# The engine's generator (csrc/mlpfast_kernels.c) in NumPy's wrapping uint64 and
+# uint32 arithmetic: splitmix64's finaliser, lowbias32, and the keys built on them.
+
+_M64 = (1 << 64) - 1
+GOLDEN64, GOLDEN32 = 0x9E3779B97F4A7C15, 0x9E3779B9
+
+
+def mix64_ref(x):
+    x = np.asarray(x, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def hash32_ref(x):
+    x = np.asarray(x, dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint32(16))
+        x = x * np.uint32(0x7FEB352D)
+        x = x ^ (x >> np.uint32(15))
+        x = x * np.uint32(0x846CA68B)
+        return x ^ (x >> np.uint32(16))
+
+
+def key_ref(key, place):
+    """mlp_key(key, place) for arrays of places."""
+    with np.errstate(over="ignore"):
+        return mix64_ref(np.uint64(key) ^ mix64_ref(np.asarray(place, dtype=np.uint64)
+                                                    + np.uint64(GOLDEN64)))
+
+
+def dropout_mask_ref(key, rows, n_units, p):
+    """The kept (True) units of each data row under mlp_perturb_forward's key."""
+    lo = (key_ref(key, rows) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    with np.errstate(over="ignore"):
+        bits = hash32_ref(lo[:, None] + np.arange(n_units, dtype=np.uint32) * np.uint32(GOLDEN32))
+    return bits >= np.uint32(int(p * 2**32)) if p > 0 else np.ones(bits.shape, bool)
+
+
+def gaussian_ref(bits):
+    """Box and Muller's standard normal number of 64 random bits, as the engine's."""
+    bits = np.asarray(bits, dtype=np.uint64)
+    u1 = ((bits & np.uint64(0xFFFFFFFF)).astype(np.float64) + 0.5) * 2.0**-32
+    u2 = (bits >> np.uint64(32)).astype(np.float64) * 2.0**-32
+    return np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)
+
+
+def unit_noise_ref(key, rows, n_units):
+    """The standard normal draw of each (data row, unit) under a layer's key."""
+    rk = key_ref(key, rows)
+    with np.errstate(over="ignore"):
+        places = rk[:, None] + (np.arange(1, n_units + 1, dtype=np.uint64)
+                                * np.uint64(GOLDEN64))
+    return gaussian_ref(mix64_ref(places))

@@ -26,6 +26,18 @@ CONFIGS = {
         {"sample_weight": SW}),
     "tanh multilabel": (MLPClassifier((5,), activation="tanh"),
                         np.c_[Y_CLASS == 1, Y_CLASS == 2].astype(int), {}),
+    "hinge, hidden dropout and noise": (
+        MLPClassifier((8, 6), activation="tanh", loss="hinge", dropout=0.3, hidden_noise=0.2,
+                      weight_noise=0.05), Y_CLASS, {}),
+    "squared hinge multilabel": (MLPClassifier((5,), activation="gelu", loss="squared_hinge"),
+                                 np.c_[Y_CLASS == 1, Y_CLASS == 2].astype(int), {}),
+    "huber": (MLPRegressor("huber", hidden_layer_sizes=(6,), activation="elu",
+                           huber_epsilon=0.3), Y_REG, {}),
+    "absolute error, label-free noise": (
+        MLPRegressor("absolute_error", hidden_layer_sizes=(6,), activation="tanh",
+                     hidden_noise=0.1), Y_REG, {}),
+    "label smoothing": (MLPClassifier((6,), activation="tanh", label_smoothing=0.1),
+                        Y_CLASS, {}),
 }
 
 

@@ -1142,3 +1142,126 @@ def test_loss_errors():
         est.fit(X, y)
         with pytest.raises(ValueError, match="loss='hinge' needs the output activation"):
             est.set_params(loss="hinge").fit(X, y)
+
+
+PERTURBED = {
+    "dropout": dict(dropout=0.2),
+    "dropout-per-layer": dict(dropout=[0.1, 0.3, 0.5]),
+    "noise": dict(input_noise=0.1, hidden_noise=0.2),
+    "weight-noise": dict(weight_noise=0.01),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("perturbation", PERTURBED.values(), ids=PERTURBED.keys())
+def test_dropout_and_noise_fit_the_same_model_on_any_thread_count(digits, perturbation,
+                                                                  dtype, monkeypatch):
+    """Oracles: the same fit on 1 and 3 threads, bit for bit; a refit with the
+    same seed reproduces it and another seed does not; predict applies no
+    perturbation (predict_proba is the NumPy forward pass of the fitted
+    weights, and the same twice); all-zero rates are the unperturbed fit."""
+    X_train, X_test, y_train, _ = digits
+    X_train, X_test, y_train = X_train[:500].astype(dtype), X_test.astype(dtype), y_train[:500]
+
+    def make(seed=0, **extra):
+        return MLPClassifier((32, 16), max_iter=4, batch_size=50, random_state=seed,
+                             **NO_STOP, **{**perturbation, **extra})
+
+    fits = _fits_on_threads(make, X_train, y_train, (1, 3), monkeypatch)
+    _assert_same_fit(fits)
+    est = fits[0]
+    again, other = _fits_on_threads(lambda: make(), X_train, y_train, (2,), monkeypatch)[0], \
+        _fits_on_threads(lambda: make(seed=1), X_train, y_train, (2,), monkeypatch)[0]
+    _assert_same_fit([est, again])
+    assert not np.array_equal(est.coefs_[0], other.coefs_[0])
+    plain = _fits_on_threads(lambda: MLPClassifier((32, 16), max_iter=4, batch_size=50,
+                                                   random_state=0, **NO_STOP),
+                             X_train, y_train, (1,), monkeypatch)[0]
+    assert not np.array_equal(est.coefs_[0], plain.coefs_[0])
+    zeros = _fits_on_threads(lambda: make(dropout=[0.0, 0.0, 0.0], input_noise=0.0,
+                                          hidden_noise=0.0, weight_noise=0.0),
+                             X_train, y_train, (1,), monkeypatch)[0]
+    _assert_same_fit([plain, zeros])
+
+    scores = _numpy_scores(est, X_test)
+    expected = np.exp(scores - scores.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(est.predict_proba(X_test), expected, rtol=rtol, atol=rtol)
+    np.testing.assert_array_equal(est.predict_proba(X_test), est.predict_proba(X_test))
+
+
+def test_dropout_regularises_an_overfitting_network():
+    """Dropout's purpose, as a property that can fail: a wide network on 150
+    noisy training rows fits them less closely with dropout 0.5 (higher
+    training loss at the end, oracle the same fit without dropout) on the
+    same seed and epochs."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    params = dict(hidden_layer_sizes=(256,), max_iter=60, batch_size=16, random_state=0,
+                  **NO_STOP)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = MLPClassifier(**params).fit(X[:150], y[:150])
+        dropped = MLPClassifier(dropout=0.5, **params).fit(X[:150], y[:150])
+    assert plain.score(X[:150], y[:150]) == 1.0
+    assert dropped.loss_curve_[-1] > 2 * plain.loss_curve_[-1]
+    assert dropped.score(X[150:], y[150:]) > 0.75
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+@pytest.mark.parametrize("target", ["binary", "multiclass"])
+def test_label_smoothing_trains_on_smoothed_targets(solver, target):
+    """Oracle: the NumPy cross-entropy (tests/_references.loss_terms_ref) of
+    the fitted weights against the smoothed targets y (1 - e) + e / K (K
+    the classes of a softmax, 2 for a logistic output) is the loss_ the fit
+    reports (lbfgs: at the final weights); e = 0 is the plain fit."""
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    if target == "binary":
+        y = (y == 2).astype(int)
+        Y, head = 0.8 * (y == 1)[:, None] + 0.1, "logistic"
+    else:
+        Y, head = 0.8 * np.eye(3)[y] + 0.2 / 3, "softmax"
+    params = dict(hidden_layer_sizes=(8,), solver=solver, random_state=0, max_iter=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPClassifier(label_smoothing=0.2, **params).fit(X, y)
+        plain = MLPClassifier(**params).fit(X, y)
+        zero = MLPClassifier(label_smoothing=0.0, **params).fit(X, y)
+    _assert_same_fit([plain, zero])
+    if solver == "lbfgs":
+        from _references import out_ref
+
+        P = out_ref(_numpy_scores(est, X), _engine.OUTPUTS[head])
+        eps = np.finfo(np.float64).eps
+        Pc = np.clip(P, eps, 1 - eps)
+        terms = -(Y * np.log(Pc) + ((1 - Y) * np.log(1 - Pc) if head == "logistic" else 0))
+        l2 = 0.5 * est.alpha * sum(np.sum(W**2) for W in est.coefs_)
+        np.testing.assert_allclose(est.loss_, (terms.sum() + l2) / len(X), rtol=1e-10)
+    assert est.loss_ > plain.loss_
+
+
+def test_dropout_and_noise_errors():
+    """Clear errors: rates outside [0, 1) and negative deviations
+    (InvalidParameterError, scikit-learn's constraint messages); a dropout
+    list of the wrong length; lbfgs, whose line search needs one loss; input
+    perturbation of sparse X; label smoothing with a hinge loss."""
+    import scipy.sparse as sp
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = load_iris(return_X_y=True)
+    for bad in (dict(dropout=1.0), dict(dropout=-0.1), dict(input_noise=-1.0),
+                dict(hidden_noise=-0.5), dict(weight_noise=-1e-3), dict(label_smoothing=1.0)):
+        name = next(iter(bad))
+        with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
+            MLPClassifier(**bad).fit(X, y)
+    for bad in ([0.1, 0.2, 0.3], [0.1], [0.1, 1.0]):
+        with pytest.raises(ValueError, match="one rate per layer's input"):
+            MLPClassifier((5,), dropout=bad).fit(X, y)
+    with pytest.raises(ValueError, match="stochastic solver"):
+        MLPRegressor(solver="lbfgs", dropout=0.1).fit(X, y)
+    with pytest.raises(ValueError, match="need dense X"):
+        MLPClassifier(input_noise=0.1, max_iter=2).fit(sp.csr_matrix(X), y)
+    with pytest.raises(ValueError, match="label_smoothing needs loss='log_loss'"):
+        MLPClassifier(loss="hinge", label_smoothing=0.1).fit(X, y)

@@ -329,3 +329,65 @@ def test_forward_matches_numpy(act, out, dtype):
     assert P.dtype == dtype and P.shape == expected.shape
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(P, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+
+
+# ---------------------------------------------------------------- dropout and noise
+
+PERTURBATIONS = {
+    "dropout": dict(dropout=[0.2, 0.3, 0.4]),
+    "noise": dict(noise=[0.3, 0.2, 0.1]),
+    "weight-noise": dict(weight_noise=0.05),
+    "all": dict(dropout=[0.1, 0.5, 0.0], noise=[0.0, 0.2, 0.3], weight_noise=0.02),
+}
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["slices", "shuffled"])
+@pytest.mark.parametrize("perturbation", PERTURBATIONS.values(), ids=PERTURBATIONS.keys())
+@pytest.mark.parametrize("act", [TANH, RELU, HIDDEN["tanh,gelu"]], ids=["tanh", "relu",
+                                                                        "tanh,gelu"])
+def test_perturbed_gradient_matches_finite_differences(act, perturbation, shuffled):
+    """With dropout and noise the loss is a function of the weights for a fixed
+    noise_key (the masks and draws are fixed by the key and the data rows), and
+    net.grad is its gradient: oracle central finite differences (float64). A
+    different key gives another loss."""
+    net, params, X, Y, sw = make_problem(act, OUT_MULTI, np.float64, weighted=True)
+    net = _engine.Network([5, 4, 3, 3], act, OUT_MULTI, np.float64, N_SAMPLES, 1,
+                          **perturbation)
+    net.noise_key = 1234
+    _, grad = loss_grad(net, params, X, Y, sw, squared_mean=False)
+    fd = central_differences(lambda p: loss_grad(net, p, X, Y, sw, False)[0], params)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-7)
+    first = loss_grad(net, params, X, Y, sw, False)[0]
+    net.noise_key = 1235
+    assert loss_grad(net, params, X, Y, sw, False)[0] != first
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("units, slot_values", [([64, 256, 128, 10], 1 << 23),
+                                                ([300, 600, 128, 10], 0)],
+                         ids=["slots", "tiles"])
+def test_perturbed_epoch_is_the_same_on_any_thread_count(units, slot_values, dtype):
+    """An epoch of shuffled Adam batches with dropout on every layer's input,
+    noise and weight noise: bit-identical parameters and loss on 1 to 4
+    threads (oracle: the one-thread run); without the perturbations, another
+    result."""
+    rng = np.random.default_rng(5)
+    n = 300
+    X = rng.standard_normal((n, units[0])).astype(dtype)
+    Y = np.eye(units[-1])[rng.integers(0, units[-1], size=n)].astype(dtype)
+    order = rng.permutation(n).astype(np.intp)
+    results = []
+    for n_threads, perturb in [(1, True), (2, True), (3, True), (4, True), (1, False)]:
+        kwargs = dict(dropout=[0.2, 0.5, 0.5], noise=[0.1, 0.1, 0.0], weight_noise=0.01)
+        net = _engine.Network(units, RELU, OUT_MULTI, dtype, 128, n_threads,
+                              slot_values=slot_values, **(kwargs if perturb else {}))
+        params = (0.05 * np.random.default_rng(6).standard_normal(net.n_params)).astype(dtype)
+        m, v = np.zeros_like(params), np.zeros_like(params)
+        loss = net.run_epoch(params, X, Y, np.ones(1, dtype), False, order, True, 128, 1e-4,
+                             False, _engine.SOLVERS["adam"], m, v, 1e-3, beta_1=0.9,
+                             beta_2=0.999, epsilon=1e-8, noise_key=77)
+        results.append((loss, params))
+    for loss, params in results[1:4]:
+        assert loss == results[0][0]
+        np.testing.assert_array_equal(params, results[0][1])
+    assert results[4][0] != results[0][0]
