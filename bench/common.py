@@ -32,6 +32,7 @@ class Case:
     paired_rounds: int
     regression: bool = False  # MLPRegressor instead of MLPClassifier
     activation: str = "relu"
+    dropout: float = 0.0  # mlpfast and torch only (bench_beyond.py)
 
 
 # The data (``_data64``) and the estimators' parameters must not change:
@@ -114,11 +115,12 @@ def make_estimator(peer, case):
     else:
         import sklearn.neural_network as module
     cls = module.MLPRegressor if case.regression else module.MLPClassifier
+    beyond = {"dropout": case.dropout} if case.dropout else {}
     # tol=0 and a large n_iter_no_change: every epoch runs, in both libraries.
     return cls(hidden_layer_sizes=case.hidden_layer_sizes, activation=case.activation,
                solver="adam", batch_size=case.batch_size, max_iter=case.epochs, tol=0.0,
                n_iter_no_change=10_000, shuffle=True, early_stopping=False,
-               random_state=SEED)
+               random_state=SEED, **beyond)
 
 
 def fit(peer, case, X, y):
@@ -359,6 +361,11 @@ ALPHA = 1e-4  # scikit-learn's default L2 penalty
 TORCH_LOSS_RTOL = 0.20
 
 
+# mlpfast's hidden activations as torch.nn modules
+TORCH_ACTIVATIONS = {"relu": lambda nn: nn.ReLU(), "tanh": lambda nn: nn.Tanh(),
+                     "leaky_relu": lambda nn: nn.LeakyReLU(0.01), "gelu": lambda nn: nn.GELU()}
+
+
 def torch_fit(torch, case, Xt, yt):
     """Build and train the torch model scikit-learn's would be; returns the mean
     training loss of each epoch, as scikit-learn's loss_curve_ (half the MSE
@@ -373,8 +380,10 @@ def torch_fit(torch, case, Xt, yt):
         with torch.no_grad():
             lin.weight.uniform_(-bound, bound, generator=gen)
             lin.bias.uniform_(-bound, bound, generator=gen)
-        layers += [lin, nn.ReLU() if case.activation == "relu" else nn.Tanh()]
-    model = nn.Sequential(*layers[:-1])
+        layers += [lin, TORCH_ACTIVATIONS[case.activation](nn)]
+        if case.dropout:
+            layers.append(nn.Dropout(case.dropout))
+    model = nn.Sequential(*layers[:-2 if case.dropout else -1])
     params = dict(model.named_parameters())
     # scikit-learn adds alpha * W / batch to the weights' gradient, not the biases'.
     opt = torch.optim.Adam(
@@ -397,8 +406,10 @@ def torch_fit(torch, case, Xt, yt):
     return curve
 
 
-def torch_peer(case_name, dtype):
-    """A validated ``() -> loss curve`` torch fit of the case, or None without torch."""
+def torch_peer(case_name, dtype, case=None, check=None):
+    """A validated ``() -> loss curve`` torch fit of the case (``case``: one of
+    the data set ``case_name``'s, by default its own, checked by ``check``,
+    by default check_torch_loss), or None without torch."""
     try:
         import torch
     except ImportError:
@@ -410,8 +421,8 @@ def torch_peer(case_name, dtype):
         yt = torch.tensor(np.array(y)).reshape(-1, 1)
     else:
         yt = torch.tensor(np.unique(y, return_inverse=True)[1], dtype=torch.long)
-    run = functools.partial(torch_fit, torch, CASES[case_name], Xt, yt)
-    check_torch_loss(run(), case_name, dtype)
+    run = functools.partial(torch_fit, torch, case or CASES[case_name], Xt, yt)
+    (check or check_torch_loss)(run(), case_name, dtype)
     return run
 
 

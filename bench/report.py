@@ -24,6 +24,9 @@ DTYPES = ("float32", "float64")
 CASES = ("small", "tanh", "tabular", "regression", "mnist", "wide")
 PEERS = ("mlpfast", "sklearn", "torch", "floor")
 THREAD_CALLS = ("small-fit", "tabular-fit", "tabular-predict")
+# bench_beyond.py's cases: data set and feature
+BEYOND = tuple(f"{d}-{f}" for d in ("small", "tabular")
+               for f in ("leaky_relu", "gelu", "dropout")) + ("mnist-gelu",)
 PREDICT_ROWS = 20000  # of the tabular-predict call
 
 # Targets: (case, op, ratio key, "min" or "max", bound, dtypes). "min": the
@@ -42,6 +45,11 @@ TARGETS = [
     *[(c, "threads", "idle", "max", 1.0, DTYPES) for c in THREAD_CALLS],
     *[(c, "threads", "busy", "max", 1.2, DTYPES) for c in THREAD_CALLS],
     ("mnist", "memory", "peak/data", "max", 1.0, ("float32",)),
+    # beyond scikit-learn's model (issue 17)
+    *[(c, "beyond", "torch/mlpfast", "min", 3.0, ("float32",))
+      for c in BEYOND if not c.startswith("mnist")],
+    *[(c, "beyond", "mlpfast/plain", "max", 1.3, DTYPES) for c in BEYOND if "dropout" in c],
+    ("mnist-gelu", "beyond", "mlpfast/floor", "max", 1.2, DTYPES),
 ]
 
 
@@ -71,6 +79,8 @@ class Run:
         if op == "memory":
             info = self.info(op, case, dtype, "mlpfast")
             return info["peak_bytes"] / info["data_bytes"] if info else None
+        if op == "beyond":
+            return self.info(op, case, dtype, "all").get("ratios", {}).get(key)
         paired = {"fit": "paired", "predict1": "paired1", "predict": "paired_predict"}.get(op)
         value = self.info(paired, case, dtype, "all").get("ratios", {}).get(key)
         if value is None:
@@ -168,6 +178,26 @@ def ratios(run, run1=None):
     return table(header, rows)
 
 
+def beyond(run):
+    """bench_beyond.py's table: the features scikit-learn lacks."""
+    rows = []
+    keys = ("torch/mlpfast", "mlpfast/plain", "mlpfast/floor")
+    for case in BEYOND:
+        mine = [run.ratio("beyond", case, d, "mlpfast") for d in DTYPES]
+        if all(m is None for m in mine):
+            continue
+        row = [case.replace("-", " "), pair(fmt_time, mine)]
+        for key in keys:
+            values = [run.ratio("beyond", case, d, key) for d in DTYPES]
+            row.append(pair(fmt_ratio, values, [missed(case, "beyond", key, d, v)
+                                                for d, v in zip(DTYPES, values)]))
+        rows.append(row)
+    if not rows:
+        return None
+    return table(["beyond scikit-learn", "mlpfast", "torch / mlpfast",
+                  "mlpfast / same without dropout", "mlpfast / floor"], rows)
+
+
 def threads(run):
     rows = []
     for call in THREAD_CALLS:
@@ -224,7 +254,7 @@ def report(run, run1=None, all_targets=True):
              "median of the paired rounds' per-round ratios (peer / mlpfast above 1: "
              f"mlpfast is faster). Targets (bench/report.py) met: {met} of {len(rows)}; "
              "bold: missed.",
-             ratios(run, run1), threads(run), memory(run)]
+             ratios(run, run1), beyond(run), threads(run), memory(run)]
     if all_targets and rows:
         parts.append(table(["target", "dtype", "measured", "met"], [r for r, _ in rows], 2))
     return "\n\n".join(p for p in parts if p)
