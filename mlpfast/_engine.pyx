@@ -32,7 +32,6 @@ from cpython.exc cimport PyErr_CheckSignals
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 cimport mlpfast._ckernels as k
@@ -970,7 +969,7 @@ cdef class Network:
             if sw != NULL:
                 swb = <floating *>self.swbuf
         elif inp.X != NULL:
-            # X perturbed: a copy in xbuf (see _train_block)
+            # X perturbed: its perturbed copy in xbuf (see _train_block)
             if _perturbed(&self.net, 0):
                 inp.X = self.xbuf
             else:
@@ -999,6 +998,7 @@ cdef class Network:
         cdef Py_ssize_t r0 = n * blk // nb, m = n * (blk + 1) // nb - r0
         cdef Py_ssize_t d = self.n_features, K = self.n_outputs, L = self.n_layers, l
         cdef const floating *sw_block = NULL
+        cdef const floating *x
         if swb != NULL:
             sw_block = swb + r0
         if inp.rows != NULL:
@@ -1008,12 +1008,12 @@ cdef class Network:
             _gather_rows(<floating *>self.ybuf + r0 * K, Y, inp.rows + r0, m, K)
             if sw != NULL:
                 _gather_rows(<floating *>self.swbuf + r0, sw, inp.rows + r0, m, 1)
-        elif _perturbed(&self.net, 0):
-            memcpy(<floating *>self.xbuf + r0 * d,
-                   <const floating *>src.X + (src.row0 + r0) * d, m * d * sizeof(floating))
         if _perturbed(&self.net, 0):
-            _perturb_block(&self.net, <floating *>self.xbuf + r0 * d,
-                           <floating *>self.xbuf + r0 * d, inp, 0, r0, m)
+            # X's rows perturbed into xbuf: the gathered rows in place, or X's own
+            x = <const floating *>self.xbuf + r0 * d
+            if inp.rows == NULL:
+                x = <const floating *>src.X + (src.row0 + r0) * d
+            _perturb_block(&self.net, <floating *>self.xbuf + r0 * d, x, inp, 0, r0, m)
         _forward_block(&self.net, <floating **>self.Z, <floating **>self.A,
                        <floating **>self.H, inp, r0, m, <floating *>self.Z[L - 1] + r0 * K)
         # P = out(Z + b); D = sw * dloss/dZ (sw * (P - Y) for the canonical pairs)
