@@ -128,6 +128,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         epsilon,
         n_iter_no_change,
         max_fun,
+        dropout,
+        input_noise,
+        hidden_noise,
+        weight_noise,
     ):
         self.activation = activation
         self.solver = solver
@@ -153,6 +157,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.dropout = dropout
+        self.input_noise = input_noise
+        self.hidden_noise = hidden_noise
+        self.weight_noise = weight_noise
 
     # ------------------------------------------------------------ parameters
 
@@ -1111,10 +1119,6 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         label_smoothing=0.0,
     ):
         self.class_weight = class_weight
-        self.dropout = dropout
-        self.input_noise = input_noise
-        self.hidden_noise = hidden_noise
-        self.weight_noise = weight_noise
         self.label_smoothing = label_smoothing
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -1141,6 +1145,10 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            dropout=dropout,
+            input_noise=input_noise,
+            hidden_noise=hidden_noise,
+            weight_noise=weight_noise,
         )
 
     _parameter_constraints: dict = {
@@ -1504,10 +1512,6 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         weight_noise=0.0,
     ):
         self.huber_epsilon = huber_epsilon
-        self.dropout = dropout
-        self.input_noise = input_noise
-        self.hidden_noise = hidden_noise
-        self.weight_noise = weight_noise
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
@@ -1533,6 +1537,10 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            dropout=dropout,
+            input_noise=input_noise,
+            hidden_noise=hidden_noise,
+            weight_noise=weight_noise,
         )
 
     def predict(self, X):
