@@ -176,7 +176,6 @@ def loss_delta_ref(Y, P, out, threshold=HUBER_THRESHOLD):
 # The engine's generator (csrc/mlpfast_kernels.c) in NumPy's wrapping uint64 and
 # uint32 arithmetic: splitmix64's finaliser, lowbias32, and the keys built on them.
 
-_M64 = (1 << 64) - 1
 GOLDEN64, GOLDEN32 = 0x9E3779B97F4A7C15, 0x9E3779B9
 
 

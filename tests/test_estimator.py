@@ -932,10 +932,6 @@ def test_activations_beyond_sklearn_train_and_predict(digits, activation, dtype,
     one per layer. Oracles: a NumPy forward pass (tests/_references.act_ref)
     of the fitted weights for predict_proba; the training loss falls; the same
     fit on 1 and 3 threads, bit for bit."""
-    from _references import ACTIVATIONS, act_ref
-
-    names = activation if isinstance(activation, list) else [activation] * 2
-
     X_train, X_test, y_train, _ = digits
     X_train, X_test = X_train[:600].astype(dtype), X_test.astype(dtype)
     fits = _fits_on_threads(
@@ -946,14 +942,9 @@ def test_activations_beyond_sklearn_train_and_predict(digits, activation, dtype,
     est = fits[0]
     assert est.coefs_[0].dtype == dtype
     assert est.loss_curve_[-1] < 0.9 * est.loss_curve_[0]
-    h = X_test.astype(np.float64)
-    for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
-        z = h @ W.astype(np.float64) + b
-        h = act_ref(z, ACTIVATIONS[names[i]]) if i < len(est.coefs_) - 1 else z
-    expected = np.exp(h - h.max(axis=1, keepdims=True))
-    expected /= expected.sum(axis=1, keepdims=True)
     rtol = 1e-4 if dtype == np.float32 else 1e-10
-    np.testing.assert_allclose(est.predict_proba(X_test), expected, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(est.predict_proba(X_test), _numpy_proba(est, X_test), rtol=rtol,
+                               atol=rtol)
 
 
 @pytest.mark.parametrize("name", ["relu", "logistic", "gelu"])
@@ -1026,12 +1017,21 @@ def _numpy_scores(est, X):
     fitted weights (tests/_references.act_ref for the hidden layers)."""
     from _references import ACTIVATIONS, act_ref
 
+    n_hidden = len(est.coefs_) - 1
+    names = est.activation if isinstance(est.activation, list) else [est.activation] * n_hidden
     h = np.asarray(X, dtype=np.float64)
     for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
         h = h @ W.astype(np.float64) + b
-        if i < len(est.coefs_) - 1:
-            h = act_ref(h, ACTIVATIONS[est.activation])
+        if i < n_hidden:
+            h = act_ref(h, ACTIVATIONS[names[i]])
     return h
+
+
+def _numpy_proba(est, X):
+    """A softmax classifier's predict_proba, by _numpy_scores."""
+    scores = _numpy_scores(est, X)
+    proba = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return proba / proba.sum(axis=1, keepdims=True)
 
 
 def _numpy_loss(est, X, Y, head):
@@ -1183,11 +1183,9 @@ def test_dropout_and_noise_fit_the_same_model_on_any_thread_count(digits, pertur
                              X_train, y_train, (1,), monkeypatch)[0]
     _assert_same_fit([plain, zeros])
 
-    scores = _numpy_scores(est, X_test)
-    expected = np.exp(scores - scores.max(axis=1, keepdims=True))
-    expected /= expected.sum(axis=1, keepdims=True)
     rtol = 1e-4 if dtype == np.float32 else 1e-10
-    np.testing.assert_allclose(est.predict_proba(X_test), expected, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(est.predict_proba(X_test), _numpy_proba(est, X_test), rtol=rtol,
+                               atol=rtol)
     np.testing.assert_array_equal(est.predict_proba(X_test), est.predict_proba(X_test))
 
 
