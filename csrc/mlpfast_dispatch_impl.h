@@ -36,15 +36,17 @@ void PUB(mlp_csr_matmul_tn)(REAL *dW, const REAL *data, const ptrdiff_t *indices
     PICK(mlp_csr_matmul_tn)(dW, data, indices, indptr, rows, row0, N, D, I, O, o0, o1);
 }
 
-void PUB(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, int act, ptrdiff_t N, ptrdiff_t O)
+void PUB(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, const REAL *slope,
+                          const struct mlp_act *act, ptrdiff_t N, ptrdiff_t O)
 {
-    PICK(mlp_act_forward)(A, Z, b, act, N, O);
+    PICK(mlp_act_forward)(A, Z, b, slope, act, N, O);
 }
 
-void PUB(mlp_act_backward)(REAL *dZ, const REAL *dA, const REAL *Z, const REAL *A, int act,
-                           ptrdiff_t N, ptrdiff_t O)
+void PUB(mlp_act_backward)(REAL *dZ, REAL *dS, const REAL *dA, const REAL *Z, const REAL *A,
+                           const REAL *slope, const struct mlp_act *act, ptrdiff_t N,
+                           ptrdiff_t O)
 {
-    PICK(mlp_act_backward)(dZ, dA, Z, A, act, N, O);
+    PICK(mlp_act_backward)(dZ, dS, dA, Z, A, slope, act, N, O);
 }
 
 void PUB(mlp_perturb_forward)(REAL *H, const REAL *A, const ptrdiff_t *rows, ptrdiff_t row0,

@@ -155,7 +155,8 @@ static inline uint32_t mlp_drop_threshold(double p)
 int mlp_act_needs_input(int act)
 {
     /* the others' derivatives are written with the activation's output */
-    return act == MLP_ACT_SOFTPLUS || act == MLP_ACT_GELU;
+    return act == MLP_ACT_SOFTPLUS || act == MLP_ACT_GELU || act == MLP_ACT_PRELU
+           || act == MLP_ACT_SINE || act == MLP_ACT_MAXOUT;
 }
 
 static int mlp_calls = 0;

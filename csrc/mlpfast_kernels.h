@@ -24,25 +24,44 @@
 #include <stdint.h>
 
 /* Hidden activations: the one table of codes (the Python tables are built
- * from it, see mlpfast/_engine.pyx). */
+ * from it, see mlpfast/_engine.pyx). A parameter c, where there is one, is
+ * struct mlp_act's param. */
 enum mlp_activation {
     MLP_ACT_IDENTITY = 0,
     MLP_ACT_LOGISTIC = 1,
     MLP_ACT_TANH = 2,
     MLP_ACT_RELU = 3,
-    MLP_ACT_LEAKY_RELU = 4, /* z, or MLP_LEAKY_SLOPE z below 0 */
-    MLP_ACT_ELU = 5,        /* z, or exp(z) - 1 below 0 (alpha 1) */
+    MLP_ACT_LEAKY_RELU = 4, /* z, or c z below 0 (c >= 0) */
+    MLP_ACT_ELU = 5,        /* z, or c (exp(z) - 1) below 0 (c > 0) */
     MLP_ACT_SELU = 6,       /* MLP_SELU_SCALE times ELU with MLP_SELU_ALPHA */
     MLP_ACT_SOFTPLUS = 7,   /* log(1 + exp(z)) */
     MLP_ACT_GELU = 8,       /* z Phi(z), Phi the standard normal distribution */
+    MLP_ACT_PRELU = 9,      /* z, or s_o z below 0: a learned slope s_o per unit */
+    MLP_ACT_SINE = 10,      /* sin(c z) */
+    MLP_ACT_MAXOUT = 11,    /* max over j < P of z[j O + o]: P pieces per unit */
     MLP_N_ACTIVATIONS
 };
+/* The default parameter of each activation that has one (and PReLU's first
+ * slopes), as PyTorch's where it has them; SIREN's omega_0 for sine. */
 #define MLP_LEAKY_SLOPE 0.01
+#define MLP_ELU_ALPHA 1.0
+#define MLP_SINE_OMEGA 30.0
+#define MLP_MAXOUT_PIECES 2
+#define MLP_PRELU_SLOPE 0.25
 /* SELU's constants (Klambauer et al. 2017), as PyTorch's */
 #define MLP_SELU_ALPHA 1.6732632423543772848170429916717
 #define MLP_SELU_SCALE 1.0507009873554804934193349852946
 #define MLP_SQRT1_2 0.70710678118654752440084436210485
 #define MLP_INV_SQRT_2PI 0.39894228040143267793994605993438
+
+/* A hidden layer's activation: its code and settings. Its layer computes
+ * pieces * O pre-activations Z for O units: pieces is maxout's, 1 for the
+ * others. */
+struct mlp_act {
+    int code;
+    int pieces;
+    double param; /* leaky_relu: its slope; elu: alpha; sine: omega_0 */
+};
 
 /* Output activation fused with its loss. The hinge losses read Y as 0/1
  * indicators: per output (y = 1 the positive class) or, multi-class, one 1
@@ -139,10 +158,11 @@ void mlp_omp_barrier(void);
                                  const ptrdiff_t *rows, ptrdiff_t row0, ptrdiff_t N, \
                                  const REAL *D, ptrdiff_t I, ptrdiff_t O,        \
                                  ptrdiff_t o0, ptrdiff_t o1);                    \
-    void mlp_act_forward_##SUF(REAL *A, REAL *Z, const REAL *b, int act,         \
-                               ptrdiff_t N, ptrdiff_t O);                        \
-    void mlp_act_backward_##SUF(REAL *dZ, const REAL *dA, const REAL *Z,         \
-                                const REAL *A, int act, ptrdiff_t N, ptrdiff_t O); \
+    void mlp_act_forward_##SUF(REAL *A, REAL *Z, const REAL *b, const REAL *slope, \
+                               const struct mlp_act *act, ptrdiff_t N, ptrdiff_t O); \
+    void mlp_act_backward_##SUF(REAL *dZ, REAL *dS, const REAL *dA, const REAL *Z, \
+                                const REAL *A, const REAL *slope,                \
+                                const struct mlp_act *act, ptrdiff_t N, ptrdiff_t O); \
     void mlp_perturb_forward_##SUF(REAL *H, const REAL *A, const ptrdiff_t *rows, \
                                    ptrdiff_t row0, uint64_t key, double p,       \
                                    double sigma, ptrdiff_t N, ptrdiff_t O);      \
@@ -179,10 +199,12 @@ MLP_DECLARE(double, f64)
  * mlp_csr_matmul:           Z[N,O] = X[rows] @ W[I,O] for a CSR X (data, indices, indptr);
  *                           block row n is X's row rows[n], or row0 + n when rows is NULL
  * mlp_csr_matmul_tn:        dW[:, o0:o1] = X[rows].T @ D[N, o0:o1] for the same CSR rows
- * mlp_act_forward:          Z[N,O] <- Z + b;  A = act(Z)   (A may be Z: in place)
- * mlp_act_backward:         dZ[N,O] = dA * act'(Z), written with A = act(Z) where that
- *                           is cheaper; Z is read only when mlp_act_needs_input.
- *                           dZ may be dA.
+ * mlp_act_forward:          Z[N,PO] <- Z + b;  A[N,O] = act(Z)   (P = act->pieces;
+ *                           A may be Z: in place); slope[O]: PReLU's slopes (else unread)
+ * mlp_act_backward:         dZ[N,PO] = dA[N,O] * dA/dZ, written with A = act(Z) where
+ *                           that is cheaper; Z is read only when mlp_act_needs_input.
+ *                           dZ may be dA when P is 1. PReLU: also dS[N,O] = dA * min(Z, 0),
+ *                           each row's part of the slopes' gradient (else dS unread).
  * mlp_perturb_forward:      H[N,O] = (A + sigma G) * M / (1 - p) (H may be A): dropout of
  *                           rate p (M 0 with probability p, else 1) after Gaussian noise
  *                           G, both drawn from mlp_key(key, data row of each block row)

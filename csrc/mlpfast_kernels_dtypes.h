@@ -19,6 +19,8 @@
 #define LOG logf
 #define LOG1P log1pf
 #define ERFC erfcf
+#define SIN sinf
+#define COS cosf
 #define COPYSIGN copysignf
 #define TANH_SAT 10.0f /* tanh(x) rounds to 1 from x = 9.01 */
 #define SQRT sqrtf
@@ -41,6 +43,8 @@
 #define LOG log
 #define LOG1P log1p
 #define ERFC erfc
+#define SIN sin
+#define COS cos
 #define COPYSIGN copysign
 #define TANH_SAT 20.0 /* tanh(x) rounds to 1 from x = 19.06 */
 #define SQRT sqrt

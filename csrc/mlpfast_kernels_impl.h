@@ -183,16 +183,20 @@ void FN(mlp_csr_matmul_tn)(REAL *dW, const REAL *data, const ptrdiff_t *indices,
     }
 }
 
-/* A[N,O] = act(Z + b), Z <- Z + b (A may be Z) */
-void FN(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, int act, ptrdiff_t N,
-                         ptrdiff_t O)
+/* Z[N,PO] <- Z + b;  A[N,O] = act(Z) (A may be Z; P = act->pieces) */
+void FN(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, const REAL *slope,
+                         const struct mlp_act *act, ptrdiff_t N, ptrdiff_t O)
 {
-    ptrdiff_t n, o;
+    const ptrdiff_t P = act->pieces, W = P * O;
+    const REAL c = (REAL)act->param;
+    ptrdiff_t n, o, j;
     for (n = 0; n < N; n++) {
-        REAL *z = Z + n * O, *a = A + n * O;
-        for (o = 0; o < O; o++)
+        /* in place, row n of A ends before row n of Z begins but for n = 0,
+         * where a[o] is written after every z[j O + o] it reads */
+        REAL *z = Z + n * W, *a = A + n * O;
+        for (o = 0; o < W; o++)
             z[o] += b[o];
-        switch (act) {
+        switch (act->code) {
         case MLP_ACT_LOGISTIC:
             for (o = 0; o < O; o++)
                 a[o] = (REAL)1 / ((REAL)1 + FN(exp)(-z[o]));
@@ -207,11 +211,11 @@ void FN(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, int act, ptrdiff_t N,
             break;
         case MLP_ACT_LEAKY_RELU:
             for (o = 0; o < O; o++)
-                a[o] = z[o] > 0 ? z[o] : (REAL)MLP_LEAKY_SLOPE * z[o];
+                a[o] = z[o] > 0 ? z[o] : c * z[o];
             break;
         case MLP_ACT_ELU:
             for (o = 0; o < O; o++)
-                a[o] = z[o] > 0 ? z[o] : FN(expm1)(z[o]);
+                a[o] = z[o] > 0 ? z[o] : c * FN(expm1)(z[o]);
             break;
         case MLP_ACT_SELU:
             for (o = 0; o < O; o++)
@@ -226,6 +230,22 @@ void FN(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, int act, ptrdiff_t N,
             for (o = 0; o < O; o++)
                 a[o] = z[o] * FN(normal_cdf)(z[o]);
             break;
+        case MLP_ACT_PRELU:
+            for (o = 0; o < O; o++)
+                a[o] = z[o] > 0 ? z[o] : slope[o] * z[o];
+            break;
+        case MLP_ACT_SINE:
+            for (o = 0; o < O; o++)
+                a[o] = SIN(c * z[o]);
+            break;
+        case MLP_ACT_MAXOUT: /* the largest piece */
+            for (o = 0; o < O; o++) {
+                REAL m = z[o];
+                for (j = 1; j < P; j++)
+                    m = z[j * O + o] > m ? z[j * O + o] : m;
+                a[o] = m;
+            }
+            break;
         default: /* identity */
             if (a != z)
                 memcpy(a, z, (size_t)O * sizeof(REAL));
@@ -233,13 +253,16 @@ void FN(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, int act, ptrdiff_t N,
     }
 }
 
-/* dZ[N,O] = dA * act'(Z), with A = act(Z) (dZ may be dA) */
-void FN(mlp_act_backward)(REAL *dZ, const REAL *dA, const REAL *Z, const REAL *A,
-                          int act, ptrdiff_t N, ptrdiff_t O)
+/* dZ[N,PO] = dA[N,O] * dA/dZ with A = act(Z) (dZ may be dA when P is 1);
+ * PReLU: dS[N,O] = dA * min(Z, 0) too */
+void FN(mlp_act_backward)(REAL *dZ, REAL *dS, const REAL *dA, const REAL *Z, const REAL *A,
+                          const REAL *slope, const struct mlp_act *act, ptrdiff_t N,
+                          ptrdiff_t O)
 {
-    const ptrdiff_t NO = N * O;
-    ptrdiff_t i;
-    switch (act) {
+    const ptrdiff_t NO = N * O, P = act->pieces;
+    const REAL c = (REAL)act->param;
+    ptrdiff_t i, n, o, j;
+    switch (act->code) {
     case MLP_ACT_LOGISTIC: /* s' = s (1 - s) */
         for (i = 0; i < NO; i++)
             dZ[i] = dA[i] * A[i] * ((REAL)1 - A[i]);
@@ -252,13 +275,13 @@ void FN(mlp_act_backward)(REAL *dZ, const REAL *dA, const REAL *Z, const REAL *A
         for (i = 0; i < NO; i++)
             dZ[i] = A[i] == 0 ? (REAL)0 : dA[i];
         break;
-    case MLP_ACT_LEAKY_RELU: /* 1 above 0, the slope below (a has z's sign) */
+    case MLP_ACT_LEAKY_RELU: /* 1 above 0, the slope below (a has z's sign, c >= 0) */
         for (i = 0; i < NO; i++)
-            dZ[i] = A[i] > 0 ? dA[i] : (REAL)MLP_LEAKY_SLOPE * dA[i];
+            dZ[i] = A[i] > 0 ? dA[i] : c * dA[i];
         break;
-    case MLP_ACT_ELU: /* 1 above 0, exp(z) = a + 1 below */
+    case MLP_ACT_ELU: /* 1 above 0, c exp(z) = a + c below */
         for (i = 0; i < NO; i++)
-            dZ[i] = A[i] > 0 ? dA[i] : dA[i] * (A[i] + (REAL)1);
+            dZ[i] = A[i] > 0 ? dA[i] : dA[i] * (A[i] + c);
         break;
     case MLP_ACT_SELU: /* scale above 0, scale alpha exp(z) = a + scale alpha below */
         for (i = 0; i < NO; i++)
@@ -272,6 +295,34 @@ void FN(mlp_act_backward)(REAL *dZ, const REAL *dA, const REAL *Z, const REAL *A
     case MLP_ACT_GELU: /* Phi(z) + z phi(z) */
         for (i = 0; i < NO; i++)
             dZ[i] = dA[i] * (FN(normal_cdf)(Z[i]) + Z[i] * FN(normal_pdf)(Z[i]));
+        break;
+    case MLP_ACT_PRELU: /* 1 above 0, the slope below; d a / d s = min(z, 0) */
+        for (n = 0; n < N; n++)
+            for (o = 0; o < O; o++) {
+                const REAL d = dA[n * O + o], z = Z[n * O + o];
+                dS[n * O + o] = z > 0 ? (REAL)0 : d * z;
+                dZ[n * O + o] = z > 0 ? d : slope[o] * d;
+            }
+        break;
+    case MLP_ACT_SINE: /* c cos(c z) */
+        for (i = 0; i < NO; i++)
+            dZ[i] = dA[i] * c * COS(c * Z[i]);
+        break;
+    case MLP_ACT_MAXOUT: /* 1 for the piece forward took, 0 for the others */
+        for (n = 0; n < N; n++) {
+            const REAL *z = Z + n * P * O;
+            REAL *dz = dZ + n * P * O;
+            for (o = 0; o < O; o++) {
+                REAL m = z[o];
+                ptrdiff_t best = 0;
+                for (j = 1; j < P; j++) {
+                    best = z[j * O + o] > m ? j : best;
+                    m = z[j * O + o] > m ? z[j * O + o] : m;
+                }
+                for (j = 0; j < P; j++)
+                    dz[j * O + o] = j == best ? dA[n * O + o] : (REAL)0;
+            }
+        }
         break;
     default:
         if (dZ != dA)
@@ -681,6 +732,8 @@ double FN(mlp_step)(REAL *params, const REAL *grad, double *partial, ptrdiff_t n
 #undef LOG
 #undef LOG1P
 #undef ERFC
+#undef SIN
+#undef COS
 #undef COPYSIGN
 #undef TANH_SAT
 #undef SQRT

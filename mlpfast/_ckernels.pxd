@@ -14,6 +14,9 @@ cdef extern from "mlpfast_kernels.h" nogil:
         MLP_ACT_SELU
         MLP_ACT_SOFTPLUS
         MLP_ACT_GELU
+        MLP_ACT_PRELU
+        MLP_ACT_SINE
+        MLP_ACT_MAXOUT
         MLP_N_ACTIVATIONS
         MLP_OUT_IDENTITY_SQUARED
         MLP_OUT_LOGISTIC_BINARY
@@ -32,7 +35,18 @@ cdef extern from "mlpfast_kernels.h" nogil:
         MLP_ISA_BASELINE
         MLP_ISA_AVX2
 
+    double MLP_LEAKY_SLOPE
+    double MLP_ELU_ALPHA
+    double MLP_SINE_OMEGA
+    int MLP_MAXOUT_PIECES
+    double MLP_PRELU_SLOPE
+
     uint64_t mlp_key(uint64_t key, uint64_t place)
+
+    struct mlp_act:
+        int code
+        int pieces
+        double param
 
     struct mlp_optimizer:
         int solver
@@ -70,9 +84,11 @@ cdef extern from "mlpfast_kernels.h" nogil:
                                const Py_ssize_t *indptr, const Py_ssize_t *rows,
                                Py_ssize_t row0, Py_ssize_t N, const float *D, Py_ssize_t I,
                                Py_ssize_t O, Py_ssize_t o0, Py_ssize_t o1)
-    void mlp_act_forward_f32(float *A, float *Z, const float *b, int act, Py_ssize_t N, Py_ssize_t O)
-    void mlp_act_backward_f32(float *dZ, const float *dA, const float *Z, const float *A, int act,
-                              Py_ssize_t N, Py_ssize_t O)
+    void mlp_act_forward_f32(float *A, float *Z, const float *b, const float *slope,
+                             const mlp_act *act, Py_ssize_t N, Py_ssize_t O)
+    void mlp_act_backward_f32(float *dZ, float *dS, const float *dA, const float *Z, const float *A,
+                              const float *slope, const mlp_act *act, Py_ssize_t N,
+                              Py_ssize_t O)
     void mlp_perturb_forward_f32(float *H, const float *A, const Py_ssize_t *rows,
                                   Py_ssize_t row0, uint64_t key, double p, double sigma,
                                   Py_ssize_t N, Py_ssize_t O)
@@ -102,9 +118,11 @@ cdef extern from "mlpfast_kernels.h" nogil:
                                const Py_ssize_t *indptr, const Py_ssize_t *rows,
                                Py_ssize_t row0, Py_ssize_t N, const double *D, Py_ssize_t I,
                                Py_ssize_t O, Py_ssize_t o0, Py_ssize_t o1)
-    void mlp_act_forward_f64(double *A, double *Z, const double *b, int act, Py_ssize_t N, Py_ssize_t O)
-    void mlp_act_backward_f64(double *dZ, const double *dA, const double *Z, const double *A, int act,
-                              Py_ssize_t N, Py_ssize_t O)
+    void mlp_act_forward_f64(double *A, double *Z, const double *b, const double *slope,
+                             const mlp_act *act, Py_ssize_t N, Py_ssize_t O)
+    void mlp_act_backward_f64(double *dZ, double *dS, const double *dA, const double *Z, const double *A,
+                              const double *slope, const mlp_act *act, Py_ssize_t N,
+                              Py_ssize_t O)
     void mlp_perturb_forward_f64(double *H, const double *A, const Py_ssize_t *rows,
                                   Py_ssize_t row0, uint64_t key, double p, double sigma,
                                   Py_ssize_t N, Py_ssize_t O)

@@ -26,7 +26,8 @@
 # very same BLAS calls and kernels: results are bit-identical.
 #
 # Parameters live in one flat buffer laid out as scikit-learn's `_pack`:
-# every coefficient matrix (fan_in, fan_out) row-major, then every intercept.
+# every coefficient matrix (fan_in, fan_out) row-major, then every intercept;
+# then PReLU layers' slopes, which take no L2 penalty.
 
 from cpython.exc cimport PyErr_CheckSignals
 from cython.parallel cimport parallel, prange, threadid
@@ -50,7 +51,14 @@ ACTIVATIONS = {"identity": k.MLP_ACT_IDENTITY, "logistic": k.MLP_ACT_LOGISTIC,
                "tanh": k.MLP_ACT_TANH, "relu": k.MLP_ACT_RELU,
                "leaky_relu": k.MLP_ACT_LEAKY_RELU, "elu": k.MLP_ACT_ELU,
                "selu": k.MLP_ACT_SELU, "softplus": k.MLP_ACT_SOFTPLUS,
-               "gelu": k.MLP_ACT_GELU}
+               "gelu": k.MLP_ACT_GELU, "prelu": k.MLP_ACT_PRELU, "sine": k.MLP_ACT_SINE,
+               "maxout": k.MLP_ACT_MAXOUT}
+# The activations with a parameter, and its default: leaky_relu's slope, elu's
+# alpha, sine's omega_0, maxout's pieces per unit.
+ACTIVATION_DEFAULTS = {"leaky_relu": k.MLP_LEAKY_SLOPE, "elu": k.MLP_ELU_ALPHA,
+                       "sine": k.MLP_SINE_OMEGA, "maxout": k.MLP_MAXOUT_PIECES}
+# PReLU's slopes before training.
+PRELU_SLOPE = k.MLP_PRELU_SLOPE
 # The output heads: the four canonical pairs by their output activation, the
 # losses on the identity by the loss.
 OUTPUTS = {"identity": k.MLP_OUT_IDENTITY_SQUARED, "logistic": k.MLP_OUT_LOGISTIC_BINARY,
@@ -116,25 +124,51 @@ def _check_code(int code, table, str what):
         raise ValueError(f"unknown {what} code {code}")
 
 
-def _hidden_codes(activation, Py_ssize_t n_hidden):
-    """The activation code of each hidden layer: one code for all, or a
-    sequence of one per layer."""
-    codes = [activation] * n_hidden if isinstance(activation, int) else list(activation)
-    if len(codes) != n_hidden:
-        raise ValueError(f"{len(codes)} activation codes for {n_hidden} hidden layers")
-    for code in codes:
+_PARAM_CODES = {ACTIVATIONS[name]: value for name, value in ACTIVATION_DEFAULTS.items()}
+
+
+def _hidden_specs(activation, Py_ssize_t n_hidden):
+    """Each hidden layer's (code, param): ``activation`` is one spec for all
+    layers or a sequence of one per layer, a spec being a code or a (code,
+    param) pair; param defaults to ACTIVATION_DEFAULTS (0 where there is none)."""
+    one = isinstance(activation, (int, tuple))
+    specs = [activation] * n_hidden if one else list(activation)
+    if len(specs) != n_hidden:
+        raise ValueError(f"{len(specs)} activation codes for {n_hidden} hidden layers")
+    out = []
+    for spec in specs:
+        code, param = spec if isinstance(spec, tuple) else (spec, None)
         _check_code(code, ACTIVATIONS, "activation")
-    return codes
+        if param is None:
+            param = _PARAM_CODES.get(code, 0)
+        param = float(param)
+        if code == k.MLP_ACT_MAXOUT and not (param >= 1 and param == int(param)):
+            raise ValueError(f"maxout needs a whole number of pieces >= 1, got {param}")
+        if code == k.MLP_ACT_LEAKY_RELU and not param >= 0:
+            raise ValueError(f"leaky_relu's slope must be >= 0, got {param}")
+        if code == k.MLP_ACT_ELU and not param > 0:
+            raise ValueError(f"elu's alpha must be > 0, got {param}")
+        if code == k.MLP_ACT_SINE and not np.isfinite(param):
+            raise ValueError(f"sine's omega_0 must be finite, got {param}")
+        out.append((code, param))
+    return out
 
 
-cdef int *_act_array(list codes) except NULL:
-    # malloc'd codes for Net.act (one entry at least); the caller frees it
-    cdef int *act = <int *>malloc(max(1, len(codes)) * sizeof(int))
+cdef inline Py_ssize_t _pieces(tuple spec):
+    # the pre-activations per unit of a layer with this (code, param)
+    return int(spec[1]) if spec[0] == k.MLP_ACT_MAXOUT else 1
+
+
+cdef k.mlp_act *_act_array(list specs) except NULL:
+    # malloc'd mlp_act structs for Net.act (one entry at least); the caller frees it
+    cdef k.mlp_act *act = <k.mlp_act *>malloc(max(1, len(specs)) * sizeof(k.mlp_act))
     cdef Py_ssize_t l
     if act == NULL:
         raise MemoryError()
-    for l in range(len(codes)):
-        act[l] = codes[l]
+    for l in range(len(specs)):
+        act[l].code = specs[l][0]
+        act[l].param = specs[l][1]
+        act[l].pieces = _pieces(specs[l])
     return act
 
 
@@ -173,21 +207,23 @@ cdef inline void _mm_tn_cols(floating *C, const floating *A, const floating *B, 
 
 # ---------------------------------------------------------------- kernel dispatch
 
-cdef inline void _act_forward(floating *A, floating *Z, const floating *b, int act,
-                              Py_ssize_t N, Py_ssize_t O) noexcept nogil:
+cdef inline void _act_forward(floating *A, floating *Z, const floating *b,
+                              const floating *slope, const k.mlp_act *act, Py_ssize_t N,
+                              Py_ssize_t O) noexcept nogil:
     if floating is float:
-        k.mlp_act_forward_f32(A, Z, b, act, N, O)
+        k.mlp_act_forward_f32(A, Z, b, slope, act, N, O)
     else:
-        k.mlp_act_forward_f64(A, Z, b, act, N, O)
+        k.mlp_act_forward_f64(A, Z, b, slope, act, N, O)
 
 
-cdef inline void _act_backward(floating *dZ, const floating *dA, const floating *Z,
-                               const floating *A, int act, Py_ssize_t N,
+cdef inline void _act_backward(floating *dZ, floating *dS, const floating *dA,
+                               const floating *Z, const floating *A, const floating *slope,
+                               const k.mlp_act *act, Py_ssize_t N,
                                Py_ssize_t O) noexcept nogil:
     if floating is float:
-        k.mlp_act_backward_f32(dZ, dA, Z, A, act, N, O)
+        k.mlp_act_backward_f32(dZ, dS, dA, Z, A, slope, act, N, O)
     else:
-        k.mlp_act_backward_f64(dZ, dA, Z, A, act, N, O)
+        k.mlp_act_backward_f64(dZ, dS, dA, Z, A, slope, act, N, O)
 
 
 cdef inline void _perturb_forward(floating *H, const floating *A, const Py_ssize_t *rows,
@@ -332,9 +368,9 @@ cdef Py_ssize_t SLOT_VALUES = 1 << 23
 cdef Py_ssize_t SUM_CHUNK = 4096
 
 
-def _block_rows(units):
-    """Rows per training block of a network of these layer widths."""
-    widest = max(units[l] * units[l + 1] for l in range(len(units) - 1))
+def _block_rows(weights):
+    """Rows per training block of a network with these weights per layer."""
+    widest = max(weights)
     if widest > 4 * BIG_LAYER_WEIGHTS:
         return 4 * BLOCK_ROWS
     return 2 * BLOCK_ROWS if widest > BIG_LAYER_WEIGHTS else BLOCK_ROWS
@@ -496,8 +532,11 @@ def _csr_arrays(X, Py_ssize_t n_features):
 # The shape and parameters of a network: what a pass reads.
 cdef struct Net:
     Py_ssize_t n_layers
-    Py_ssize_t *units    # n_layers + 1 widths
-    int *act             # per hidden layer (n_layers - 1): its activation code
+    Py_ssize_t *units    # n_layers + 1 widths: X's, each hidden layer's units, the outputs
+    Py_ssize_t *width    # per layer: its pre-activations Z (W's columns), units[l + 1]
+                         # times its activation's pieces
+    const k.mlp_act *act # per hidden layer (n_layers - 1): its activation
+    const void **slope   # per hidden layer: PReLU's slopes (units[l + 1]), else NULL
     int out
     double out_param     # the output loss's parameter (Huber's threshold)
     const void **W       # per layer: coefficients (units[l], units[l + 1])
@@ -547,41 +586,49 @@ cdef void _forward_block(const Net *net, floating **Z, floating **A, floating **
     bias, into out (the head finishes it). A perturbed X is the caller's."""
     cdef Py_ssize_t L = net.n_layers, l
     cdef Py_ssize_t *u = net.units
+    cdef Py_ssize_t *w = net.width
     cdef floating *dst
     for l in range(L):
-        dst = out if l == L - 1 else Z[l] + r0 * u[l + 1]
+        dst = out if l == L - 1 else Z[l] + r0 * w[l]
         if l > 0:
             # Z[l] = H[l-1] @ W[l]
-            _mm(dst, H[l - 1] + r0 * u[l], <const floating *>net.W[l], m, u[l], u[l + 1])
+            _mm(dst, H[l - 1] + r0 * u[l], <const floating *>net.W[l], m, u[l], w[l])
         elif inp.X != NULL:
-            _mm(dst, <const floating *>inp.X + r0 * u[0], <const floating *>net.W[0], m, u[0], u[1])
+            _mm(dst, <const floating *>inp.X + r0 * u[0], <const floating *>net.W[0], m, u[0], w[0])
         else:
             _csr_matmul(dst, &inp.csr, inp.rows + r0 if inp.rows != NULL else NULL,
-                        inp.row0 + r0, m, <const floating *>net.W[0], u[1])
+                        inp.row0 + r0, m, <const floating *>net.W[0], w[0])
         if l < L - 1:
             _act_forward(A[l] + r0 * u[l + 1], dst, <const floating *>net.b[l],
-                         net.act[l], m, u[l + 1])
+                         <const floating *>net.slope[l], &net.act[l], m, u[l + 1])
             if _perturbed(net, l + 1):
                 _perturb_block(net, H[l] + r0 * u[l + 1], A[l] + r0 * u[l + 1], inp, l + 1,
                                r0, m)
 
 
 cdef void _backward_block(const Net *net, floating **Z, floating **A, floating **D,
-                          const Input *inp, Py_ssize_t r0, Py_ssize_t m) noexcept nogil:
+                          floating **E, floating **S, const Input *inp, Py_ssize_t r0,
+                          Py_ssize_t m) noexcept nogil:
     """Rows [r0, r0 + m): the deltas of every hidden layer from the output's,
-    D[l-1] = (D[l] @ W[l].T) * dH[l-1]/dA[l-1] * act'(Z[l-1]), the middle
-    factor dropout's mask (1 without dropout)."""
+    D[l-1] = (D[l] @ W[l].T) * dH[l-1]/dA[l-1] * dA[l-1]/dZ[l-1], the middle
+    factor dropout's mask (1 without dropout). The first product goes to
+    E[l-1] (D[l-1] itself but for maxout, whose D is wider); a PReLU layer's
+    rows of its slopes' gradient go to S[l-1] (NULL for the others)."""
     cdef Py_ssize_t l
     cdef Py_ssize_t *u = net.units
-    cdef floating *Dp
+    cdef Py_ssize_t *w = net.width
+    cdef floating *dA
+    cdef floating *dS
     for l in range(net.n_layers - 1, 0, -1):
-        Dp = D[l - 1] + r0 * u[l]
-        _mm_nt(Dp, D[l] + r0 * u[l + 1], <const floating *>net.W[l], m, u[l + 1], u[l])
+        dA = E[l - 1] + r0 * u[l]
+        dS = S[l - 1] + r0 * u[l] if S[l - 1] != NULL else NULL
+        _mm_nt(dA, D[l] + r0 * w[l], <const floating *>net.W[l], m, w[l], u[l])
         if net.drop != NULL and net.drop[l] > 0:
-            _perturb_backward(Dp, inp.rows + r0 if inp.rows != NULL else NULL, inp.row0 + r0,
+            _perturb_backward(dA, inp.rows + r0 if inp.rows != NULL else NULL, inp.row0 + r0,
                               k.mlp_key(net.key, LAYER_PLACE - l), net.drop[l], m, u[l])
-        _act_backward(Dp, Dp, Z[l - 1] + r0 * u[l], A[l - 1] + r0 * u[l], net.act[l - 1],
-                      m, u[l])
+        _act_backward(D[l - 1] + r0 * w[l - 1], dS, dA, Z[l - 1] + r0 * w[l - 1],
+                      A[l - 1] + r0 * u[l], <const floating *>net.slope[l - 1],
+                      &net.act[l - 1], m, u[l])
 
 
 # ---------------------------------------------------------------- the network
@@ -593,8 +640,13 @@ cdef class Network:
     ----------
     layer_units : list of int
         ``[n_features, *hidden_layer_sizes, n_outputs]``.
-    activation : int or sequence of int
-        Hidden activation code (``ACTIVATIONS``), or one per hidden layer.
+    activation : int, tuple or list
+        The hidden layers' activation: a code (``ACTIVATIONS``) or a
+        ``(code, param)`` pair (see ``ACTIVATION_DEFAULTS``: maxout's param is
+        its pieces per unit); or a list of one per hidden layer. A maxout
+        layer of O units has P O pre-activations, W's columns ``j O + o``
+        being unit o's piece j; a PReLU layer's slopes follow the intercepts
+        in the parameters (see slope_layout).
     output : int
         Fused output activation + loss code (``OUTPUTS``).
     dtype : numpy dtype
@@ -648,6 +700,9 @@ cdef class Network:
     cdef void **A
     cdef void **D
     cdef void **H
+    cdef void **E        # per layer: maxout's delta of its units (else D's buffer)
+    cdef void **S        # per layer: PReLU's rows of its slopes' gradient, else NULL
+    cdef Py_ssize_t *slope_off   # per layer: its slopes' offset in the params, or -1
     cdef readonly tuple dropout, noise
     cdef readonly double weight_noise
     cdef void *wbuf
@@ -668,6 +723,11 @@ cdef class Network:
 
     def __cinit__(self):
         self.net.units = NULL
+        self.net.width = NULL
+        self.net.slope = NULL
+        self.slope_off = NULL
+        self.E = NULL
+        self.S = NULL
         self.net.act = NULL
         self.net.W = NULL
         self.net.b = NULL
@@ -695,9 +755,9 @@ cdef class Network:
         _check_code(output, OUTPUTS, "output")
         if L < 1 or min(layer_units) < 1 or capacity < 1:
             raise ValueError("layer_units needs at least two positive sizes")
-        codes = _hidden_codes(activation, L - 1)
+        specs = _hidden_specs(activation, L - 1)
         self.n_layers = L
-        self.activation = tuple(codes)
+        self.activation = tuple(specs)
         self.output = output
         self.capacity = capacity
         self.n_threads = max(1, n_threads)
@@ -705,7 +765,7 @@ cdef class Network:
         self.n_outputs = layer_units[L]
         self.dense_input = dense_input
         self.net.n_layers = L
-        self.net.act = _act_array(codes)
+        self.net.act = _act_array(specs)
         self.net.out = output
         self.net.out_param = output_param
         if output == k.MLP_OUT_IDENTITY_HUBER and not output_param > 0:
@@ -719,18 +779,33 @@ cdef class Network:
         self.A = <void **>malloc(L * sizeof(void *))
         self.D = <void **>malloc(L * sizeof(void *))
         self.H = <void **>malloc(L * sizeof(void *))
+        self.E = <void **>malloc(L * sizeof(void *))
+        self.S = <void **>malloc(L * sizeof(void *))
+        self.net.width = <Py_ssize_t *>malloc(L * sizeof(Py_ssize_t))
+        self.net.slope = <const void **>malloc(L * sizeof(void *))
+        self.slope_off = <Py_ssize_t *>malloc(L * sizeof(Py_ssize_t))
         if not (self.net.units and self.net.W and self.net.b and self.coef_off
-                and self.inter_off and self.Z and self.A and self.D and self.H):
+                and self.inter_off and self.Z and self.A and self.D and self.H and self.E
+                and self.S and self.net.width and self.net.slope and self.slope_off):
             raise MemoryError()
         for l in range(L + 1):
             self.net.units[l] = layer_units[l]
+        widths = [layer_units[l + 1] * (_pieces(specs[l]) if l < L - 1 else 1)
+                  for l in range(L)]
         for l in range(L):
+            self.net.width[l] = widths[l]
             self.coef_off[l] = off
-            off += layer_units[l] * layer_units[l + 1]
+            off += layer_units[l] * widths[l]
         self.n_coef = off
         for l in range(L):
             self.inter_off[l] = off
-            off += layer_units[l + 1]
+            off += widths[l]
+        for l in range(L):
+            self.slope_off[l] = -1
+            self.net.slope[l] = NULL
+            if l < L - 1 and specs[l][0] == k.MLP_ACT_PRELU:
+                self.slope_off[l] = off
+                off += layer_units[l + 1]
         self.n_params = off
 
         self._owned = []
@@ -750,12 +825,17 @@ cdef class Network:
             self.net.noise = <const double *>self._pointer(np.array(self.noise))
         self.wbuf = self._buffer(self.n_coef if weight_noise > 0 else 1)
         for l in range(L):
-            self.Z[l] = self._buffer(capacity * layer_units[l + 1])
+            hidden = l < L - 1
+            self.Z[l] = self._buffer(capacity * widths[l])
             self.A[l] = (self._buffer(capacity * layer_units[l + 1])
-                         if l < L - 1 and k.mlp_act_needs_input(codes[l]) else self.Z[l])
+                         if hidden and k.mlp_act_needs_input(specs[l][0]) else self.Z[l])
             self.H[l] = (self._buffer(capacity * layer_units[l + 1])
-                         if l < L - 1 and _perturbed(&self.net, l + 1) else self.A[l])
-            self.D[l] = self._buffer(capacity * layer_units[l + 1])
+                         if hidden and _perturbed(&self.net, l + 1) else self.A[l])
+            self.D[l] = self._buffer(capacity * widths[l])
+            self.E[l] = (self._buffer(capacity * layer_units[l + 1])
+                         if widths[l] != layer_units[l + 1] else self.D[l])
+            self.S[l] = (self._buffer(capacity * layer_units[l + 1])
+                         if self.slope_off[l] >= 0 else NULL)
         self.xbuf = self._buffer(capacity * self.n_features if dense_input else 1)
         self.ybuf = self._buffer(capacity * self.n_outputs)
         self.swbuf = self._buffer(capacity)
@@ -764,20 +844,21 @@ cdef class Network:
         self.row_loss = <double *>self._pointer(np.zeros(capacity, dtype=np.float64))
         self.partial = <double *>self._pointer(
             np.zeros(self.n_params // k.MLP_REDUCE_CHUNK + 1, dtype=np.float64))
-        self.block_rows = _block_rows(layer_units)
+        self.block_rows = _block_rows([layer_units[l] * widths[l] for l in range(L)])
         n_slots = _n_blocks(capacity, self.block_rows) - 1
         self.block_grads = n_slots * self.n_params <= slot_values
         self.slots = self._buffer(n_slots * self.n_params if self.block_grads else 1)
-        self._make_tiles(layer_units)
+        self._make_tiles(layer_units, widths)
         _pace_init(&self.pace, _pace_prior())
 
-    def _make_tiles(self, units):
+    def _make_tiles(self, units, widths):
         """The weight-gradient tiles (see tile_layer): per layer, the columns
         of dW in up to MAX_TILES tiles of about TILE_WEIGHTS weights, then its
-        bias gradient. Fixed by the sizes; used when there are no slots."""
+        bias (and slopes') gradient. Fixed by the sizes; used when there are
+        no slots."""
         tiles = []
         for l in range(self.n_layers):
-            fan_in, fan_out = units[l], units[l + 1]
+            fan_in, fan_out = units[l], widths[l]
             groups = -(-fan_out // TILE_COLUMNS)
             n = max(1, min(-(-fan_in * fan_out // TILE_WEIGHTS), MAX_TILES, groups))
             edges = [min(fan_out, TILE_COLUMNS * (groups * j // n)) for j in range(n + 1)]
@@ -797,7 +878,7 @@ cdef class Network:
 
     def __dealloc__(self):
         free(self.net.units)
-        free(self.net.act)
+        free(<void *>self.net.act)
         free(<void *>self.net.W)
         free(<void *>self.net.b)
         free(self.coef_off)
@@ -806,6 +887,11 @@ cdef class Network:
         free(self.A)
         free(self.D)
         free(self.H)
+        free(self.E)
+        free(self.S)
+        free(self.net.width)
+        free(<void *>self.net.slope)
+        free(self.slope_off)
         free(self.tile_layer)
         free(self.tile_lo)
         free(self.tile_hi)
@@ -819,13 +905,19 @@ cdef class Network:
         return self._pointer(np.zeros(max(size, 1), dtype=self.dtype))
 
     def layout(self):
-        """[(coef_start, coef_end, (fan_in, fan_out)), ...], [(start, end), ...]."""
+        """[(coef_start, coef_end, (fan_in, fan_out)), ...], [(start, end), ...]:
+        fan_out counts a maxout layer's pieces."""
         u = [self.net.units[l] for l in range(self.n_layers + 1)]
-        coefs = [(self.coef_off[l], self.coef_off[l] + u[l] * u[l + 1], (u[l], u[l + 1]))
+        w = [self.net.width[l] for l in range(self.n_layers)]
+        coefs = [(self.coef_off[l], self.coef_off[l] + u[l] * w[l], (u[l], w[l]))
                  for l in range(self.n_layers)]
-        inters = [(self.inter_off[l], self.inter_off[l] + u[l + 1])
-                  for l in range(self.n_layers)]
+        inters = [(self.inter_off[l], self.inter_off[l] + w[l]) for l in range(self.n_layers)]
         return coefs, inters
+
+    def slope_layout(self):
+        """Per hidden layer, (start, end) of its PReLU slopes in the params, or None."""
+        return [(self.slope_off[l], self.slope_off[l] + self.net.units[l + 1])
+                if self.slope_off[l] >= 0 else None for l in range(self.n_layers - 1)]
 
     @property
     def noise_key(self):
@@ -929,6 +1021,8 @@ cdef class Network:
         for l in range(self.n_layers):
             self.net.W[l] = &params[self.coef_off[l]]
             self.net.b[l] = &params[self.inter_off[l]]
+            if self.slope_off[l] >= 0:
+                self.net.slope[l] = &params[self.slope_off[l]]
         return 0
 
     cdef double _pass(self, floating *params, const Input *src, const floating *Y,
@@ -1022,12 +1116,13 @@ cdef class Network:
                               <const floating *>self.net.b[L - 1], Yb + r0 * K,
                               sw_block, self.output, self.net.out_param, m, K)
         _backward_block(&self.net, <floating **>self.Z, <floating **>self.A,
-                        <floating **>self.D, inp, r0, m)
+                        <floating **>self.D, <floating **>self.E, <floating **>self.S, inp,
+                        r0, m)
         if self.block_grads:
             for l in range(L):
                 self._grads(inp, <floating *>self.grad_ptr if blk == 0 else
                             <floating *>self.slots + (blk - 1) * self.n_params,
-                            l, 0, self.net.units[l + 1], r0, m)
+                            l, 0, self.net.width[l], r0, m)
 
     cdef void _after_blocks(self, const Input *inp, floating *grad, Py_ssize_t n,
                             Py_ssize_t nb, Py_ssize_t t) noexcept nogil:
@@ -1047,25 +1142,29 @@ cdef class Network:
     cdef void _grads(self, const Input *inp, floating *g, Py_ssize_t l, Py_ssize_t lo,
                      Py_ssize_t hi, Py_ssize_t r0, Py_ssize_t m) noexcept nogil:
         """Rows [r0, r0 + m)'s part of layer l's gradient into g (a flat
-        gradient): dW[l][:, lo:hi], and the bias gradient with the whole
-        width (lo = 0, hi = fan_out); lo = -1: the bias gradient alone."""
+        gradient): dW[l][:, lo:hi], and the bias (and PReLU slopes') gradient
+        with the whole width (lo = 0, hi = width); lo = -1: those alone."""
         cdef Py_ssize_t *u = self.net.units
+        cdef Py_ssize_t w = self.net.width[l]
         cdef const floating *a
-        cdef floating *Dl = <floating *>self.D[l] + r0 * u[l + 1]
-        if lo < 0 or hi - lo == u[l + 1]:
-            # db[l] = D[l].sum(axis=0)
-            _column_sums(g + self.inter_off[l], Dl, m, u[l + 1])
+        cdef floating *Dl = <floating *>self.D[l] + r0 * w
+        if lo < 0 or hi - lo == w:
+            # db[l] = D[l].sum(axis=0); ds[l] = S[l].sum(axis=0)
+            _column_sums(g + self.inter_off[l], Dl, m, w)
+            if self.slope_off[l] >= 0:
+                _column_sums(g + self.slope_off[l], <floating *>self.S[l] + r0 * u[l + 1], m,
+                             u[l + 1])
         if lo < 0:
             return
         if l == 0 and inp.X == NULL:
             # dW[0][:, lo:hi] = X.T @ D[0][:, lo:hi]
             _csr_matmul_tn(g + self.coef_off[0], &inp.csr,
                            inp.rows + r0 if inp.rows != NULL else NULL, inp.row0 + r0, m,
-                           Dl, u[0], u[1], lo, hi)
+                           Dl, u[0], w, lo, hi)
         else:
             # dW[l][:, lo:hi] = H[l-1].T @ D[l][:, lo:hi]  (H[-1]: X)
             a = <const floating *>inp.X if l == 0 else <floating *>self.H[l - 1]
-            _mm_tn_cols(g + self.coef_off[l] + lo, a + r0 * u[l], Dl + lo, u[l + 1], u[l], m,
+            _mm_tn_cols(g + self.coef_off[l] + lo, a + r0 * u[l], Dl + lo, w, u[l], m,
                         hi - lo)
 
     def run_epoch(self, floating[::1] params, X, const floating[:, ::1] Y,
@@ -1228,12 +1327,14 @@ cdef _Pace _predict_pace(key):
 
 
 def forward(list coefs, list intercepts, const floating[:, ::1] X, activation, int output,
-            int n_threads, csr=None, bint check_finite=False):
+            int n_threads, csr=None, bint check_finite=False, slopes=None):
     """Output-layer activations for X: ``out(... act(X @ W0 + b0) ... @ WL + bL)``.
 
-    ``activation`` is a code or one per hidden layer. ``coefs[l]`` are
-    C-contiguous (fan_in, fan_out) arrays and ``intercepts[l]``
-    contiguous vectors, all of X's dtype. For a sparse X pass
+    ``activation`` is as Network's. ``coefs[l]`` are C-contiguous (fan_in,
+    fan_out) arrays (a maxout layer's fan_out counts its pieces),
+    ``intercepts[l]`` contiguous vectors and ``slopes[l]`` a PReLU layer's
+    slopes (one list entry per hidden layer, None for the others), all of
+    X's dtype. For a sparse X pass
     ``csr=(data, indices, indptr)`` (intp indices) and, as X, an empty
     ``(0, n_features)`` array that fixes the dtype and width. With
     ``check_finite``, returns None (computing nothing) when a dense X holds
@@ -1248,6 +1349,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, activation, i
     cdef Net net
     cdef const floating[:, ::1] wv
     cdef const floating[::1] bv
+    cdef const floating[::1] sv
     cdef floating[:, ::1] P
     cdef floating *scratch = NULL
     cdef void **bufs = NULL
@@ -1258,17 +1360,22 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, activation, i
     _check_code(output, OUTPUTS, "output")
     if L < 1 or len(intercepts) != L:
         raise ValueError("forward needs matching, non-empty coefs and intercepts")
-    codes = _hidden_codes(activation, L - 1)
+    specs = _hidden_specs(activation, L - 1)
+    slopes = [None] * (L - 1) if slopes is None else list(slopes)
+    if len(slopes) != L - 1:
+        raise ValueError(f"slopes needs one entry per hidden layer ({L - 1})")
     net.n_layers = L
-    net.act = _act_array(codes)
+    net.act = _act_array(specs)
     net.out = output
     net.drop = NULL  # a prediction is never perturbed
     net.noise = NULL
     net.units = <Py_ssize_t *>malloc((L + 1) * sizeof(Py_ssize_t))
+    net.width = <Py_ssize_t *>malloc(L * sizeof(Py_ssize_t))
     net.W = <const void **>malloc(L * sizeof(void *))
     net.b = <const void **>malloc(L * sizeof(void *))
+    net.slope = <const void **>malloc(L * sizeof(void *))
     try:
-        if not (net.units and net.W and net.b):
+        if not (net.units and net.width and net.W and net.b and net.slope):
             raise MemoryError()
         net.units[0] = X.shape[1]
         inp.rows = NULL
@@ -1287,14 +1394,26 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, activation, i
         for l in range(L):
             wv = coefs[l]
             bv = intercepts[l]
-            if wv.shape[0] != net.units[l] or bv.shape[0] != wv.shape[1]:
+            pieces = _pieces(specs[l]) if l < L - 1 else 1
+            if (wv.shape[0] != net.units[l] or bv.shape[0] != wv.shape[1]
+                    or wv.shape[1] % pieces):
                 raise ValueError(f"layer {l} has shape {(wv.shape[0], wv.shape[1])}, "
-                                 f"expected fan_in {net.units[l]}")
-            net.units[l + 1] = wv.shape[1]
+                                 f"expected fan_in {net.units[l]} and {pieces} pieces a unit")
+            net.width[l] = wv.shape[1]
+            net.units[l + 1] = wv.shape[1] // pieces
             net.W[l] = &wv[0, 0]
             net.b[l] = &bv[0]
+            net.slope[l] = NULL
+            if l < L - 1 and specs[l][0] == k.MLP_ACT_PRELU:
+                if slopes[l] is None:
+                    raise ValueError(f"hidden layer {l} is PReLU: it needs its slopes")
+                sv = slopes[l]
+                if sv.shape[0] != net.units[l + 1]:
+                    raise ValueError(f"hidden layer {l} needs {net.units[l + 1]} slopes")
+                net.slope[l] = &sv[0]
             if l < L - 1:
-                width = max(width, net.units[l + 1])
+                # in place, Z's width (a maxout layer's A is narrower)
+                width = max(width, net.width[l])
         out = np.empty((n, net.units[L]), dtype=dtype)
         P = out
         if n == 0:
@@ -1302,7 +1421,7 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, activation, i
         nb = _n_blocks(n, PREDICT_BLOCK_ROWS)
         k.mlp_calls_change(1)
         if nb > 1 and n_threads > 1:
-            pace = _predict_pace((floating is double, tuple(codes), output,
+            pace = _predict_pace((floating is double, tuple(specs), output,
                                   tuple(net.units[l] for l in range(L + 1))))
             nt = min(_pace_threads(&pace.pace, n_threads, n), nb)
         t0 = k.mlp_monotonic_seconds()
@@ -1337,9 +1456,11 @@ def forward(list coefs, list intercepts, const floating[:, ::1] X, activation, i
         free(scratch)
         free(bufs)
         free(net.units)
-        free(net.act)
+        free(net.width)
+        free(<void *>net.act)
         free(<void *>net.W)
         free(<void *>net.b)
+        free(<void *>net.slope)
 
 
 cdef void _predict_block(const Net *net, void **bufs, const Input *inp, floating *P,
@@ -1360,26 +1481,65 @@ cdef void _predict_block(const Net *net, void **bufs, const Input *inp, floating
 # ---------------------------------------------------------------- kernel entry points
 # Thin wrappers over single kernels, used by the tests against NumPy references.
 
-def act_forward(floating[:, ::1] A, floating[:, ::1] Z, const floating[::1] b, int activation):
-    """Z <- Z + b;  A = act(Z) (A may be Z)."""
-    _check_code(activation, ACTIVATIONS, "activation")
-    if b.shape[0] != Z.shape[1] or A.shape[0] != Z.shape[0] or A.shape[1] != Z.shape[1]:
+cdef k.mlp_act _one_act(activation):
+    # the mlp_act of one spec (a code or a (code, param) pair)
+    cdef k.mlp_act act
+    spec = _hidden_specs(activation if isinstance(activation, tuple) else int(activation), 1)[0]
+    act.code = spec[0]
+    act.param = spec[1]
+    act.pieces = _pieces(spec)
+    return act
+
+
+cdef const floating *_slope_pointer(slope, Py_ssize_t O, const floating *like) except? NULL:
+    # PReLU's slopes (O of them, the dtype of `like`), or NULL when None
+    cdef const floating[::1] sv
+    if slope is None:
+        return NULL
+    sv = slope
+    if sv.shape[0] != O:
+        raise ValueError("slope must have one entry per unit")
+    return &sv[0]
+
+
+def act_forward(floating[:, ::1] A, floating[:, ::1] Z, const floating[::1] b, activation,
+                slope=None):
+    """Z <- Z + b;  A = act(Z) (A may be Z); activation a code or (code, param),
+    slope PReLU's slopes."""
+    cdef k.mlp_act act = _one_act(activation)
+    cdef const floating *sp = _slope_pointer(slope, A.shape[1], &A[0, 0])
+    if (b.shape[0] != Z.shape[1] or A.shape[0] != Z.shape[0]
+            or Z.shape[1] != act.pieces * A.shape[1]):
         raise ValueError("A, Z and b shapes do not match")
+    if act.code == k.MLP_ACT_PRELU and sp == NULL:
+        raise ValueError("prelu needs its slopes")
     with nogil:
-        _act_forward(&A[0, 0], &Z[0, 0], &b[0], activation, Z.shape[0], Z.shape[1])
+        _act_forward(&A[0, 0], &Z[0, 0], &b[0], sp, &act, A.shape[0], A.shape[1])
 
 
 def act_backward(floating[:, ::1] dZ, const floating[:, ::1] dA, const floating[:, ::1] Z,
-                 const floating[:, ::1] A, int activation):
-    """dZ = dA * act'(Z), A = act(Z) (dZ may be dA)."""
-    _check_code(activation, ACTIVATIONS, "activation")
-    shape = (dZ.shape[0], dZ.shape[1])
-    if shape != (dA.shape[0], dA.shape[1]) or shape != (Z.shape[0], Z.shape[1]) \
-            or shape != (A.shape[0], A.shape[1]):
+                 const floating[:, ::1] A, activation, slope=None, dS=None):
+    """dZ = dA * dA/dZ, A = act(Z) (dZ may be dA but for maxout); PReLU: also
+    dS = dA * min(Z, 0)."""
+    cdef k.mlp_act act = _one_act(activation)
+    cdef const floating *sp = _slope_pointer(slope, A.shape[1], &A[0, 0])
+    cdef floating[:, ::1] dSv
+    cdef floating *dsp = NULL
+    shape = (A.shape[0], A.shape[1])
+    wide = (A.shape[0], act.pieces * A.shape[1])
+    if shape != (dA.shape[0], dA.shape[1]) or wide != (Z.shape[0], Z.shape[1]) \
+            or wide != (dZ.shape[0], dZ.shape[1]):
         raise ValueError("dZ, dA, Z and A shapes do not match")
+    if act.code == k.MLP_ACT_PRELU:
+        if sp == NULL or dS is None:
+            raise ValueError("prelu needs its slopes and dS")
+        dSv = dS
+        if (dSv.shape[0], dSv.shape[1]) != shape:
+            raise ValueError("dS must have A's shape")
+        dsp = &dSv[0, 0]
     with nogil:
-        _act_backward(&dZ[0, 0], &dA[0, 0], &Z[0, 0], &A[0, 0], activation, dZ.shape[0],
-                      dZ.shape[1])
+        _act_backward(&dZ[0, 0], dsp, &dA[0, 0], &Z[0, 0], &A[0, 0], sp, &act, dZ.shape[0],
+                      A.shape[1])
 
 
 def noise_key(seed, place):

@@ -24,24 +24,46 @@ OUTPUTS = {**SKLEARN_OUTPUTS, "huber": OUT_HUBER, "absolute": OUT_ABSOLUTE,
 HUBER_THRESHOLD = 1.0
 
 
-LEAKY_RELU, ELU, SELU, SOFTPLUS, GELU = (
-    ACTIVATIONS[name] for name in ("leaky_relu", "elu", "selu", "softplus", "gelu"))
-# Networks of two hidden layers with one activation each, as codes per layer.
+LEAKY_RELU, ELU, SELU, SOFTPLUS, GELU, PRELU, SINE, MAXOUT = (
+    ACTIVATIONS[name] for name in ("leaky_relu", "elu", "selu", "softplus", "gelu", "prelu",
+                                   "sine", "maxout"))
+# The settings' defaults the issue names: leaky_relu's slope, elu's alpha,
+# sine's omega_0 (SIREN's), maxout's pieces; PReLU's first slopes.
+DEFAULT_PARAM = {LEAKY_RELU: 0.01, ELU: 1.0, SINE: 30.0, MAXOUT: 2}
+PRELU_SLOPE = 0.25
+# Networks of two hidden layers with one activation each, as specs per layer
+# (a code, or a (code, param) pair as the engine takes them).
 PER_LAYER = {"tanh,gelu": [TANH, GELU], "softplus,leaky_relu": [SOFTPLUS, LEAKY_RELU],
-             "selu,logistic": [SELU, LOGISTIC], "relu,elu": [RELU, ELU]}
+             "selu,logistic": [SELU, LOGISTIC], "relu,elu": [RELU, ELU],
+             "prelu,maxout": [PRELU, MAXOUT], "maxout3,sine2": [(MAXOUT, 3), (SINE, 2.0)],
+             "leaky0.2,elu0.5": [(LEAKY_RELU, 0.2), (ELU, 0.5)]}
 # Every hidden-activation choice the gradient tests cover: one for all layers,
-# or one per layer.
-HIDDEN = {**ACTIVATIONS, **PER_LAYER}
-LEAKY_SLOPE = 0.01
+# or one per layer. Sine's default omega_0 of 30 makes finite differences too
+# coarse: 2 here (the kernel tests take the default).
+HIDDEN = {**ACTIVATIONS, "sine": (SINE, 2.0), **PER_LAYER}
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
-def act_ref(z, act):
+def spec(act):
+    """(code, param) of an activation spec, param its default where not given."""
+    code, param = act if isinstance(act, tuple) else (act, None)
+    return code, DEFAULT_PARAM.get(code) if param is None else param
+
+
+def pieces(act):
+    """Pre-activations per unit: maxout's pieces, else 1."""
+    code, param = spec(act)
+    return int(param) if code == MAXOUT else 1
+
+
+def act_ref(z, act, slope=None):
     """Hidden activation of z, as sklearn.neural_network._base.ACTIVATIONS for
     scikit-learn's four, and as their formulas (and PyTorch's modules) for the
-    others (a new array)."""
+    others (a new array). slope: PReLU's per unit (default PRELU_SLOPE); a
+    maxout z has pieces(act) * O columns, piece j of unit o in column j O + o."""
     from scipy.special import erfc
 
+    act, c = spec(act)
     if act == LOGISTIC:
         return 1 / (1 + np.exp(-z))
     if act == TANH:
@@ -49,21 +71,29 @@ def act_ref(z, act):
     if act == RELU:
         return np.maximum(z, 0)
     if act == LEAKY_RELU:
-        return np.where(z > 0, z, LEAKY_SLOPE * z)
+        return np.where(z > 0, z, c * z)
     if act == ELU:
-        return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
+        return np.where(z > 0, z, c * np.expm1(np.minimum(z, 0)))
     if act == SELU:
         return SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0)))
     if act == SOFTPLUS:
         return np.logaddexp(0, z)
     if act == GELU:
         return 0.5 * z * erfc(-z / np.sqrt(2))
+    if act == PRELU:
+        return np.where(z > 0, z, (PRELU_SLOPE if slope is None else slope) * z)
+    if act == SINE:
+        return np.sin(c * z)
+    if act == MAXOUT:
+        return z.reshape(z.shape[0], int(c), -1).max(axis=1)
     return z.copy()
 
 
-def act_derivative_ref(z, a, act):
-    """act'(z), given z and a = act(z): written through a where the kernel
-    writes it so (the derivative of softplus and gelu needs z)."""
+def act_derivative_ref(z, a, act, slope=None):
+    """act'(z) of an element-wise activation (all but maxout), given z and
+    a = act(z): written through a where the kernel writes it so (softplus,
+    gelu, prelu and sine read z)."""
+    act, c = spec(act)
     if act == LOGISTIC:
         return a * (1 - a)
     if act == TANH:
@@ -71,9 +101,9 @@ def act_derivative_ref(z, a, act):
     if act == RELU:
         return (a > 0).astype(np.float64)
     if act == LEAKY_RELU:
-        return np.where(a > 0, 1.0, LEAKY_SLOPE)
+        return np.where(a > 0, 1.0, c)
     if act == ELU:
-        return np.where(a > 0, 1.0, a + 1)
+        return np.where(a > 0, 1.0, a + c)
     if act == SELU:
         return np.where(a > 0, SELU_SCALE, a + SELU_SCALE * SELU_ALPHA)
     if act == SOFTPLUS:
@@ -82,7 +112,28 @@ def act_derivative_ref(z, a, act):
         from scipy.special import erfc
 
         return 0.5 * erfc(-z / np.sqrt(2)) + z * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)
+    if act == PRELU:
+        return np.where(z > 0, 1.0, PRELU_SLOPE if slope is None else slope)
+    if act == SINE:
+        return c * np.cos(c * z)
     return np.ones_like(a)
+
+
+def act_backward_ref(dA, z, a, act, slope=None):
+    """dZ = dA * dA/dZ: maxout passes each unit's delta to its largest piece
+    (the first of equals), the others multiply by act_derivative_ref."""
+    code, c = spec(act)
+    if code != MAXOUT:
+        return dA * act_derivative_ref(z, a, act, slope)
+    n, P = z.shape[0], int(c)
+    zp = z.reshape(n, P, -1)
+    taken = np.arange(P)[None, :, None] == zp.argmax(axis=1)[:, None, :]
+    return (taken * dA[:, None, :]).reshape(z.shape)
+
+
+def prelu_slope_rows_ref(dA, z):
+    """Each row's part of PReLU's slope gradient: dA * min(z, 0)."""
+    return dA * np.minimum(z, 0)
 
 
 def out_ref(z, out):

@@ -8,7 +8,8 @@ Oracles:
 - scikit-learn's own ``BaseMultilayerPerceptron._backprop`` on the same weights.
 
 Parameters are one flat vector: every coefficient matrix (fan_in, fan_out) row-major,
-then every intercept (``Network.layout()`` gives the offsets).
+then every intercept (``Network.layout()`` gives the offsets), then PReLU layers'
+slopes (``Network.slope_layout()``).
 """
 
 import numpy as np
@@ -27,12 +28,13 @@ from _references import (
     RELU,
     SKLEARN_OUTPUTS,
     TANH,
-    act_derivative_ref,
+    act_backward_ref,
     act_ref,
     layer_act,
     loss_delta_ref,
     loss_terms_ref,
     out_ref,
+    prelu_slope_rows_ref,
     targets,
 )
 
@@ -74,6 +76,12 @@ def unpack(net, params):
     return coefs, intercepts
 
 
+def unpack_slopes(net, params):
+    """Per hidden layer, its PReLU slopes as float64 (None for other layers)."""
+    return [None if where is None else params[where[0]:where[1]].astype(np.float64)
+            for where in net.slope_layout()]
+
+
 # ---------------------------------------------------------------- NumPy reference network
 
 
@@ -97,8 +105,10 @@ def numpy_loss_grad(net, params, X, Y, sw, act, out, squared_mean):
     loss = L(Y, P) + 0.5 * alpha * sum ||W||^2 / sw_sum
     delta_last = sw * dloss/dz (sw * (P - Y) for scikit-learn's heads);  delta_{l-1} = (delta_l @ W_l.T) * act'(A_l)
     coef grad = (A.T @ delta + alpha * W) / sw_sum;  intercept grad = delta.sum(0) / sw_sum
+    and a PReLU layer's slope grad = (dA * min(z, 0)).sum(0) / sw_sum (no penalty)
     """
     coefs, intercepts = unpack(net, params)
+    slopes = unpack_slopes(net, params)
     n = X.shape[0]
     w = np.ones(n) if sw is None else sw.astype(np.float64)
     sw_sum = w.sum()
@@ -107,21 +117,26 @@ def numpy_loss_grad(net, params, X, Y, sw, act, out, squared_mean):
         z = activations[-1] @ W + b
         pre.append(z)
         activations.append(out_ref(z, out) if i == len(coefs) - 1
-                           else act_ref(z, layer_act(act, i)))
+                           else act_ref(z, layer_act(act, i), slopes[i]))
     P = activations[-1]
     Y64 = Y.astype(np.float64)
     loss = data_loss_ref(Y64, P, w, out, np.finfo(params.dtype).eps, squared_mean)
     loss += 0.5 * ALPHA * sum(np.sum(W**2) for W in coefs) / sw_sum
 
     coef_grads, intercept_grads = [None] * len(coefs), [None] * len(coefs)
+    slope_grads = [None] * len(slopes)
     delta = w[:, None] * loss_delta_ref(Y64, P, out)
     for i in range(len(coefs) - 1, -1, -1):
         coef_grads[i] = (activations[i].T @ delta + ALPHA * coefs[i]) / sw_sum
         intercept_grads[i] = delta.sum(axis=0) / sw_sum
         if i > 0:
-            delta = (delta @ coefs[i].T) * act_derivative_ref(pre[i], activations[i],
-                                                              layer_act(act, i - 1))
-    grad = np.concatenate([g.ravel() for g in coef_grads + intercept_grads])
+            dA = delta @ coefs[i].T
+            if slopes[i - 1] is not None:
+                slope_grads[i - 1] = prelu_slope_rows_ref(dA, pre[i]).sum(axis=0) / sw_sum
+            delta = act_backward_ref(dA, pre[i], activations[i], layer_act(act, i - 1),
+                                     slopes[i - 1])
+    grad = np.concatenate([g.ravel() for g in coef_grads + intercept_grads
+                           + [g for g in slope_grads if g is not None]])
     return loss, grad
 
 
@@ -214,25 +229,28 @@ def test_loss_grad_matches_numpy_backprop(act, out, weighted, dtype):
     ([300, 600, 128, 10], 400, 400),
     ([5, 3, 2], 1, 7),
 ], ids=["two-blocks", "uneven-blocks", "short-batch", "tiles", "one-row"])
-def test_loss_grad_with_threads(units, n, capacity, dtype):
+@pytest.mark.parametrize("act", [TANH, HIDDEN["prelu,maxout"]], ids=["tanh", "prelu,maxout"])
+def test_loss_grad_with_threads(units, n, capacity, dtype, act):
     """The threaded pass: row blocks through the forward and delta passes, then
     the sum of the blocks' gradient slots or (for the 258K-weight network, its
     slots limited to nothing) the weight-gradient tiles (three of its first
     layer, then its bias gradient), shared out over 1 to 4 threads (more
     threads than blocks or tiles included). Loss and gradient equal numpy_loss_grad,
     and every thread count gives bitwise equal results (oracle: the one-thread
-    run, which does the same blocks and tiles in turn)."""
+    run, which does the same blocks and tiles in turn). A PReLU layer's slopes
+    and a maxout layer's pieces go through the same blocks and tiles."""
     rng = np.random.default_rng(3)
     X = rng.standard_normal((n, units[0])).astype(dtype)
     Y = np.eye(units[-1])[rng.integers(0, units[-1], size=n)].astype(dtype)
     sw = rng.uniform(0.3, 2.5, size=n).astype(dtype)
     results = []
     for n_threads in (1, 2, 3, 4):
-        net = _engine.Network(units, TANH, OUT_MULTI, dtype, capacity, n_threads,
+        layers = act[:len(units) - 2] if isinstance(act, list) else act
+        net = _engine.Network(units, layers, OUT_MULTI, dtype, capacity, n_threads,
                               slot_values=0 if units[0] == 300 else 1 << 23)
         params = (0.1 * np.random.default_rng(4).standard_normal(net.n_params)).astype(dtype)
         results.append(loss_grad(net, params, X, Y, sw, False))
-    expected_loss, expected_grad = numpy_loss_grad(net, params, X, Y, sw, TANH, OUT_MULTI,
+    expected_loss, expected_grad = numpy_loss_grad(net, params, X, Y, sw, layers, OUT_MULTI,
                                                    False)
     rtol = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(results[0][0], expected_loss, rtol=rtol)
@@ -320,12 +338,15 @@ def test_forward_matches_numpy(act, out, dtype):
     net, params, _, _, _ = make_problem(act, out, dtype, seed=3)
     X = np.random.default_rng(4).standard_normal((2500, 5)).astype(dtype)
     coefs, intercepts = unpack(net, params)
+    slopes = unpack_slopes(net, params)
     P = _engine.forward([c.astype(dtype) for c in coefs],
-                        [b.astype(dtype) for b in intercepts], X, act, out, 2)
+                        [b.astype(dtype) for b in intercepts], X, act, out, 2,
+                        slopes=[s if s is None else s.astype(dtype) for s in slopes])
     expected = X.astype(np.float64)
     for i, (W, b) in enumerate(zip(coefs, intercepts)):
         z = expected @ W + b
-        expected = out_ref(z, out) if i == len(coefs) - 1 else act_ref(z, layer_act(act, i))
+        expected = (out_ref(z, out) if i == len(coefs) - 1
+                    else act_ref(z, layer_act(act, i), slopes[i]))
     assert P.dtype == dtype and P.shape == expected.shape
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(P, expected, rtol=rtol, atol=rtol * np.abs(expected).max())

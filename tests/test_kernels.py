@@ -23,15 +23,20 @@ from scipy.special import erfc
 from _references import (
     ACTIVATIONS,
     ELU,
+    DEFAULT_PARAM,
     GELU,
+    MAXOUT,
     OUT_BINARY,
     OUT_HUBER,
     OUT_MULTI,
     OUT_POISSON,
     OUTPUTS,
+    PRELU,
     SELU,
+    SINE,
     SKLEARN_OUTPUTS,
     TANH,
+    act_backward_ref,
     act_derivative_ref,
     act_ref,
     dropout_mask_ref,
@@ -40,6 +45,8 @@ from _references import (
     loss_delta_ref,
     loss_terms_ref,
     out_ref,
+    pieces,
+    prelu_slope_rows_ref,
     targets,
     unit_noise_ref,
 )
@@ -103,7 +110,33 @@ def act_derivative_scale(z, a, act):
         return np.abs(a) + np.abs(act_derivative_ref(z, a, act))
     if act == GELU:  # Phi(z) + z phi(z): the two cancel for z < 0
         return 0.5 * erfc(-z / np.sqrt(2)) + np.abs(z) * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)
+    if act == SINE:  # c cos(c z): c z rounded to the dtype first
+        return DEFAULT_PARAM[SINE] * (1 + np.abs(DEFAULT_PARAM[SINE] * z))
     return np.abs(act_derivative_ref(z, a, act))
+
+
+def act_forward_scale(z, act, dtype):
+    """The magnitude act_forward's result is compared to besides its own: below
+    the smallest normal number (gelu's left tail) an absolute bound; sine's
+    argument c z, rounded to the dtype before the sine."""
+    tiny = np.finfo(dtype).tiny / rtol_for(dtype)
+    return tiny + (np.abs(DEFAULT_PARAM[SINE] * z) if act == SINE else 0)
+
+
+# (activation, in place): every activation but maxout, whose delta is wider
+# than its units', computes in place too
+ACT_IN_PLACE = [pytest.param(act, in_place, id=f"{name}-{'in place' if in_place else 'apart'}")
+                for name, act in ACTIVATIONS.items() for in_place in (True, False)
+                if not (in_place and act == MAXOUT)]
+
+
+def act_inputs(rng, shape, act, dtype, spread):
+    """Z with pieces(act) columns per unit of `shape` and, for PReLU, slopes of
+    both signs (else None)."""
+    n, o = shape
+    Z = (spread * rng.standard_normal((n, pieces(act) * o))).astype(dtype)
+    slope = rng.uniform(-0.5, 1.5, o).astype(dtype) if act == PRELU else None
+    return Z, slope
 
 
 
@@ -137,46 +170,54 @@ def test_gather_rows_rejects_out_of_range_index(bad):
 # ---------------------------------------------------------------- hidden activations
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("in_place", [True, False], ids=["A=Z", "A apart"])
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("act", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
+@pytest.mark.parametrize("act, in_place", ACT_IN_PLACE)
 def test_act_forward(dtype, in_place, shape, act):
-    """Z <- Z + b; A = act(Z), in place or apart; oracle: act_ref in float64 of Z + b."""
+    """Z <- Z + b; A = act(Z), in place (A over Z's first rows: a maxout layer's
+    units are fewer than its pieces) or apart; oracle: act_ref in float64 of Z + b."""
     rng = np.random.default_rng(1)
-    Z = (3 * rng.standard_normal(shape)).astype(dtype)
-    b = rng.standard_normal(shape[1]).astype(dtype)
+    Z, slope = act_inputs(rng, shape, act, dtype, 3)
+    b = rng.standard_normal(Z.shape[1]).astype(dtype)
     # Z + b rounded to the kernel's dtype, as the kernel adds before activating.
     pre = Z + b
-    expected = act_ref(pre.astype(np.float64), act)
-    A = Z if in_place else np.full(shape, np.nan, dtype=dtype)
-    _engine.act_forward(A, Z, b, act)
-    # below the smallest normal number (gelu's left tail) an absolute bound
-    assert_close(A, expected, dtype, scale=np.finfo(dtype).tiny / rtol_for(dtype))
+    pre64 = pre.astype(np.float64)
+    expected = act_ref(pre64, act, None if slope is None else slope.astype(np.float64))
+    A = Z.reshape(-1)[:Z.shape[0] * shape[1]].reshape(shape) if in_place else np.full(
+        shape, np.nan, dtype=dtype)
+    _engine.act_forward(A, Z, b, act, slope=slope)
+    assert_close(A, expected, dtype, scale=act_forward_scale(pre64, act, dtype))
     if not in_place:
         assert np.array_equal(Z, pre)  # the pre-activation, kept
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("in_place", [True, False], ids=["dZ=dA", "dZ apart"])
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("act", ACTIVATIONS.values(), ids=ACTIVATIONS.keys())
+@pytest.mark.parametrize("act, in_place", ACT_IN_PLACE)
 def test_act_backward(dtype, in_place, shape, act):
-    """dZ = dA * act'(Z) with A = act(Z); oracle: act_derivative_ref.
+    """dZ = dA * dA/dZ with A = act(Z); oracle: act_backward_ref, and for PReLU
+    prelu_slope_rows_ref for the slope's part dS.
 
     A is an activation's output (relu's has exact zeros, where the gradient stops).
     """
     rng = np.random.default_rng(2)
-    Z = (2 * rng.standard_normal(shape)).astype(dtype)
-    A = act_ref(Z.astype(np.float64), act).astype(dtype)
+    Z, slope = act_inputs(rng, shape, act, dtype, 2)
+    slope64 = None if slope is None else slope.astype(np.float64)
+    A = act_ref(Z.astype(np.float64), act, slope64).astype(dtype)
     dA = rng.standard_normal(shape).astype(dtype)
     A_before = A.copy()
     A64, dA64 = A.astype(np.float64), dA.astype(np.float64)
     Z64 = Z.astype(np.float64)
-    expected = dA64 * act_derivative_ref(Z64, A64, act)
-    dZ = dA if in_place else np.full(shape, np.nan, dtype=dtype)
-    _engine.act_backward(dZ, dA, Z, A, act)
-    scale = np.abs(dA64) * act_derivative_scale(Z64, A64, act)
-    assert_close(dZ, expected, dtype, scale=scale)
+    expected = act_backward_ref(dA64, Z64, A64, act, slope64)
+    dZ = dA if in_place else np.full(Z.shape, np.nan, dtype=dtype)
+    dS = np.full(shape, np.nan, dtype=dtype) if act == PRELU else None
+    _engine.act_backward(dZ, dA, Z, A, act, slope=slope, dS=dS)
+    if act == MAXOUT:
+        assert np.array_equal(dZ, expected)  # a copy of each delta, or 0
+    else:
+        scale = np.abs(dA64) * act_derivative_scale(Z64, A64, act)
+        assert_close(dZ, expected, dtype, scale=scale)
+    if act == PRELU:
+        assert_close(dS, prelu_slope_rows_ref(dA64, Z64), dtype)
     assert np.array_equal(A, A_before)
 
 
@@ -584,29 +625,39 @@ def test_tanh_edges(dtype):
 
 
 _TORCH_MODULES = {"leaky_relu": ("LeakyReLU", {"negative_slope": 0.01}), "elu": ("ELU", {}),
-                  "selu": ("SELU", {}), "softplus": ("Softplus", {}), "gelu": ("GELU", {})}
+                  "selu": ("SELU", {}), "softplus": ("Softplus", {}), "gelu": ("GELU", {}),
+                  "prelu": ("PReLU", {"num_parameters": 7})}
 
 
 @pytest.mark.parametrize("name", sorted(_TORCH_MODULES))
 def test_activations_beyond_sklearn_match_pytorch(name):
     """Second oracle, where PyTorch is installed: torch.nn's module of the same
-    name (default parameters) and its autograd gradient, in float64."""
+    name (default parameters; PReLU's slopes of both signs) and its autograd
+    gradient, in float64; for PReLU also the slopes' gradient (dS summed over
+    the rows)."""
     torch = pytest.importorskip("torch")
     act = ACTIVATIONS[name]
     rng = np.random.default_rng(11)
     Z = 4 * rng.standard_normal((50, 7))
     dA = rng.standard_normal(Z.shape)
+    slope = rng.uniform(-0.5, 1.5, 7) if act == PRELU else None
     module_name, kwargs = _TORCH_MODULES[name]
     z = torch.tensor(Z, requires_grad=True)
-    a = getattr(torch.nn, module_name)(**kwargs)(z)
+    module = getattr(torch.nn, module_name)(**kwargs).double()
+    if slope is not None:
+        module.weight.data = torch.tensor(slope)
+    a = module(z)
     a.backward(torch.tensor(dA))
     A = np.empty_like(Z)
     Zk = Z.copy()
-    _engine.act_forward(A, Zk, np.zeros(Z.shape[1]), act)
+    _engine.act_forward(A, Zk, np.zeros(Z.shape[1]), act, slope=slope)
     dZ = np.empty_like(Z)
-    _engine.act_backward(dZ, dA, Zk, A, act)
+    dS = np.empty_like(Z) if slope is not None else None
+    _engine.act_backward(dZ, dA, Zk, A, act, slope=slope, dS=dS)
     np.testing.assert_allclose(A, a.detach().numpy(), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(dZ, z.grad.numpy(), rtol=1e-12, atol=1e-15)
+    if slope is not None:
+        np.testing.assert_allclose(dS.sum(axis=0), module.weight.grad.numpy(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
