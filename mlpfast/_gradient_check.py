@@ -60,8 +60,7 @@ def check_gradient(estimator, X, y, *, sample_weight=None, n_checks=100, step=1e
         est = clone(estimator)
     X, y, sample_weight, layer_units, _ = est._prepare_fit(X, y, sample_weight,
                                                            incremental=False)
-    params = np.concatenate([np.ravel(p) for p in est.coefs_ + est.intercepts_]
-                            ).astype(np.float64)
+    params = np.concatenate([np.ravel(p) for p in est._weights()]).astype(np.float64)
 
     X, Y, sw, has_sw = est._engine_arrays(X, y, sample_weight, np.float64)
     network = est._network(layer_units, np.float64, Y.shape[0], X)

@@ -58,6 +58,21 @@ OUTPUT_CODES = _engine.OUTPUTS
 # The losses with no place in probabilities: their output is a score.
 _MARGIN_LOSSES = ("hinge", "squared_hinge")
 
+# activation_params' keys: the activation each one sets, its default (the
+# engine's) and the values it takes.
+_ACTIVATION_PARAMS = {
+    "negative_slope": ("leaky_relu", _engine.ACTIVATION_DEFAULTS["leaky_relu"],
+                       Interval(Real, 0, None, closed="left")),
+    "alpha": ("elu", _engine.ACTIVATION_DEFAULTS["elu"],
+              Interval(Real, 0, None, closed="neither")),
+    "omega_0": ("sine", _engine.ACTIVATION_DEFAULTS["sine"],
+                Interval(Real, 0, None, closed="neither")),
+    "pieces": ("maxout", _engine.ACTIVATION_DEFAULTS["maxout"],
+               Interval(Integral, 1, None, closed="left")),
+    "prelu_init": ("prelu", _engine.PRELU_SLOPE, Interval(Real, None, None, closed="neither")),
+}
+_SETTING_OF = {name: key for key, (name, _, _) in _ACTIVATION_PARAMS.items()}
+
 
 class BaseMultilayerPerceptron(BaseEstimator, ABC):
     """Shared machinery of MLPClassifier and MLPRegressor (not for direct use)."""
@@ -99,6 +114,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         "input_noise": [Interval(Real, 0, None, closed="left")],
         "hidden_noise": [Interval(Real, 0, None, closed="left")],
         "weight_noise": [Interval(Real, 0, None, closed="left")],
+        "activation_params": [dict, None],
     }
 
     @abstractmethod
@@ -132,8 +148,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         input_noise,
         hidden_noise,
         weight_noise,
+        activation_params,
     ):
         self.activation = activation
+        self.activation_params = activation_params
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
@@ -176,25 +194,29 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 super()._validate_params()
                 return
 
+    def _weights(self):
+        """The fitted parameters in the engine's order: coefs_, intercepts_,
+        then the PReLU layers' slopes_."""
+        slopes = getattr(self, "slopes_", None) or []
+        return self.coefs_ + self.intercepts_ + [s for s in slopes if s is not None]
+
     def _pack_params(self, dtype):
-        """One flat buffer [coefs..., intercepts...]; coefs_ / intercepts_ become views of it."""
+        """One flat buffer of _weights(); coefs_, intercepts_ and slopes_ become
+        views of it."""
         params = np.concatenate(
-            [np.ravel(p).astype(dtype, copy=False) for p in self.coefs_ + self.intercepts_]
-        )
+            [np.ravel(p).astype(dtype, copy=False) for p in self._weights()])
         self._unpack(params)
         return params
 
     def _unpack(self, params):
-        """Point coefs_ / intercepts_ at slices of the flat buffer ``params``."""
+        """Point coefs_, intercepts_ and slopes_ at slices of the flat buffer
+        ``params``."""
         start = 0
-        for i, coef in enumerate(self.coefs_):
-            end = start + coef.size
-            self.coefs_[i] = params[start:end].reshape(coef.shape)
-            start = end
-        for i, intercept in enumerate(self.intercepts_):
-            end = start + intercept.size
-            self.intercepts_[i] = params[start:end]
-            start = end
+        for group in (self.coefs_, self.intercepts_, getattr(self, "slopes_", None) or []):
+            for i, p in enumerate(group):
+                if p is not None:
+                    group[i] = params[start:start + p.size].reshape(p.shape)
+                    start += p.size
 
     def _network(self, layer_units, dtype, capacity, X):
         output_code, _, output_param = self._output_head()
@@ -275,6 +297,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             X, csr = _engine_input(X, dtype)
         coefs = [_engine_array(c, dtype) for c in self.coefs_]
         intercepts = [_engine_array(b, dtype) for b in self.intercepts_]
+        slopes = getattr(self, "slopes_", None)
+        if slopes is not None:
+            slopes = [None if s is None else _engine_array(s, dtype) for s in slopes]
         args = (
             coefs,
             intercepts,
@@ -286,11 +311,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         # A plain array is checked for NaN and infinity by the engine, in C.
         check_finite = check_input and plain
         if n_rows < _PREDICT_MIN_ROWS_THREADED:
-            P = _engine.forward(*args, 1, csr=csr, check_finite=check_finite)
+            P = _engine.forward(*args, 1, csr=csr, check_finite=check_finite,
+                                slopes=slopes)
         else:
             with blas_single_threaded():
                 P = _engine.forward(*args, _config.effective_n_threads(), csr=csr,
-                                    check_finite=check_finite)
+                                    check_finite=check_finite, slopes=slopes)
         if P is None:
             # X holds NaN or infinity: scikit-learn's validation raises its error.
             X = validate_data(self, X_given, accept_sparse=["csr", "csc"], reset=False)
@@ -337,12 +363,19 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.intercepts_ = []
         names = self._activation_names()
         feeds = names + names[-1:] if names else [self.activation]
-        for fan_in, fan_out, activation in zip(layer_units[:-1], layer_units[1:], feeds):
-            coef_init, intercept_init = self._init_coef(fan_in, fan_out, dtype, activation)
+        pieces = self._layer_pieces() + [1]
+        for i, (fan_in, fan_out) in enumerate(zip(layer_units[:-1], layer_units[1:])):
+            coef_init, intercept_init = self._init_coef(fan_in, fan_out, dtype, feeds[i],
+                                                        pieces[i], first=i == 0)
             self.coefs_.append(coef_init)
             self.intercepts_.append(intercept_init)
-        self._best_coefs = [c.copy() for c in self.coefs_]
-        self._best_intercepts = [i.copy() for i in self.intercepts_]
+        if "prelu" in names:
+            init = self._activation_settings()["prelu_init"]
+            self.slopes_ = [np.full(units, init, dtype=dtype) if name == "prelu" else None
+                            for name, units in zip(names, layer_units[1:-1])]
+        elif hasattr(self, "slopes_"):
+            del self.slopes_
+        self._keep_best()
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
@@ -378,21 +411,57 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 f"{self.activation!r}.")
         return list(self.activation)
 
-    def _activation_codes(self):
-        """The engine's code of each hidden layer's activation."""
-        if isinstance(self.activation, str):  # the usual case, without a list
-            return ACTIVATION_CODES[self.activation]
-        return [ACTIVATION_CODES[a] for a in self._activation_names()]
+    def _activation_settings(self):
+        """activation_params, checked, with every key's default filled in."""
+        given = {} if self.activation_params is None else self.activation_params
+        unknown = sorted(set(given) - set(_ACTIVATION_PARAMS), key=str)
+        if unknown:
+            raise ValueError(
+                f"activation_params got unknown keys {unknown}; it takes "
+                f"{sorted(_ACTIVATION_PARAMS)}.")
+        settings = {}
+        for key, (_, default, constraint) in _ACTIVATION_PARAMS.items():
+            value = given.get(key, default)
+            if not constraint.is_satisfied_by(value) or not np.isfinite(value):
+                raise ValueError(
+                    f"activation_params[{key!r}] must be {constraint}; got {value!r}.")
+            settings[key] = value
+        return settings
 
-    def _init_coef(self, fan_in, fan_out, dtype, activation):
+    def _activation_codes(self):
+        """The engine's spec of each hidden layer's activation: its code, or
+        (code, param) for one with a parameter."""
+        if self.activation_params is None and isinstance(self.activation, str):
+            return ACTIVATION_CODES[self.activation]  # the usual case: the defaults
+        settings = self._activation_settings()
+        return [(ACTIVATION_CODES[a], settings[_SETTING_OF[a]])
+                if a in _engine.ACTIVATION_DEFAULTS else ACTIVATION_CODES[a]
+                for a in self._activation_names()]
+
+    def _layer_pieces(self):
+        """Each hidden layer's pre-activations per unit: maxout's pieces, else 1."""
+        pieces = self._activation_settings()["pieces"]
+        return [pieces if a == "maxout" else 1 for a in self._activation_names()]
+
+    def _init_coef(self, fan_in, fan_out, dtype, activation, pieces=1, first=False):
         # Glorot & Bengio (2010) uniform init; factor 2 for the logistic
         # activation of the layer the weights feed (the last hidden layer's for
-        # the output layer, as scikit-learn's one activation).
+        # the output layer, as scikit-learn's one activation); a maxout layer
+        # draws each of its pieces so. The weights feeding a sine layer, and
+        # the output layer after one, take SIREN's (Sitzmann et al. 2020):
+        # within 1 / fan_in on X, sqrt(6 / fan_in) / omega_0 after, with
+        # intercepts within 1 / sqrt(fan_in).
         factor = 2.0 if activation == "logistic" else 6.0
-        init_bound = np.sqrt(factor / (fan_in + fan_out))
+        coef_bound = intercept_bound = np.sqrt(factor / (fan_in + fan_out))
+        if activation == "sine":
+            omega = self._activation_settings()["omega_0"]
+            coef_bound = 1 / fan_in if first else np.sqrt(6 / fan_in) / omega
+            intercept_bound = 1 / np.sqrt(fan_in)
         # Drawn in this order (coef, then intercept, layer by layer), as scikit-learn.
-        coef_init = self._random_state.uniform(-init_bound, init_bound, (fan_in, fan_out))
-        intercept_init = self._random_state.uniform(-init_bound, init_bound, fan_out)
+        coef_init = self._random_state.uniform(-coef_bound, coef_bound,
+                                               (fan_in, pieces * fan_out))
+        intercept_init = self._random_state.uniform(-intercept_bound, intercept_bound,
+                                                    pieces * fan_out)
         return coef_init.astype(dtype, copy=False), intercept_init.astype(dtype, copy=False)
 
     def _hidden_layer_list(self):
@@ -413,8 +482,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             elif self.solver == "lbfgs":
                 self._fit_lbfgs(X, y, sample_weight, layer_units, dtype)
 
-        weights = self.coefs_ + self.intercepts_
-        if not all(np.isfinite(w).all() for w in weights):
+        if not all(np.isfinite(w).all() for w in self._weights()):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may"
                 " contain large values and need to be preprocessed."
@@ -432,6 +500,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
             )
         self._activation_names()  # a list must name one activation per layer
+        self._activation_settings()
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
         )
@@ -460,12 +529,29 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
         if first_pass:
             self._initialize(y, layer_units, dtype)
-        elif [c.shape for c in self.coefs_] != list(zip(layer_units[:-1], layer_units[1:])):
+        else:
+            self._check_same_layers(layer_units)
+        return X, y, sample_weight, layer_units, dtype
+
+    def _check_same_layers(self, layer_units):
+        """warm_start and partial_fit go on with the weights of the last fit:
+        the layers must still have their sizes, maxout's pieces and PReLU's
+        slopes."""
+        pieces = self._layer_pieces() + [1]
+        shapes = [(fan_in, p * fan_out) for fan_in, fan_out, p
+                  in zip(layer_units[:-1], layer_units[1:], pieces)]
+        if [c.shape for c in self.coefs_] != shapes:
             raise ValueError(
                 "The network's layer sizes changed since the last fit; "
-                "warm_start and partial_fit need the same hidden_layer_sizes."
-            )
-        return X, y, sample_weight, layer_units, dtype
+                "warm_start and partial_fit need the same hidden_layer_sizes "
+                "(and maxout's pieces).")
+        prelu = [name == "prelu" for name in self._activation_names()]
+        slopes = getattr(self, "slopes_", None) or [None] * len(prelu)
+        if [s is not None for s in slopes] != prelu:
+            raise ValueError(
+                "The hidden layers' PReLU activations changed since the last fit, "
+                "which warm_start and partial_fit do not allow: their slopes are "
+                "fitted weights.")
 
     def _engine_arrays(self, X, y, sample_weight, dtype):
         """X as the engine takes it, C-contiguous Y and weights in the training dtype
@@ -665,6 +751,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+            if hasattr(self, "slopes_"):
+                self.slopes_ = self._best_slopes
+
+    def _keep_best(self):
+        """Copies of the weights, for early stopping to restore."""
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [i.copy() for i in self.intercepts_]
+        if hasattr(self, "slopes_"):
+            self._best_slopes = [None if s is None else s.copy() for s in self.slopes_]
 
     def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
         if early_stopping:
@@ -683,8 +778,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
             if last_valid_score > self.best_validation_score_:
                 self.best_validation_score_ = last_valid_score
-                self._best_coefs = [c.copy() for c in self.coefs_]
-                self._best_intercepts = [i.copy() for i in self.intercepts_]
+                self._keep_best()
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
@@ -868,14 +962,29 @@ _SHARED_PARAMETERS_DOC = """
         The ith element represents the number of neurons in the ith hidden layer.
 
     activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'elu', \
-            'selu', 'softplus', 'gelu'}, default='relu'
+            'selu', 'softplus', 'gelu', 'prelu', 'sine', 'maxout'}, default='relu'
         Activation function for the hidden layers: f(x) = x, 1 / (1 + exp(-x)),
-        tanh(x) or max(0, x) as in scikit-learn; beyond it, leaky ReLU (x, or
-        0.01 x below 0), ELU (x, or exp(x) - 1 below 0), SELU (1.0507 times
-        x, or 1.6733 (exp(x) - 1) below 0), softplus log(1 + exp(x)) and GELU
-        x Phi(x), with Phi the standard normal distribution function (exact,
-        through erfc), each as PyTorch's module of that name with its default
-        parameters. A list gives one activation per hidden layer.
+        tanh(x) or max(0, x) as in scikit-learn. Beyond it, each as PyTorch's
+        module of that name with its default parameters where it has one:
+
+        - 'leaky_relu': x, or s x below 0 (s: ``negative_slope``, 0.01);
+        - 'elu': x, or a (exp(x) - 1) below 0 (a: ``alpha``, 1);
+        - 'selu': 1.0507 times x, or 1.6733 (exp(x) - 1) below 0;
+        - 'softplus': log(1 + exp(x));
+        - 'gelu': x Phi(x), Phi the standard normal distribution function
+          (exact, erf-based);
+        - 'prelu': x, or s_j x below 0, with a slope s_j per unit learned with
+          the weights (starting at ``prelu_init``, 0.25; no L2 penalty), in
+          ``slopes_``;
+        - 'sine': sin(w x) (w: ``omega_0``, 30), with SIREN's initialisation
+          (Sitzmann et al. 2020): the weights feeding a sine layer, and the
+          output layer after one, are drawn within 1 / fan_in on X and
+          sqrt(6 / fan_in) / w after, their intercepts within 1 / sqrt(fan_in);
+        - 'maxout': the largest of k linear pieces per unit (k: ``pieces``,
+          2), each with its own weights and intercept (see ``coefs_``).
+
+        A list gives one activation per hidden layer; the settings in
+        parentheses come from ``activation_params``.
 
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         The weight optimiser: L-BFGS-B (through scipy; the loss and gradient
@@ -975,6 +1084,13 @@ _SHARED_PARAMETERS_DOC = """
         intercepts) for each mini-batch's forward and backward pass; the
         step then updates the coefficients themselves. Needs 'sgd' or
         'adam'.
+
+    activation_params : dict, default=None
+        Settings of the activations, for every layer that has that
+        activation: ``negative_slope`` (leaky_relu, >= 0, default 0.01),
+        ``alpha`` (elu, > 0, default 1.0), ``prelu_init`` (prelu's first
+        slopes, default 0.25), ``omega_0`` (sine, > 0, default 30.0) and
+        ``pieces`` (maxout, an integer >= 1, default 2). None: the defaults.
 """
 
 _SHARED_ATTRIBUTES_DOC = """
@@ -997,10 +1113,20 @@ _SHARED_ATTRIBUTES_DOC = """
         Training samples seen by the solver.
 
     coefs_ : list of shape (n_layers - 1,)
-        ``coefs_[i]`` is the (fan_in, fan_out) weight matrix of layer i.
+        ``coefs_[i]`` is the (fan_in, fan_out) weight matrix of layer i. For
+        a maxout layer of fan_out units and k pieces it is (fan_in, k *
+        fan_out), piece j of unit u in column ``j * fan_out + u``: unit u is
+        the largest of ``X @ coefs_[i][:, j * fan_out + u] + intercepts_[i][j
+        * fan_out + u]`` over j.
 
     intercepts_ : list of shape (n_layers - 1,)
-        ``intercepts_[i]`` is the bias vector of layer i + 1.
+        ``intercepts_[i]`` is the bias vector of layer i + 1 (k * fan_out
+        entries for a maxout layer, laid out as its ``coefs_`` columns).
+
+    slopes_ : list of shape (n_layers - 2,)
+        Only with a 'prelu' hidden layer: ``slopes_[i]`` is the (fan_out,)
+        vector of hidden layer i's learned slopes, or None when that layer is
+        not PReLU.
 
     n_features_in_ : int
         Number of features seen during fit.
@@ -1116,6 +1242,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         input_noise=0.0,
         hidden_noise=0.0,
         weight_noise=0.0,
+        activation_params=None,
         label_smoothing=0.0,
     ):
         self.class_weight = class_weight
@@ -1149,6 +1276,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             input_noise=input_noise,
             hidden_noise=hidden_noise,
             weight_noise=weight_noise,
+            activation_params=activation_params,
         )
 
     _parameter_constraints: dict = {
@@ -1510,6 +1638,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         input_noise=0.0,
         hidden_noise=0.0,
         weight_noise=0.0,
+        activation_params=None,
     ):
         self.huber_epsilon = huber_epsilon
         super().__init__(
@@ -1541,6 +1670,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             input_noise=input_noise,
             hidden_noise=hidden_noise,
             weight_noise=weight_noise,
+            activation_params=activation_params,
         )
 
     def predict(self, X):

@@ -925,18 +925,25 @@ def test_longdouble_X_predicts_in_float64_and_answers_in_long_double():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("activation", ["leaky_relu", "elu", "selu", "softplus", "gelu",
-                                        ["gelu", "tanh"], ["logistic", "softplus"]])
-def test_activations_beyond_sklearn_train_and_predict(digits, activation, dtype, monkeypatch):
+@pytest.mark.parametrize("activation, settings", [
+    ("leaky_relu", None), ("elu", None), ("selu", None), ("softplus", None), ("gelu", None),
+    ("prelu", None), ("sine", None), ("maxout", None), (["gelu", "tanh"], None),
+    (["logistic", "softplus"], None), (["maxout", "prelu"], {"pieces": 3, "prelu_init": 0.1}),
+    (["leaky_relu", "elu"], {"negative_slope": 0.2, "alpha": 0.5}),
+    (["sine", "relu"], {"omega_0": 5.0}),
+], ids=lambda v: str(v).replace(" ", ""))
+def test_activations_beyond_sklearn_train_and_predict(digits, activation, settings, dtype,
+                                                      monkeypatch):
     """A 2-hidden-layer classifier with each activation scikit-learn lacks, or
-    one per layer. Oracles: a NumPy forward pass (tests/_references.act_ref)
-    of the fitted weights for predict_proba; the training loss falls; the same
-    fit on 1 and 3 threads, bit for bit."""
+    one per layer, with default or given activation_params. Oracles: a NumPy
+    forward pass (tests/_references.act_ref) of the fitted weights (PReLU's
+    slopes_ too) for predict_proba; the training loss falls; the same fit on
+    1 and 3 threads, bit for bit."""
     X_train, X_test, y_train, _ = digits
     X_train, X_test = X_train[:600].astype(dtype), X_test.astype(dtype)
     fits = _fits_on_threads(
         lambda: MLPClassifier((24, 16), activation=activation, max_iter=15, batch_size=50,
-                              random_state=0, **NO_STOP),
+                              random_state=0, activation_params=settings, **NO_STOP),
         X_train, y_train[:600], (1, 3), monkeypatch)
     _assert_same_fit(fits)
     est = fits[0]
@@ -973,6 +980,108 @@ def test_an_activation_list_must_name_one_known_activation_per_layer(activation)
     with pytest.raises(ValueError, match="one name per hidden layer"):
         est.fit(X, y)
     assert not hasattr(est, "coefs_")
+
+
+def test_prelu_slopes_are_fitted_weights_without_penalty():
+    """PReLU's slopes_ start at prelu_init and are trained with the weights
+    but take no L2 penalty. Oracles: lbfgs's final loss_ is the NumPy loss of
+    the fitted weights with the penalty on coefs_ alone (_numpy_loss); the
+    slopes moved; a NumPy forward pass with them gives predict; an
+    early-stopped fit keeps the slopes of its best epoch, which give its
+    predictions."""
+    X, y = make_regression(200, 5, noise=5, random_state=0)
+    y = y / y.std()
+    est = MLPRegressor(hidden_layer_sizes=(6, 5), activation=["prelu", "tanh"], solver="lbfgs",
+                       alpha=0.5, max_iter=300, random_state=0,
+                       activation_params={"prelu_init": 0.1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    assert est.slopes_[1] is None and est.slopes_[0].shape == (6,)
+    assert not np.allclose(est.slopes_[0], 0.1)
+    np.testing.assert_allclose(est.loss_, _numpy_loss(est, X, y[:, None], "identity"),
+                               rtol=1e-10)
+    np.testing.assert_allclose(est.predict(X), _numpy_scores(est, X)[:, 0], rtol=1e-10)
+
+    X, y = load_iris(return_X_y=True)
+    stopped = MLPClassifier((6,), activation="prelu", early_stopping=True, max_iter=40,
+                            n_iter_no_change=3, random_state=0).fit(X, y)
+    assert stopped.slopes_[0].dtype == np.float64
+    np.testing.assert_allclose(stopped.predict_proba(X), _numpy_proba(stopped, X),
+                               rtol=1e-10)
+
+
+def test_sine_layers_start_from_sirens_initialisation():
+    """activation='sine' draws the weights as SIREN (Sitzmann et al. 2020):
+    the first layer within 1 / fan_in, the later ones (the output layer
+    included) within sqrt(6 / fan_in) / omega_0, intercepts within
+    1 / sqrt(fan_in), in scikit-learn's order of draws. Oracle: the same
+    uniform draws from numpy's RandomState with those bounds."""
+    X, y = load_iris(return_X_y=True)
+    est = MLPRegressor(hidden_layer_sizes=(7, 5), activation="sine",
+                       activation_params={"omega_0": 4.0}, random_state=3)
+    est._prepare_fit(X, y, None, incremental=False)
+    rng = np.random.RandomState(3)
+    for i, (fan_in, fan_out) in enumerate([(4, 7), (7, 5), (5, 1)]):
+        bound = 1 / fan_in if i == 0 else np.sqrt(6 / fan_in) / 4.0
+        np.testing.assert_array_equal(est.coefs_[i], rng.uniform(-bound, bound, (fan_in, fan_out)))
+        bias = 1 / np.sqrt(fan_in)
+        np.testing.assert_array_equal(est.intercepts_[i], rng.uniform(-bias, bias, fan_out))
+
+
+def test_maxout_coefs_hold_the_pieces():
+    """A maxout layer of u units and k pieces has (fan_in, k u) coefs_ and
+    k u intercepts_, piece j of unit o in column j u + o. Oracle: each unit is
+    the largest of its pieces' products, computed column by column in NumPy."""
+    X, y = load_iris(return_X_y=True)
+    est = MLPRegressor(hidden_layer_sizes=(5,), activation="maxout",
+                       activation_params={"pieces": 3}, max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    assert est.coefs_[0].shape == (4, 15) and est.intercepts_[0].shape == (15,)
+    z = X @ est.coefs_[0] + est.intercepts_[0]
+    hidden = np.array([[max(z[n, j * 5 + o] for j in range(3)) for o in range(5)]
+                       for n in range(len(X))])
+    np.testing.assert_allclose(est.predict(X), hidden @ est.coefs_[1][:, 0] + est.intercepts_[1],
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"slope": 0.1}, "unknown keys \\['slope'\\]"),
+    ({"pieces": 0}, "'pieces'\\] must be an int in the range \\[1, inf\\)"),
+    ({"pieces": 2.5}, "'pieces'"),
+    ({"negative_slope": -0.1}, "'negative_slope'\\] must be a float in the range \\[0.0, "),
+    ({"alpha": 0.0}, "'alpha'\\] must be a float in the range \\(0.0, inf\\)"),
+    ({"omega_0": float("inf")}, "'omega_0'"),
+    ({"prelu_init": float("nan")}, "'prelu_init'"),
+])
+def test_activation_params_errors(settings, match):
+    """A clear ValueError before anything is fitted, naming the key and what
+    it takes (scikit-learn's Interval wording)."""
+    X, y = load_iris(return_X_y=True)
+    est = MLPClassifier((4,), activation="maxout", activation_params=settings)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y)
+    assert not hasattr(est, "coefs_")
+
+
+def test_warm_start_keeps_maxout_pieces_and_prelu_layers():
+    """warm_start goes on from the fitted weights: changing maxout's pieces or
+    a layer to or from PReLU raises a ValueError saying so (oracle: the rule);
+    the same settings go on training."""
+    X, y = load_iris(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPClassifier((4, 3), activation=["maxout", "prelu"], max_iter=2,
+                            warm_start=True, random_state=0).fit(X, y)
+        est.fit(X, y)
+        assert est.n_iter_ == 2
+        with pytest.raises(ValueError, match="maxout's pieces"):
+            est.set_params(activation_params={"pieces": 3}).fit(X, y)
+        est.set_params(activation_params=None)
+        with pytest.raises(ValueError, match="PReLU activations changed"):
+            est.set_params(activation=["maxout", "relu"]).fit(X, y)
 
 
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
@@ -1012,18 +1121,27 @@ def test_class_weight_errors():
 
 
 
+# activation_params' key of each activation with a parameter
+_SETTINGS = {"leaky_relu": "negative_slope", "elu": "alpha", "sine": "omega_0",
+             "maxout": "pieces"}
+
+
 def _numpy_scores(est, X):
     """The output layer before its activation, by a NumPy forward pass of the
-    fitted weights (tests/_references.act_ref for the hidden layers)."""
+    fitted weights (tests/_references.act_ref for the hidden layers, with
+    activation_params and PReLU's slopes_)."""
     from _references import ACTIVATIONS, act_ref
 
     n_hidden = len(est.coefs_) - 1
     names = est.activation if isinstance(est.activation, list) else [est.activation] * n_hidden
+    settings = est.activation_params or {}
+    slopes = getattr(est, "slopes_", [None] * n_hidden)
     h = np.asarray(X, dtype=np.float64)
     for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
         h = h @ W.astype(np.float64) + b
         if i < n_hidden:
-            h = act_ref(h, ACTIVATIONS[names[i]])
+            act = (ACTIVATIONS[names[i]], settings.get(_SETTINGS.get(names[i])))
+            h = act_ref(h, act, None if slopes[i] is None else slopes[i].astype(np.float64))
     return h
 
 

@@ -34,6 +34,8 @@ def _expected_failures(estimator):
     MLPRegressor("absolute_error"),
     MLPClassifier(dropout=0.2, label_smoothing=0.1),
     MLPRegressor(hidden_noise=0.1, weight_noise=0.01, dropout=0.1),
+    MLPClassifier((10, 5), activation=["prelu", "maxout"], activation_params={"pieces": 3}),
+    MLPRegressor(activation="sine", activation_params={"omega_0": 2.0}),
 ])
 def test_sklearn_estimator_checks_beyond_sklearn(estimator, check):
     check(estimator)
