@@ -85,6 +85,7 @@ def extensions():
             "csrc/mlpfast_kernels_impl.h",
             "csrc/mlpfast_kernels_dtypes.h",
             "csrc/mlpfast_dispatch_impl.h",
+            "csrc/mlpfast_normal_impl.h",
         ],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

@@ -51,7 +51,6 @@ enum mlp_activation {
 /* SELU's constants (Klambauer et al. 2017), as PyTorch's */
 #define MLP_SELU_ALPHA 1.6732632423543772848170429916717
 #define MLP_SELU_SCALE 1.0507009873554804934193349852946
-#define MLP_SQRT1_2 0.70710678118654752440084436210485
 #define MLP_INV_SQRT_2PI 0.39894228040143267793994605993438
 
 /* A hidden layer's activation: its code and settings. Its layer computes

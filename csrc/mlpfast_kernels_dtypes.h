@@ -16,9 +16,10 @@
 #define EXP_MANT_BITS 23
 #define EXP_BIAS 127u
 #define EXP_DEGREE 7 /* Taylor terms r^n / n! kept: error < 1e-8 for |r| <= ln2 / 2 */
+#define NCDF_SPLIT_MASK 0xFFFFF000u /* keeps 12 bits: hi^2 exact */
+#define NCDF_SPLIT_DEGREE 4
 #define LOG logf
 #define LOG1P log1pf
-#define ERFC erfcf
 #define SIN sinf
 #define COS cosf
 #define COPYSIGN copysignf
@@ -40,9 +41,10 @@
 #define EXP_MANT_BITS 52
 #define EXP_BIAS 1023u
 #define EXP_DEGREE 13 /* error < 1e-17 for |r| <= ln2 / 2 */
+#define NCDF_SPLIT_MASK 0xFFFFFFFFF8000000u /* keeps 26 bits: hi^2 exact */
+#define NCDF_SPLIT_DEGREE 3
 #define LOG log
 #define LOG1P log1p
-#define ERFC erfc
 #define SIN sin
 #define COS cos
 #define COPYSIGN copysign

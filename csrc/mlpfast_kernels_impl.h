@@ -1,7 +1,7 @@
 /* Kernel bodies, written once and included (by mlpfast_kernels_dtypes.h) for
  * each (dtype, instruction set) pair, with the dtype parameters REAL / SUF /
- * UINT / EXP_* / LOG / COPYSIGN / TANH_SAT / SQRT / REAL_EPS defined for float or double, and
- * ISA naming the instruction set; the parameters are #undef'd at the end.
+ * UINT / EXP_* / NCDF_* / LOG / SIN / COS / COPYSIGN / TANH_SAT / SQRT / REAL_EPS defined
+ * for float or double, and ISA naming the instruction set; the parameters are #undef'd at the end.
  * Every kernel here is name_SUF_ISA; mlpfast_dispatch_impl.h defines the
  * public name_SUF. No include guard on purpose. */
 
@@ -74,17 +74,7 @@ static inline REAL FN(expm1)(REAL x)
     return x != x ? x : e;
 }
 
-/* The standard normal distribution function Phi(z), through erfc, which does
- * not cancel in the left tail as 1 + erf does, and density phi(z). */
-static inline REAL FN(normal_cdf)(REAL z)
-{
-    return (REAL)0.5 * ERFC(-z * (REAL)MLP_SQRT1_2);
-}
-
-static inline REAL FN(normal_pdf)(REAL z)
-{
-    return (REAL)MLP_INV_SQRT_2PI * FN(exp)((REAL)-0.5 * z * z);
-}
+#include "mlpfast_normal_impl.h"
 
 /* out[N,D] = X[idx[n], :]. The rows are scattered over X, which is often
  * larger than the caches, so each copy of a short row would wait on memory:
@@ -294,7 +284,7 @@ void FN(mlp_act_backward)(REAL *dZ, REAL *dS, const REAL *dA, const REAL *Z, con
         break;
     case MLP_ACT_GELU: /* Phi(z) + z phi(z) */
         for (i = 0; i < NO; i++)
-            dZ[i] = dA[i] * (FN(normal_cdf)(Z[i]) + Z[i] * FN(normal_pdf)(Z[i]));
+            dZ[i] = dA[i] * FN(gelu_derivative)(Z[i]);
         break;
     case MLP_ACT_PRELU: /* 1 above 0, the slope below; d a / d s = min(z, 0) */
         for (n = 0; n < N; n++)
@@ -731,10 +721,11 @@ double FN(mlp_step)(REAL *params, const REAL *grad, double *partial, ptrdiff_t n
 #undef EXP_DEGREE
 #undef LOG
 #undef LOG1P
-#undef ERFC
 #undef SIN
 #undef COS
 #undef COPYSIGN
 #undef TANH_SAT
 #undef SQRT
 #undef REAL_EPS
+#undef NCDF_SPLIT_MASK
+#undef NCDF_SPLIT_DEGREE

@@ -624,6 +624,32 @@ def test_tanh_edges(dtype):
     assert np.signbit(got[5, 0])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gelu_over_its_whole_range(dtype):
+    """GELU's kernels on a fine grid through both tails (to where Phi rounds
+    to 0 and past it), with +-inf and NaN. Oracle: scipy's ndtr for Phi, and
+    Phi + z phi for the derivative, in float64; below the smallest normal
+    number an absolute bound, and the derivative relative to Phi + |z| phi
+    (its terms cancel for z < 0)."""
+    from scipy.special import ndtr
+
+    top = 39.0 if dtype == np.float64 else 15.0
+    z = np.concatenate([np.linspace(-top, top, 40001), [np.inf, -np.inf, np.nan]])
+    Z = z.astype(dtype)[None, :]
+    z64 = Z[0, :-3].astype(np.float64)
+    A = np.empty_like(Z)
+    _engine.act_forward(A, Z.copy(), np.zeros(Z.shape[1], dtype), GELU)
+    dZ = np.empty_like(Z)
+    _engine.act_backward(dZ, np.ones_like(Z), Z, A, GELU)
+    phi = np.exp(-z64**2 / 2) / np.sqrt(2 * np.pi)
+    tiny = np.finfo(dtype).tiny / rtol_for(dtype)
+    assert_close(A[0, :-3], z64 * ndtr(z64), dtype, scale=tiny)
+    assert_close(dZ[0, :-3], ndtr(z64) + z64 * phi, dtype,
+                 scale=tiny + ndtr(z64) + np.abs(z64) * phi)
+    assert A[0, -3] == np.inf and list(dZ[0, -3:-1]) == [1, 0]
+    assert np.isnan(A[0, -1]) and np.isnan(dZ[0, -1])
+
+
 _TORCH_MODULES = {"leaky_relu": ("LeakyReLU", {"negative_slope": 0.01}), "elu": ("ELU", {}),
                   "selu": ("SELU", {}), "softplus": ("Softplus", {}), "gelu": ("GELU", {}),
                   "prelu": ("PReLU", {"num_parameters": 7})}
