@@ -1,7 +1,8 @@
 """fit beyond scikit-learn's model: mlpfast against PyTorch on the same network.
 
 * ``test_beyond_paired[<data>-<feature>-<dtype>]``: mlpfast with the feature
-  (leaky_relu, gelu, dropout 0.2 after every hidden layer) and PyTorch's same
+  (leaky_relu, gelu, dropout 0.2 after every hidden layer, maxout with 2
+  pieces) and PyTorch's same
   architecture and optimiser, in paired rounds on the ``small`` and
   ``tabular`` data; for dropout also mlpfast without it (the dropout's
   overhead); on ``mnist`` with gelu, mlpfast and the GEMM floor.
@@ -22,12 +23,14 @@ from common import (CASES, TORCH_LOSS_RTOL, GemmFloor, check_ran_all_epochs, dat
                     median_ratio, paired_rounds, settle, torch_peer)
 
 FEATURES = {"leaky_relu": {"activation": "leaky_relu"}, "gelu": {"activation": "gelu"},
-            "dropout": {"dropout": 0.2}}
+            "dropout": {"dropout": 0.2}, "maxout": {"activation": "maxout"}}
 BEYOND = [(d, f) for d in ("small", "tabular") for f in FEATURES] + [("mnist", "gelu")]
 
 ACTIVATIONS = {"relu": lambda z: np.maximum(z, 0),
                "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
-               "gelu": lambda z: 0.5 * z * erfc(-z / np.sqrt(2))}
+               "gelu": lambda z: 0.5 * z * erfc(-z / np.sqrt(2)),
+               # two pieces a unit, piece j of unit o in column j O + o
+               "maxout": lambda z: z.reshape(len(z), 2, -1).max(axis=1)}
 
 
 def beyond_case(data_name, feature):

@@ -361,9 +361,20 @@ ALPHA = 1e-4  # scikit-learn's default L2 penalty
 TORCH_LOSS_RTOL = 0.20
 
 
-# mlpfast's hidden activations as torch.nn modules
+def _torch_maxout(nn):
+    """Maxout of MAXOUT_PIECES pieces a unit, laid out as mlpfast's (piece j of
+    unit o in column j O + o)."""
+    class Maxout(nn.Module):
+        def forward(self, x):
+            return x.view(x.shape[0], MAXOUT_PIECES, -1).amax(dim=1)
+    return Maxout()
+
+
+# mlpfast's hidden activations as torch.nn modules (with mlpfast's defaults)
 TORCH_ACTIVATIONS = {"relu": lambda nn: nn.ReLU(), "tanh": lambda nn: nn.Tanh(),
-                     "leaky_relu": lambda nn: nn.LeakyReLU(0.01), "gelu": lambda nn: nn.GELU()}
+                     "leaky_relu": lambda nn: nn.LeakyReLU(0.01), "gelu": lambda nn: nn.GELU(),
+                     "maxout": _torch_maxout}
+MAXOUT_PIECES = 2
 
 
 def torch_fit(torch, case, Xt, yt):
@@ -374,8 +385,9 @@ def torch_fit(torch, case, Xt, yt):
     gen = torch.Generator().manual_seed(SEED)
     sizes = [Xt.shape[1], *case.hidden_layer_sizes, 1 if case.regression else int(yt.max()) + 1]
     layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        lin = nn.Linear(fan_in, fan_out, dtype=Xt.dtype)
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        pieces = MAXOUT_PIECES if case.activation == "maxout" and i < len(sizes) - 2 else 1
+        lin = nn.Linear(fan_in, pieces * fan_out, dtype=Xt.dtype)
         bound = (6.0 / (fan_in + fan_out)) ** 0.5  # Glorot uniform, as scikit-learn
         with torch.no_grad():
             lin.weight.uniform_(-bound, bound, generator=gen)

@@ -26,7 +26,7 @@ PEERS = ("mlpfast", "sklearn", "torch", "floor")
 THREAD_CALLS = ("small-fit", "tabular-fit", "tabular-predict")
 # bench_beyond.py's cases: data set and feature
 BEYOND = tuple(f"{d}-{f}" for d in ("small", "tabular")
-               for f in ("leaky_relu", "gelu", "dropout")) + ("mnist-gelu",)
+               for f in ("leaky_relu", "gelu", "dropout", "maxout")) + ("mnist-gelu",)
 PREDICT_ROWS = 20000  # of the tabular-predict call
 
 # Targets: (case, op, ratio key, "min" or "max", bound, dtypes). "min": the

@@ -335,16 +335,18 @@ void FN(mlp_perturb_forward)(REAL *H, const REAL *A, const ptrdiff_t *rows, ptrd
         const uint32_t lo = (uint32_t)rk;
         const REAL *a = A + n * O;
         REAL *h = H + n * O;
-        if (sigma > 0)
+        if (sigma > 0) {
             for (o = 0; o < O; o++)
                 h[o] = a[o] + (REAL)(sigma * mlp_gaussian(
                                          mlp_mix64(rk + (uint64_t)(o + 1) * MLP_GOLDEN64)));
-        else if (h != a)
-            memcpy(h, a, (size_t)O * sizeof(REAL));
+            a = h; /* the mask applies to the noisy input, in place */
+        }
         if (p > 0)
             for (o = 0; o < O; o++)
-                h[o] = mlp_hash32(lo + (uint32_t)o * MLP_GOLDEN32) >= threshold ? h[o] * scale
+                h[o] = mlp_hash32(lo + (uint32_t)o * MLP_GOLDEN32) >= threshold ? a[o] * scale
                                                                                  : (REAL)0;
+        else if (h != a)
+            memcpy(h, a, (size_t)O * sizeof(REAL));
     }
 }
 
