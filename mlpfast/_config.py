@@ -150,7 +150,7 @@ def show_config(file=None):
     >>> sorted(config)
     ['blas', 'kernels', 'n_threads', 'openmp', 'version']
     """
-    from mlpfast import __version__
+    from mlpfast._version import __version__
 
     blas = _blas_info()
     config = {

@@ -20,6 +20,7 @@ from sklearn.base import (
     _fit_context,
     is_classifier,
 )
+from sklearn.callback import CallbackSupportMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
@@ -39,6 +40,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from mlpfast import _engine
 from mlpfast import _config
 from mlpfast._config import blas_single_threaded
+from mlpfast._persistence import VersionedStateMixin
 from mlpfast._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
@@ -74,8 +76,14 @@ _ACTIVATION_PARAMS = {
 _SETTING_OF = {name: key for key, (name, _, _) in _ACTIVATION_PARAMS.items()}
 
 
-class BaseMultilayerPerceptron(BaseEstimator, ABC):
+class BaseMultilayerPerceptron(VersionedStateMixin, CallbackSupportMixin, BaseEstimator, ABC):
     """Shared machinery of MLPClassifier and MLPRegressor (not for direct use)."""
+
+    # The HTML repr links each estimator to its page of mlpfast's documentation.
+    _doc_link_module = "mlpfast"
+    _doc_link_template = (
+        "https://mlpfast.readthedocs.io/en/latest/generated/"
+        "{estimator_module}.{estimator_name}.html")
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": [
@@ -208,15 +216,30 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self._unpack(params)
         return params
 
+    def _split(self, params):
+        """Slices of the flat buffer ``params`` shaped as coefs_, intercepts_
+        and (with a PReLU layer) slopes_, by attribute name."""
+        start, split = 0, {}
+        for name in ("coefs_", "intercepts_", "slopes_"):
+            if hasattr(self, name):
+                split[name] = []
+                for p in getattr(self, name):
+                    split[name].append(
+                        None if p is None else params[start:start + p.size].reshape(p.shape))
+                    start += 0 if p is None else p.size
+        return split
+
     def _unpack(self, params):
         """Point coefs_, intercepts_ and slopes_ at slices of the flat buffer
-        ``params``."""
-        start = 0
-        for group in (self.coefs_, self.intercepts_, getattr(self, "slopes_", None) or []):
-            for i, p in enumerate(group):
-                if p is not None:
-                    group[i] = params[start:start + p.size].reshape(p.shape)
-                    start += p.size
+        ``params`` (the lists themselves are kept)."""
+        for name, values in self._split(params).items():
+            getattr(self, name)[:] = values
+
+    def _weights_at(self, params):
+        """The fitted weights at ``params``, copied: what a callback's
+        fitted_estimator needs (the rest of the fitted state is the estimator's)."""
+        return {name: [None if p is None else p.copy() for p in values]
+                for name, values in self._split(params).items()}
 
     def _network(self, layer_units, dtype, capacity, X):
         output_code, _, output_param = self._output_head()
@@ -474,19 +497,28 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             raise ValueError(
                 "dropout and noise need a stochastic solver ('sgd' or 'adam'): "
                 "L-BFGS needs the same loss at every evaluation.")
+        # a stochastic fit's subtasks are its epochs; L-BFGS's its iterations,
+        # and one more that scipy never runs (see _LbfgsCallbacks)
+        stochastic = self.solver in _STOCHASTIC_SOLVERS
+        callbacks = _FitCallbacks(
+            self, X, y, sample_weight,
+            max_subtasks=(1 if incremental else self.max_iter) if stochastic
+            else self.max_iter + 1)
         X, y, sample_weight, layer_units, dtype = self._prepare_fit(
             X, y, sample_weight, incremental)
         with blas_single_threaded():
-            if self.solver in _STOCHASTIC_SOLVERS:
-                self._fit_stochastic(X, y, sample_weight, layer_units, incremental, dtype)
-            elif self.solver == "lbfgs":
-                self._fit_lbfgs(X, y, sample_weight, layer_units, dtype)
+            if stochastic:
+                self._fit_stochastic(X, y, sample_weight, layer_units, incremental, dtype,
+                                     callbacks)
+            else:
+                self._fit_lbfgs(X, y, sample_weight, layer_units, dtype, callbacks)
 
         if not all(np.isfinite(w).all() for w in self._weights()):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may"
                 " contain large values and need to be preprocessed."
             )
+        callbacks.fit_end()
         return self
 
     def _prepare_fit(self, X, y, sample_weight, incremental):
@@ -563,7 +595,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             return X, Y, np.ones(1, dtype=dtype), False
         return X, Y, _engine_array(sample_weight, dtype), True
 
-    def _fit_lbfgs(self, X, y, sample_weight, layer_units, dtype):
+    def _fit_lbfgs(self, X, y, sample_weight, layer_units, dtype, callbacks):
         # scipy's L-BFGS-B works in float64 but hands the function the parameters
         # in the dtype of the starting point: as in scikit-learn, the loss and
         # gradient are computed in the training dtype (coefs_ views of the point
@@ -583,14 +615,32 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
         if _scipy_takes_iprint():
             options["iprint"] = iprint
+        # scipy calls back at the end of each iteration: that iteration's task
+        # ends and the next one's begins, so one begun task is left at the end
+        callbacks.task_begin("lbfgs-iter", lambda: self._weights_at(params.copy()))
+        stopped = []
+
+        def iteration_done(xk):
+            weights = functools.partial(self._weights_at, np.array(xk, dtype=dtype))
+            if callbacks.task_end(weights):
+                stopped.append(True)
+                raise StopIteration
+            callbacks.task_begin("lbfgs-iter", weights)
+
         opt_res = scipy.optimize.minimize(
-            loss_grad, params.copy(), method="L-BFGS-B", jac=True, options=options
+            loss_grad, params.copy(), method="L-BFGS-B", jac=True, options=options,
+            callback=iteration_done if callbacks.active else None,
         )
-        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        if not stopped:
+            callbacks.task_end(None)  # the task scipy never ran
+            self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        else:
+            self.n_iter_ = opt_res.nit
         self.loss_ = opt_res.fun
         self._unpack(opt_res.x)
 
-    def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental, dtype):
+    def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental, dtype,
+                        callbacks):
         params = self._pack_params(dtype)
         n_params = params.shape[0]
         if (
@@ -682,6 +732,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     perm = np.arange(n_samples, dtype=np.intp)
                     self._random_state.shuffle(perm)
                     sample_idx = sample_idx[perm]
+                callbacks.task_begin("epoch", lambda: self._weights_at(params))
                 try:
                     accumulated_loss = network.run_epoch(
                         params,
@@ -714,6 +765,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 )
 
                 self._optimizer.iteration_ends(self.t_)
+
+                if callbacks.task_end(lambda: self._weights_at(params)):
+                    break  # a callback asked to stop
 
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
@@ -831,6 +885,48 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+class _FitCallbacks:
+    """A fit's scikit-learn callback hooks (sklearn.callback): the fit is the
+    root task and each epoch, or L-BFGS iteration, one of its subtasks; called
+    between epochs, never per batch. Nothing is done when the estimator has no
+    callbacks, its own or a meta-estimator's.
+
+    ``weights`` arguments give the fitted weights at that point (lazily: a
+    callable), from which the callbacks' ``fitted_estimator`` is made."""
+
+    def __init__(self, estimator, X, y, sample_weight, max_subtasks):
+        self.estimator = estimator
+        self.active = bool(getattr(estimator, "_skl_callbacks", None)) or hasattr(
+            estimator, "_parent_callback_ctx")
+        if not self.active:
+            return
+        self.data = dict(X=X, y=y, metadata=None if sample_weight is None
+                         else {"sample_weight": sample_weight})
+        self.root = estimator._init_callback_context(max_subtasks=max_subtasks)
+        self.root.call_on_fit_task_begin(estimator=estimator, **self.data)
+        self.task = None
+
+    def task_begin(self, name, weights):
+        if self.active:
+            self.task = self.root.subcontext(task_name=name)
+            self.task.call_on_fit_task_begin(
+                estimator=self.estimator, reconstruction_attributes=weights, **self.data)
+
+    def task_end(self, weights):
+        """Ends the task begun last; True when a callback asks to stop. No
+        weights: a task that did not run (no data is passed)."""
+        if not self.active:
+            return False
+        data = self.data if weights is not None else {}
+        return self.task.call_on_fit_task_end(
+            estimator=self.estimator, reconstruction_attributes=weights, **data)
+
+    def fit_end(self):
+        if self.active:
+            self.root.call_on_fit_task_end(
+                estimator=self.estimator, reconstruction_attributes={}, **self.data)
 
 
 def _is_float_matrix(X):
