@@ -19,8 +19,8 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.special import erfc
 
-from common import (CASES, TORCH_LOSS_RTOL, GemmFloor, check_ran_all_epochs, data, fit,
-                    median_ratio, paired_rounds, settle, torch_peer)
+from common import (CASES, MAXOUT_PIECES, TORCH_LOSS_RTOL, GemmFloor, check_ran_all_epochs,
+                    data, fit, median_ratio, paired_rounds, settle, torch_peer)
 
 FEATURES = {"leaky_relu": {"activation": "leaky_relu"}, "gelu": {"activation": "gelu"},
             "dropout": {"dropout": 0.2}, "maxout": {"activation": "maxout"}}
@@ -29,8 +29,8 @@ BEYOND = [(d, f) for d in ("small", "tabular") for f in FEATURES] + [("mnist", "
 ACTIVATIONS = {"relu": lambda z: np.maximum(z, 0),
                "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
                "gelu": lambda z: 0.5 * z * erfc(-z / np.sqrt(2)),
-               # two pieces a unit, piece j of unit o in column j O + o
-               "maxout": lambda z: z.reshape(len(z), 2, -1).max(axis=1)}
+               # piece j of unit o in column j O + o
+               "maxout": lambda z: z.reshape(len(z), MAXOUT_PIECES, -1).max(axis=1)}
 
 
 def beyond_case(data_name, feature):

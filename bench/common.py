@@ -18,6 +18,8 @@ import numpy as np
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
+from mlpfast import _engine
+
 SEED = 0
 DTYPES = ("float32", "float64")
 
@@ -374,7 +376,7 @@ def _torch_maxout(nn):
 TORCH_ACTIVATIONS = {"relu": lambda nn: nn.ReLU(), "tanh": lambda nn: nn.Tanh(),
                      "leaky_relu": lambda nn: nn.LeakyReLU(0.01), "gelu": lambda nn: nn.GELU(),
                      "maxout": _torch_maxout}
-MAXOUT_PIECES = 2
+MAXOUT_PIECES = int(_engine.ACTIVATION_DEFAULTS["maxout"])  # mlpfast's default
 
 
 def torch_fit(torch, case, Xt, yt):

@@ -290,3 +290,11 @@ double mlp_monotonic_seconds(void)
 #include "mlpfast_dispatch_impl.h"
 #undef REAL
 #undef SUF
+
+int mlp_normal_tail_table(const double **num, const double **den, double *amax)
+{
+    *num = mlp_ncdf_num_f64;
+    *den = mlp_ncdf_den_f64;
+    *amax = MLP_NCDF_AMAX_f64;
+    return MLP_NCDF_DEGREE_f64;
+}

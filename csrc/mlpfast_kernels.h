@@ -116,6 +116,12 @@ int mlp_get_isa(void);
  * the pre-activation apart from the activation), else 0. */
 int mlp_act_needs_input(int act);
 
+/* The float64 table of FN(normal_cdf) (mlpfast_normal_impl.h), for code that
+ * computes the same function elsewhere (mlpfast.onnx): for a >= 0,
+ * (1 - Phi(a)) exp(a^2 / 2) = P(a) / Q(a), a clamped to *amax; P's coefficients
+ * (of a^0, a^1, ...) in num, Q's in den. Returns P's degree (Q's is one more). */
+int mlp_normal_tail_table(const double **num, const double **den, double *amax);
+
 /* The key of one place (a data row, a layer, an index) under `key`: the
  * counter-based random numbers of the perturbation kernels are functions of
  * such keys alone. */

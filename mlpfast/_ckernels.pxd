@@ -40,6 +40,8 @@ cdef extern from "mlpfast_kernels.h" nogil:
     double MLP_SINE_OMEGA
     int MLP_MAXOUT_PIECES
     double MLP_PRELU_SLOPE
+    double MLP_SELU_ALPHA
+    double MLP_SELU_SCALE
 
     uint64_t mlp_key(uint64_t key, uint64_t place)
 
@@ -74,6 +76,7 @@ cdef extern from "mlpfast_kernels.h" nogil:
     void mlp_omp_barrier()
 
     int mlp_act_needs_input(int act)
+    int mlp_normal_tail_table(const double **num, const double **den, double *amax)
     int mlp_all_finite_f32(const float *x, Py_ssize_t n, int n_threads)
     void mlp_gather_rows_f32(float *out, const float *X, const Py_ssize_t *idx, Py_ssize_t N,
                              Py_ssize_t D)

@@ -59,6 +59,23 @@ ACTIVATION_DEFAULTS = {"leaky_relu": k.MLP_LEAKY_SLOPE, "elu": k.MLP_ELU_ALPHA,
                        "sine": k.MLP_SINE_OMEGA, "maxout": k.MLP_MAXOUT_PIECES}
 # PReLU's slopes before training.
 PRELU_SLOPE = k.MLP_PRELU_SLOPE
+# SELU's (alpha, scale).
+SELU_CONSTANTS = (k.MLP_SELU_ALPHA, k.MLP_SELU_SCALE)
+
+
+def _normal_tail_table():
+    cdef const double *num
+    cdef const double *den
+    cdef double amax
+    cdef int degree = k.mlp_normal_tail_table(&num, &den, &amax)
+    return ([num[i] for i in range(degree + 1)], [den[i] for i in range(degree + 2)], amax)
+
+
+# GELU's float64 normal distribution function, for exporters that compute it
+# elsewhere (mlpfast.onnx): (P, Q, amax) with, for a >= 0,
+# (1 - Phi(a)) exp(a^2 / 2) = P(a) / Q(a), a clamped to amax; the coefficients
+# are of a^0, a^1, ...
+NORMAL_TAIL = _normal_tail_table()
 # The output heads: the four canonical pairs by their output activation, the
 # losses on the identity by the loss.
 OUTPUTS = {"identity": k.MLP_OUT_IDENTITY_SQUARED, "logistic": k.MLP_OUT_LOGISTIC_BINARY,
@@ -129,27 +146,32 @@ _PARAM_CODES = {ACTIVATIONS[name]: value for name, value in ACTIVATION_DEFAULTS.
 
 def _hidden_specs(activation, Py_ssize_t n_hidden):
     """Each hidden layer's (code, param): ``activation`` is one spec for all
-    layers or a sequence of one per layer, a spec being a code or a (code,
-    param) pair; param defaults to ACTIVATION_DEFAULTS (0 where there is none)."""
-    one = isinstance(activation, (int, tuple))
-    specs = [activation] * n_hidden if one else list(activation)
+    layers or a list of one per layer, a spec being a code or a (code, param)
+    pair; param defaults to ACTIVATION_DEFAULTS (0 where there is none)."""
+    if not isinstance(activation, (int, tuple, list)):
+        raise TypeError("activation must be a code, a (code, param) pair or a list of them")
+    specs = list(activation) if isinstance(activation, list) else [activation] * n_hidden
     if len(specs) != n_hidden:
         raise ValueError(f"{len(specs)} activation codes for {n_hidden} hidden layers")
     out = []
     for spec in specs:
+        if isinstance(spec, tuple) and len(spec) != 2:
+            raise ValueError(f"an activation spec is a code or a (code, param) pair, got {spec}")
         code, param = spec if isinstance(spec, tuple) else (spec, None)
         _check_code(code, ACTIVATIONS, "activation")
+        if param is not None and code not in _PARAM_CODES:
+            raise ValueError(f"activation code {code} takes no parameter, got {param}")
         if param is None:
             param = _PARAM_CODES.get(code, 0)
         param = float(param)
+        if not np.isfinite(param):
+            raise ValueError(f"activation parameters must be finite, got {param}")
         if code == k.MLP_ACT_MAXOUT and not (param >= 1 and param == int(param)):
             raise ValueError(f"maxout needs a whole number of pieces >= 1, got {param}")
         if code == k.MLP_ACT_LEAKY_RELU and not param >= 0:
             raise ValueError(f"leaky_relu's slope must be >= 0, got {param}")
         if code == k.MLP_ACT_ELU and not param > 0:
             raise ValueError(f"elu's alpha must be > 0, got {param}")
-        if code == k.MLP_ACT_SINE and not np.isfinite(param):
-            raise ValueError(f"sine's omega_0 must be finite, got {param}")
         out.append((code, param))
     return out
 
@@ -539,8 +561,8 @@ cdef struct Net:
     const void **slope   # per hidden layer: PReLU's slopes (units[l + 1]), else NULL
     int out
     double out_param     # the output loss's parameter (Huber's threshold)
-    const void **W       # per layer: coefficients (units[l], units[l + 1])
-    const void **b       # per layer: intercepts (units[l + 1],)
+    const void **W       # per layer: coefficients (units[l], width[l])
+    const void **b       # per layer: intercepts (width[l],)
     # Training only (NULL in prediction): per layer, the dropout rate and the
     # Gaussian noise's deviation of its input (layer 0's: X), drawn from
     # mlp_key(key, LAYER_PLACE - l) (see _layer_key)

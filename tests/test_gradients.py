@@ -140,6 +140,18 @@ def numpy_loss_grad(net, params, X, Y, sw, act, out, squared_mean):
     return loss, grad
 
 
+def test_activation_specs_are_a_code_a_pair_or_a_list():
+    """A tuple is one (code, param) pair, never a list of per-layer codes: a
+    pair for an activation without a parameter, a longer tuple or a
+    non-finite parameter raise ValueError (oracle: the rule); a list gives one
+    spec per layer."""
+    for bad in [(RELU, TANH), (RELU, TANH, TANH), (_engine.ACTIVATIONS["maxout"], np.inf)]:
+        with pytest.raises(ValueError):
+            _engine.Network([4, 3, 3, 2], bad, OUT_MULTI, np.float64, 8, 1)
+    net = _engine.Network([4, 3, 3, 2], [RELU, TANH], OUT_MULTI, np.float64, 8, 1)
+    assert [code for code, _ in net.activation] == [RELU, TANH]
+
+
 # ---------------------------------------------------------------- finite differences
 
 def central_differences(f, params, h=1e-6):
