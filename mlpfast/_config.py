@@ -143,6 +143,19 @@ def show_config(file=None):
         element-wise kernels run with: ``"avx2"`` or ``"baseline"``), ``blas``
         (threadpoolctl's record of the BLAS used for the matrix products, or None).
 
+    See Also
+    --------
+    threadpoolctl.threadpool_limits : Limit the OpenMP threads (``user_api="openmp"``).
+
+    Notes
+    -----
+    ``mlpfast-example`` and ``python -m mlpfast`` print it before their
+    example fit. ``n_threads`` is resolved as in scikit-learn's OpenMP
+    estimators: ``OMP_NUM_THREADS`` and ``threadpool_limits(n,
+    user_api="openmp")`` are honoured, and without ``OMP_NUM_THREADS`` the
+    count is capped by the CPUs this process may use. It is 1 for a build
+    without OpenMP.
+
     Examples
     --------
     >>> import io, mlpfast

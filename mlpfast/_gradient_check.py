@@ -21,10 +21,14 @@ def check_gradient(estimator, X, y, *, sample_weight=None, n_checks=100, step=1e
     Parameters
     ----------
     estimator : MLPClassifier or MLPRegressor
-        Fitted or not, in any configuration.
+        Fitted or not, in any configuration: any activation, loss,
+        ``activation_params`` or ``class_weight``.
     X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        The data the loss is computed on.
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        The targets, as ``fit`` takes them.
     sample_weight : array-like of shape (n_samples,), default=None
+        Sample weights, as ``fit`` takes them; None weighs every sample 1.
     n_checks : int, default=100
         How many parameters (drawn at random; all of them when there are
         fewer) are perturbed, each by ``+step`` and ``-step``.
@@ -39,9 +43,23 @@ def check_gradient(estimator, X, y, *, sample_weight=None, n_checks=100, step=1e
     error : float
         The worst relative error ``|g - d| / max(|g|, |d|, 1e-3 G)`` over the
         checked parameters, g the analytic and d the finite-difference
-        derivative, G the largest |g| checked (the floor keeps rounding in
+        derivative, G the largest ``|g|`` checked (the floor keeps rounding in
         derivatives near 0 from counting). A few 1e-6 or less means the two
         agree; a wrong derivative shows as 1e-2 or more.
+
+    See Also
+    --------
+    MLPClassifier : Multi-layer perceptron classifier.
+    MLPRegressor : Multi-layer perceptron regressor.
+
+    Notes
+    -----
+    The parameters are the fitted weights in the engine's order: ``coefs_``,
+    ``intercepts_``, then the PReLU layers' ``slopes_``. The loss is
+    deterministic: dropout and the noises, which only perturb training, are
+    left out. A finite difference that straddles a kink (ReLU at 0, a tie
+    between maxout's pieces, a hinge's corner) disagrees with the derivative
+    on either side of it; with random data and a small ``step`` that is rare.
 
     Examples
     --------

@@ -445,7 +445,8 @@ class BaseMultilayerPerceptron(VersionedStateMixin, CallbackSupportMixin, BaseEs
         settings = {}
         for key, (_, default, constraint) in _ACTIVATION_PARAMS.items():
             value = given.get(key, default)
-            if not constraint.is_satisfied_by(value) or not np.isfinite(value):
+            if (isinstance(value, bool) or not constraint.is_satisfied_by(value)
+                    or not np.isfinite(value)):
                 raise ValueError(
                     f"activation_params[{key!r}] must be {constraint}; got {value!r}.")
             settings[key] = value
@@ -497,15 +498,16 @@ class BaseMultilayerPerceptron(VersionedStateMixin, CallbackSupportMixin, BaseEs
             raise ValueError(
                 "dropout and noise need a stochastic solver ('sgd' or 'adam'): "
                 "L-BFGS needs the same loss at every evaluation.")
-        # a stochastic fit's subtasks are its epochs; L-BFGS's its iterations,
-        # and one more that scipy never runs (see _LbfgsCallbacks)
-        stochastic = self.solver in _STOCHASTIC_SOLVERS
-        callbacks = _FitCallbacks(
-            self, X, y, sample_weight,
-            max_subtasks=(1 if incremental else self.max_iter) if stochastic
-            else self.max_iter + 1)
+        X_given, y_given, sw_given = X, y, sample_weight
         X, y, sample_weight, layer_units, dtype = self._prepare_fit(
             X, y, sample_weight, incremental)
+        # a stochastic fit's subtasks are its epochs; L-BFGS's its iterations,
+        # and one more that scipy never runs (see _fit_lbfgs)
+        stochastic = self.solver in _STOCHASTIC_SOLVERS
+        callbacks = _FitCallbacks(
+            self, X_given, y_given, sw_given,
+            max_subtasks=(1 if incremental else self.max_iter) if stochastic
+            else self.max_iter + 1)
         with blas_single_threaded():
             if stochastic:
                 self._fit_stochastic(X, y, sample_weight, layer_units, incremental, dtype,
@@ -845,22 +847,52 @@ class BaseMultilayerPerceptron(VersionedStateMixin, CallbackSupportMixin, BaseEs
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
 
+        Trains for up to ``max_iter`` epochs (or L-BFGS iterations) from new
+        weights, or from the last fit's with ``warm_start=True``.
+
         Parameters
         ----------
-        X : ndarray or sparse matrix of shape (n_samples, n_features)
-            The input data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data: float32 data trains in float32, anything else in
+            float64 (a warm start goes on in the dtype of the model it
+            continues).
 
-        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The target values (class labels in classification, real numbers in
             regression).
 
         sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
+            Sample weights. The loss is their weighted mean, and ``alpha``'s
+            L2 term is divided by their sum. None weighs every sample 1.
 
         Returns
         -------
         self : object
             Returns a trained MLP model.
+
+        Raises
+        ------
+        ValueError
+            If the solver produced non-finite weights (the data may need
+            scaling), or for parameters that do not go together (dropout or
+            noise with ``solver='lbfgs'``, ``label_smoothing`` with a hinge
+            loss, a ``warm_start`` with other layer sizes).
+
+        Warns
+        -----
+        sklearn.exceptions.ConvergenceWarning
+            If the solver stopped at ``max_iter`` without converging.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from mlpfast import MLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = MLPClassifier(solver="lbfgs", max_iter=500, random_state=0)
+        >>> clf.fit(X, y)
+        MLPClassifier(max_iter=500, random_state=0, solver='lbfgs')
+        >>> [w.shape for w in clf.coefs_]
+        [(4, 100), (100, 3)]
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
@@ -907,10 +939,12 @@ class _FitCallbacks:
         self.root = estimator._init_callback_context(max_subtasks=max_subtasks)
         self.root.call_on_fit_task_begin(estimator=estimator, **self.data)
         self.task = None
+        self.task_open = False
 
     def task_begin(self, name, weights):
         if self.active:
             self.task = self.root.subcontext(task_name=name)
+            self.task_open = True
             self.task.call_on_fit_task_begin(
                 estimator=self.estimator, reconstruction_attributes=weights, **self.data)
 
@@ -920,11 +954,14 @@ class _FitCallbacks:
         if not self.active:
             return False
         data = self.data if weights is not None else {}
+        self.task_open = False
         return self.task.call_on_fit_task_end(
             estimator=self.estimator, reconstruction_attributes=weights, **data)
 
     def fit_end(self):
         if self.active:
+            if self.task_open:  # an epoch interrupted by Ctrl-C: it did not finish
+                self.task_end(None)
             self.root.call_on_fit_task_end(
                 estimator=self.estimator, reconstruction_attributes={}, **self.data)
 
@@ -1055,20 +1092,31 @@ def _scipy_takes_iprint():
 
 _SHARED_PARAMETERS_DOC = """
     hidden_layer_sizes : array-like of shape(n_layers - 2,), default=(100,)
-        The ith element represents the number of neurons in the ith hidden layer.
+        The ith element represents the number of neurons in the ith hidden
+        layer (an int stands for one hidden layer).
 
     activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'elu', \
-            'selu', 'softplus', 'gelu', 'prelu', 'sine', 'maxout'}, default='relu'
-        Activation function for the hidden layers: f(x) = x, 1 / (1 + exp(-x)),
-        tanh(x) or max(0, x) as in scikit-learn. Beyond it, each as PyTorch's
-        module of that name with its default parameters where it has one:
+            'selu', 'softplus', 'gelu', 'prelu', 'sine', 'maxout'} or list, \
+            default='relu'
+        Activation function for the hidden layers. scikit-learn's four:
+
+        - 'identity', no-op activation, useful to implement linear bottleneck,
+          returns f(x) = x;
+        - 'logistic', the logistic sigmoid function, returns
+          f(x) = 1 / (1 + exp(-x));
+        - 'tanh', the hyperbolic tan function, returns f(x) = tanh(x);
+        - 'relu', the rectified linear unit function, returns f(x) = max(0, x).
+
+        Beyond scikit-learn, each with PyTorch's default parameters where it
+        has one:
 
         - 'leaky_relu': x, or s x below 0 (s: ``negative_slope``, 0.01);
         - 'elu': x, or a (exp(x) - 1) below 0 (a: ``alpha``, 1);
         - 'selu': 1.0507 times x, or 1.6733 (exp(x) - 1) below 0;
         - 'softplus': log(1 + exp(x));
         - 'gelu': x Phi(x), Phi the standard normal distribution function
-          (exact, erf-based);
+          (the exact GELU, not its tanh approximation; Phi to within a few
+          units in the last place);
         - 'prelu': x, or s_j x below 0, with a slope s_j per unit learned with
           the weights (starting at ``prelu_init``, 0.25; no L2 penalty), in
           ``slopes_``;
@@ -1083,79 +1131,133 @@ _SHARED_PARAMETERS_DOC = """
         parentheses come from ``activation_params``.
 
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
-        The weight optimiser: L-BFGS-B (through scipy; the loss and gradient
-        are computed in X's dtype, and the fitted parameters are float64),
-        stochastic gradient descent, or Adam. Adam suits large data sets;
-        lbfgs often converges faster on small ones.
+        The solver for weight optimization.
+
+        - 'lbfgs' is an optimizer in the family of quasi-Newton methods
+          (scipy's L-BFGS-B; the loss and gradient are computed in X's
+          dtype, and the fitted parameters are float64).
+        - 'sgd' refers to stochastic gradient descent.
+        - 'adam' refers to a stochastic gradient-based optimizer proposed by
+          Kingma, Diederik, and Jimmy Ba.
+
+        Note: The default solver 'adam' works pretty well on relatively large
+        datasets (with thousands of training samples or more) in terms of
+        both training time and validation score. For small datasets, however,
+        'lbfgs' can converge faster and perform better.
 
     alpha : float, default=0.0001
-        Strength of the L2 penalty, divided by the sample size (sum of sample
-        weights) when added to the loss.
+        Strength of the L2 regularization term. The L2 regularization term is
+        divided by the sample size (the sum of the sample weights) when added
+        to the loss.
 
     batch_size : int or 'auto', default='auto'
-        Minibatch size for the stochastic solvers; 'auto' is
-        ``min(200, n_samples)``. Ignored by lbfgs.
+        Size of minibatches for stochastic optimizers. If the solver is
+        'lbfgs', the estimator will not use minibatch. When set to "auto",
+        ``batch_size=min(200, n_samples)``.
 
     learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Learning-rate schedule of ``solver='sgd'``: constant
-        ``learning_rate_init``; ``learning_rate_init / pow(t, power_t)`` with
-        ``t`` the samples seen; or divided by 5 whenever ``n_iter_no_change``
-        epochs fail to improve by ``tol``.
+        Learning rate schedule for weight updates.
+
+        - 'constant' is a constant learning rate given by
+          ``learning_rate_init``.
+        - 'invscaling' gradually decreases the learning rate at each time
+          step ``t`` (the samples seen) using an inverse scaling exponent of
+          ``power_t``: ``effective_learning_rate = learning_rate_init /
+          pow(t, power_t)``.
+        - 'adaptive' keeps the learning rate constant to
+          ``learning_rate_init`` as long as training loss keeps decreasing;
+          each time ``n_iter_no_change`` epochs fail to decrease the training
+          loss by at least ``tol`` (or to increase the validation score by at
+          least ``tol`` under ``early_stopping``), the learning rate is
+          divided by 5.
+
+        Only used when ``solver='sgd'``.
 
     learning_rate_init : float, default=0.001
-        Initial step size of 'sgd' and 'adam'.
+        The initial learning rate used. It controls the step-size in updating
+        the weights. Only used when solver='sgd' or 'adam'.
 
     power_t : float, default=0.5
-        Exponent of the 'invscaling' schedule.
+        The exponent for inverse scaling learning rate, used when
+        ``learning_rate='invscaling'``. Only used when solver='sgd'.
 
     max_iter : int, default=200
-        Epochs for the stochastic solvers; iterations for lbfgs.
+        Maximum number of iterations. The solver iterates until convergence
+        (determined by ``tol``) or this number of iterations. For stochastic
+        solvers ('sgd', 'adam'), this is the number of epochs (how many times
+        each data point will be used), not the number of gradient steps.
 
     shuffle : bool, default=True
-        Shuffle the samples every epoch ('sgd' and 'adam').
+        Whether to shuffle samples in each iteration. Only used when
+        solver='sgd' or 'adam'.
 
     random_state : int, RandomState instance, default=None
-        Seeds weight initialisation, the validation split and the shuffles.
-        The same seed draws the same numbers as scikit-learn.
+        Determines random number generation for weights and bias
+        initialization, train-test split if early stopping is used, batch
+        sampling when solver='sgd' or 'adam', and the draws of ``dropout``
+        and the noises. Pass an int for reproducible results across multiple
+        function calls. The same seed draws the same numbers as
+        scikit-learn's estimator.
 
     tol : float, default=1e-4
-        Improvement of the loss (or validation score) below which an epoch
-        counts as not improving.
+        Tolerance for the optimization. When the loss or score is not
+        improving by at least ``tol`` for ``n_iter_no_change`` consecutive
+        iterations, unless ``learning_rate`` is set to 'adaptive',
+        convergence is considered to be reached and training stops.
 
     verbose : bool, default=False
-        Print progress messages, as scikit-learn does.
+        Whether to print progress messages to stdout, as scikit-learn does.
 
     warm_start : bool, default=False
-        Start from the previous fit's weights.
+        When set to True, reuse the solution of the previous call to fit as
+        initialization, otherwise, just erase the previous solution.
 
     momentum : float, default=0.9
-        Momentum of 'sgd', in [0, 1].
+        Momentum for gradient descent update. Should be between 0 and 1. Only
+        used when solver='sgd'.
 
     nesterovs_momentum : bool, default=True
-        Use Nesterov's momentum ('sgd' with momentum > 0).
+        Whether to use Nesterov's momentum. Only used when solver='sgd' and
+        momentum > 0.
 
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data (stratified for
-        single-output classification), stop when its score stops improving
-        and restore the best weights. 'sgd' and 'adam' only.
+        Whether to use early stopping to terminate training when validation
+        score is not improving. If set to True, it will automatically set
+        aside ``validation_fraction`` of training data as validation and
+        terminate training when validation score is not improving by at least
+        ``tol`` for ``n_iter_no_change`` consecutive epochs; the weights of
+        the best epoch are kept. The split is stratified for binary
+        classification only (as scikit-learn's code does; multiclass and
+        multilabel targets are split at random). If early stopping is False,
+        then the training stops when the training loss does not improve by
+        more than ``tol`` for ``n_iter_no_change`` consecutive passes over the
+        training set. Only effective when solver='sgd' or 'adam'.
 
     validation_fraction : float, default=0.1
-        Share of the data held out for early stopping.
+        The proportion of training data to set aside as validation set for
+        early stopping. Must be between 0 and 1. Only used if
+        early_stopping is True.
 
     beta_1 : float, default=0.9
-        Adam's decay rate of the first moment, in [0, 1).
+        Exponential decay rate for estimates of first moment vector in adam,
+        should be in [0, 1). Only used when solver='adam'.
 
     beta_2 : float, default=0.999
-        Adam's decay rate of the second moment, in [0, 1).
+        Exponential decay rate for estimates of second moment vector in adam,
+        should be in [0, 1). Only used when solver='adam'.
 
     epsilon : float, default=1e-8
-        Adam's numerical-stability constant.
+        Value for numerical stability in adam. Only used when solver='adam'.
 
     n_iter_no_change : int, default=10
-        Epochs without ``tol`` improvement before stopping ('sgd', 'adam').
+        Maximum number of epochs to not meet ``tol`` improvement. Only
+        effective when solver='sgd' or 'adam'.
 
     max_fun : int, default=15000
-        Most loss evaluations of lbfgs.
+        Only used when solver='lbfgs'. Maximum number of loss function calls.
+        The solver iterates until convergence (determined by ``tol``), number
+        of iterations reaches max_iter, or this number of loss function
+        calls.
 
     dropout : float or list of float, default=0.0
         Inverted dropout in training (never in prediction): each unit of a
@@ -1194,30 +1296,43 @@ _SHARED_ATTRIBUTES_DOC = """
         The current loss computed with the loss function.
 
     best_loss_ : float or None
-        Lowest training loss reached (stochastic solvers); None under early stopping.
+        The minimum loss reached by the solver throughout fitting. If
+        ``early_stopping=True``, this attribute is set to None; refer to the
+        ``best_validation_score_`` fitted attribute instead. Only accessible
+        when solver='sgd' or 'adam'.
 
     loss_curve_ : list of shape (`n_iter_`,)
-        Training loss at the end of each epoch (stochastic solvers).
+        The ith element in the list represents the loss at the end of the ith
+        epoch. Only accessible when solver='sgd' or 'adam'.
 
     validation_scores_ : list of shape (`n_iter_`,) or None
-        Validation score at each epoch under early stopping, else None.
+        The score at each epoch on a held-out validation set (the accuracy
+        for the classifier, R2 for the regressor). Only available if
+        ``early_stopping=True``, otherwise the attribute is set to None. Only
+        accessible when solver='sgd' or 'adam'.
 
     best_validation_score_ : float or None
-        Best validation score under early stopping, else None.
+        The best validation score that triggered the early stopping. Only
+        available if ``early_stopping=True``, otherwise the attribute is set
+        to None. Only accessible when solver='sgd' or 'adam'.
 
     t_ : int
-        Training samples seen by the solver.
+        The number of training samples seen by the solver during fitting
+        (the time step of the learning-rate schedules and of the random
+        draws of dropout and the noises).
 
     coefs_ : list of shape (n_layers - 1,)
-        ``coefs_[i]`` is the (fan_in, fan_out) weight matrix of layer i. For
-        a maxout layer of fan_out units and k pieces it is (fan_in, k *
-        fan_out), piece j of unit u in column ``j * fan_out + u``: unit u is
-        the largest of ``X @ coefs_[i][:, j * fan_out + u] + intercepts_[i][j
-        * fan_out + u]`` over j.
+        The ith element in the list represents the weight matrix
+        corresponding to layer i, of shape (fan_in, fan_out). For a maxout
+        layer of fan_out units and k pieces it is (fan_in, k * fan_out),
+        piece j of unit u in column ``j * fan_out + u``: unit u is the
+        largest of ``H @ coefs_[i][:, j * fan_out + u] + intercepts_[i][j *
+        fan_out + u]`` over j, H the layer's input.
 
     intercepts_ : list of shape (n_layers - 1,)
-        ``intercepts_[i]`` is the bias vector of layer i + 1 (k * fan_out
-        entries for a maxout layer, laid out as its ``coefs_`` columns).
+        The ith element in the list represents the bias vector corresponding
+        to layer i + 1 (k * fan_out entries for a maxout layer, laid out as
+        its ``coefs_`` columns).
 
     slopes_ : list of shape (n_layers - 2,)
         Only with a 'prelu' hidden layer: ``slopes_[i]`` is the (fan_out,)
@@ -1228,21 +1343,22 @@ _SHARED_ATTRIBUTES_DOC = """
         Number of features seen during fit.
 
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Feature names seen during fit, when X has string column names.
+        Names of features seen during fit. Defined only when ``X`` has
+        feature names that are all strings.
 
     n_iter_ : int
-        Epochs (or lbfgs iterations) run by the last fit.
+        The number of iterations the solver has run: epochs for 'sgd' and
+        'adam'.
 
     n_layers_ : int
-        Number of layers, input and output included.
+        Number of layers, the input and output layers included.
 
     n_outputs_ : int
         Number of outputs.
 
     out_activation_ : str
-        Name of the output activation.
+        Name of the output activation function.
 """
-
 
 class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     """Multi-layer perceptron classifier with a compiled engine.
@@ -1290,20 +1406,91 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     See Also
     --------
     MLPRegressor : Multi-layer perceptron regressor.
+    LossCurveDisplay : Training loss and validation score per epoch.
+    check_gradient : The engine's gradient against finite differences.
     sklearn.neural_network.MLPClassifier : The estimator this one replaces.
+
+    Notes
+    -----
+    MLPClassifier trains iteratively since at each time step the partial
+    derivatives of the loss function with respect to the model parameters
+    are computed to update the parameters. It can also have a
+    regularization term added to the loss function that shrinks model
+    parameters to prevent overfitting. This implementation works with data
+    represented as dense numpy arrays or sparse scipy matrices (CSR, CSC) of
+    floating point values.
+
+    With ``loss='log_loss'``, scikit-learn's activations and no class
+    weights, label smoothing, dropout or noise (the defaults), the model is
+    scikit-learn's: the same ``random_state`` draws the same initial
+    weights, batches and validation split, and training follows the same
+    trajectory, to rounding.
+
+    A fit trains in X's dtype, float32 or float64 (other input is converted
+    to float64); ``warm_start`` and ``partial_fit`` go on in the dtype of
+    the model they continue. Prediction computes in the wider of X's and
+    the model's float types.
+
+    Each epoch's mini-batches run in C kernels and BLAS products, without
+    the GIL, on OpenMP threads that share out the rows of a batch. The
+    thread count is resolved as scikit-learn's OpenMP estimators resolve
+    it (``OMP_NUM_THREADS``, ``threadpoolctl.threadpool_limits(n,
+    user_api="openmp")``, the CPUs the process may use), and the model is
+    bit-identical on any number of threads.
+
+    A fit reports to the callbacks of :mod:`sklearn.callback` set with
+    ``set_callbacks``: the fit is the root task and each epoch (or L-BFGS
+    iteration) a subtask, at whose end a callback sees the model of that
+    epoch and may stop the fit. A pickle records mlpfast's version; loading
+    it with another version warns with :class:`InconsistentVersionWarning`.
+
+    References
+    ----------
+    Hinton, Geoffrey E. "Connectionist learning procedures."
+    Artificial intelligence 40.1 (1989): 185-234.
+
+    Glorot, Xavier, and Yoshua Bengio.
+    "Understanding the difficulty of training deep feedforward neural networks."
+    International Conference on Artificial Intelligence and Statistics. 2010.
+
+    He, Kaiming, et al. (2015). "Delving deep into rectifiers: Surpassing
+    human-level performance on imagenet classification."
+    `arXiv:1502.01852 <https://arxiv.org/abs/1502.01852>`__
+
+    Kingma, Diederik, and Jimmy Ba (2014). "Adam: A method for stochastic
+    optimization." `arXiv:1412.6980 <https://arxiv.org/abs/1412.6980>`__
+
+    Weston, Jason, and Chris Watkins (1999). "Support vector machines for
+    multi-class pattern recognition." European Symposium on Artificial
+    Neural Networks.
 
     Examples
     --------
-    >>> from sklearn.datasets import load_iris
+    scikit-learn's own example gives scikit-learn's numbers:
+
+    >>> from sklearn.datasets import make_classification
     >>> from sklearn.model_selection import train_test_split
     >>> from mlpfast import MLPClassifier
-    >>> X, y = load_iris(return_X_y=True)
-    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
-    >>> clf = MLPClassifier(solver="lbfgs", random_state=0, max_iter=500)
-    >>> clf.fit(X_train, y_train).score(X_test, y_test) > 0.9
-    True
-    >>> clf.predict_proba(X_test[:1]).shape
-    (1, 3)
+    >>> X, y = make_classification(n_samples=100, random_state=1)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y,
+    ...                                                     random_state=1)
+    >>> clf = MLPClassifier(random_state=1, max_iter=300).fit(X_train, y_train)
+    >>> clf.predict_proba(X_test[:1]).round(3)
+    array([[0.038, 0.962]])
+    >>> clf.predict(X_test[:5, :])
+    array([1, 0, 1, 0, 1])
+    >>> clf.score(X_test, y_test)
+    0.88
+
+    Beyond scikit-learn: a GELU and a maxout layer, dropout and label
+    smoothing (the fit stops early, after 112 epochs):
+
+    >>> clf = MLPClassifier((32, 16), activation=["gelu", "maxout"], dropout=0.1,
+    ...                     label_smoothing=0.05, max_iter=500, random_state=1)
+    >>> clf.fit(X_train, y_train).n_iter_
+    112
+    >>> clf.score(X_test, y_test)
+    0.92
     """
 
     def __init__(
@@ -1486,7 +1673,19 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         Returns
         -------
         y : ndarray, shape (n_samples,) or (n_samples, n_classes)
-            The predicted classes.
+            The predicted classes: for each sample the most probable class
+            (the highest score under a hinge loss), or for multilabel y a 0/1
+            row with the labels whose probability exceeds 0.5 (whose score
+            exceeds 0).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from mlpfast import MLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = MLPClassifier(solver="lbfgs", max_iter=500, random_state=0).fit(X, y)
+        >>> clf.predict(X[[0, 50, 100]])
+        array([0, 1, 2])
         """
         self._check_is_fitted()
         return self._predict(X)
@@ -1521,7 +1720,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     def decision_function(self, X):
         """Scores of the margin losses: the output layer, before any threshold.
 
-        Available with ``loss='hinge'`` or ``'squared_hinge'``.
+        Available with ``loss='hinge'`` or ``'squared_hinge'``, which have
+        no probabilities.
 
         Parameters
         ----------
@@ -1534,6 +1734,23 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             One score per sample for a binary problem (the second class above
             0), else one per class or label: the predicted class is the
             highest score, a label is predicted where its score exceeds 0.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sklearn.preprocessing import StandardScaler
+        >>> from mlpfast import MLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> X = StandardScaler().fit_transform(X)
+        >>> svm = MLPClassifier((16,), loss="hinge", solver="lbfgs", max_iter=500,
+        ...                     random_state=0).fit(X, y)
+        >>> scores = svm.decision_function(X[[0, 50, 100]])
+        >>> scores.shape
+        (3, 3)
+        >>> scores.argmax(axis=1)
+        array([0, 1, 2])
+        >>> hasattr(svm, "predict_proba")
+        False
         """
         self._check_is_fitted()
         scores = self._forward_pass_fast(X)
@@ -1563,12 +1780,16 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with a single iteration over the given data.
 
+        One epoch of the stochastic solver over ``X``, in mini-batches of
+        ``batch_size``, going on from the weights and the optimizer's state
+        of the previous call. Available with ``solver='sgd'`` or ``'adam'``.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The input data.
 
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The target values.
 
         sample_weight : array-like of shape (n_samples,), default=None
@@ -1582,6 +1803,18 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         -------
         self : object
             Trained MLP model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from mlpfast import MLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = MLPClassifier((16,), random_state=0)
+        >>> for rows in np.array_split(np.arange(150), 3):
+        ...     clf = clf.partial_fit(X[rows], y[rows], classes=[0, 1, 2])
+        >>> clf.t_
+        150
         """
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
@@ -1596,6 +1829,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     def predict_log_proba(self, X):
         """Natural log of :meth:`predict_proba`.
 
+        Available with ``loss='log_loss'`` (the default).
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
@@ -1605,6 +1840,18 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         -------
         log_y_prob : ndarray of shape (n_samples, n_classes)
             ``log(predict_proba(X))``, columns ordered as ``classes_``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sklearn.preprocessing import StandardScaler
+        >>> from mlpfast import MLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> X = StandardScaler().fit_transform(X)
+        >>> clf = MLPClassifier((8,), max_iter=2000, random_state=0).fit(X, y)
+        >>> clf.predict_log_proba(X[:2]).round(2)
+        array([[-0.01, -4.54, -6.26],
+               [-0.02, -4.09, -6.21]])
         """
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
@@ -1624,7 +1871,22 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         -------
         y_prob : ndarray of shape (n_samples, n_classes)
             One row per sample, columns ordered as ``classes_``; a binary
-            problem gives the two columns ``1 - p`` and ``p``.
+            problem gives the two columns ``1 - p`` and ``p``. For multilabel
+            y, each column is one label's probability.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sklearn.preprocessing import StandardScaler
+        >>> from mlpfast import MLPClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> X = StandardScaler().fit_transform(X)
+        >>> clf = MLPClassifier((8,), max_iter=2000, random_state=0).fit(X, y)
+        >>> clf.classes_
+        array([0, 1, 2])
+        >>> clf.predict_proba(X[:2]).round(3)
+        array([[0.987, 0.011, 0.002],
+               [0.981, 0.017, 0.002]])
         """
         self._check_is_fitted()
         y_pred = self._forward_pass_fast(X)
@@ -1649,7 +1911,9 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`:
     the same parameters, attributes and, for a given ``random_state``, the same
     training trajectory; each epoch runs in compiled code without the GIL.
-    The output layer is the identity (squared error) or exp (Poisson deviance).
+    The model minimises the squared error (or the Poisson deviance, or,
+    beyond scikit-learn, the Huber loss or the absolute error) with lbfgs,
+    sgd or adam.
 
     Parameters
     ----------
@@ -1675,18 +1939,86 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     See Also
     --------
     MLPClassifier : Multi-layer perceptron classifier.
+    LossCurveDisplay : Training loss and validation score per epoch.
+    check_gradient : The engine's gradient against finite differences.
     sklearn.neural_network.MLPRegressor : The estimator this one replaces.
+
+    Notes
+    -----
+    MLPRegressor trains iteratively since at each time step the partial
+    derivatives of the loss function with respect to the model parameters
+    are computed to update the parameters. It can also have a
+    regularization term added to the loss function that shrinks model
+    parameters to prevent overfitting. This implementation works with data
+    represented as dense numpy arrays or sparse scipy matrices (CSR, CSC) of
+    floating point values.
+
+    With ``loss='squared_error'`` or ``'poisson'``, scikit-learn's
+    activations and no dropout or noise (the defaults), the model is
+    scikit-learn's: the same ``random_state`` draws the same initial
+    weights, batches and validation split, and training follows the same
+    trajectory, to rounding.
+
+    A fit trains in X's dtype, float32 or float64 (other input is converted
+    to float64); ``warm_start`` and ``partial_fit`` go on in the dtype of
+    the model they continue. Prediction computes in the wider of X's and
+    the model's float types.
+
+    Each epoch's mini-batches run in C kernels and BLAS products, without
+    the GIL, on OpenMP threads that share out the rows of a batch. The
+    thread count is resolved as scikit-learn's OpenMP estimators resolve
+    it (``OMP_NUM_THREADS``, ``threadpoolctl.threadpool_limits(n,
+    user_api="openmp")``, the CPUs the process may use), and the model is
+    bit-identical on any number of threads.
+
+    A fit reports to the callbacks of :mod:`sklearn.callback` set with
+    ``set_callbacks``: the fit is the root task and each epoch (or L-BFGS
+    iteration) a subtask, at whose end a callback sees the model of that
+    epoch and may stop the fit. A pickle records mlpfast's version; loading
+    it with another version warns with :class:`InconsistentVersionWarning`.
+
+    References
+    ----------
+    Hinton, Geoffrey E. "Connectionist learning procedures."
+    Artificial intelligence 40.1 (1989): 185-234.
+
+    Glorot, Xavier, and Yoshua Bengio.
+    "Understanding the difficulty of training deep feedforward neural networks."
+    International Conference on Artificial Intelligence and Statistics. 2010.
+
+    He, Kaiming, et al. (2015). "Delving deep into rectifiers: Surpassing
+    human-level performance on imagenet classification."
+    `arXiv:1502.01852 <https://arxiv.org/abs/1502.01852>`__
+
+    Kingma, Diederik, and Jimmy Ba (2014). "Adam: A method for stochastic
+    optimization." `arXiv:1412.6980 <https://arxiv.org/abs/1412.6980>`__
+
+    Huber, Peter J. (1964). "Robust estimation of a location parameter."
+    The Annals of Mathematical Statistics 35.1: 73-101.
 
     Examples
     --------
+    scikit-learn's own example gives scikit-learn's numbers:
+
     >>> from sklearn.datasets import make_regression
     >>> from sklearn.model_selection import train_test_split
     >>> from mlpfast import MLPRegressor
-    >>> X, y = make_regression(n_samples=300, n_features=5, noise=0.1, random_state=1)
-    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=1)
-    >>> reg = MLPRegressor(solver="lbfgs", random_state=1, max_iter=1000)
-    >>> reg.fit(X_train, y_train).score(X_test, y_test) > 0.9
-    True
+    >>> X, y = make_regression(n_samples=200, n_features=20, random_state=1)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y,
+    ...                                                     random_state=1)
+    >>> regr = MLPRegressor(random_state=1, max_iter=2000, tol=0.1)
+    >>> regr.fit(X_train, y_train)
+    MLPRegressor(max_iter=2000, random_state=1, tol=0.1)
+    >>> regr.predict(X_test[:2]).round(2)
+    array([  28.98, -290.75])
+    >>> round(regr.score(X_test, y_test), 3)
+    0.984
+
+    Beyond scikit-learn: the Huber loss, fitted with L-BFGS:
+
+    >>> regr = MLPRegressor("huber", solver="lbfgs", max_iter=2000, random_state=1)
+    >>> round(regr.fit(X_train, y_train).score(X_test, y_test), 3)
+    0.996
     """
 
     _parameter_constraints: dict = {
@@ -1779,8 +2111,19 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
         Returns
         -------
-        y : ndarray of shape (n_samples, n_outputs)
-            The predicted values.
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values, one column per output (1-D for a single
+            output).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from mlpfast import MLPRegressor
+        >>> X = np.linspace(-1, 1, 50).reshape(-1, 1)
+        >>> reg = MLPRegressor(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=1000,
+        ...                    random_state=0).fit(X, X.ravel() ** 2)
+        >>> reg.predict([[0.5]]).round(2)
+        array([0.25])
         """
         self._check_is_fitted()
         return self._predict(X)
@@ -1825,12 +2168,17 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with a single iteration over the given data.
 
+        One epoch of the stochastic solver over ``X``, in mini-batches of
+        ``batch_size``, going on from the weights and the optimizer's state
+        of the previous call. (As in scikit-learn, with ``solver='lbfgs'``
+        the method exists and runs a whole L-BFGS fit.)
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The input data.
 
-        y : ndarray of shape (n_samples,)
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The target values.
 
         sample_weight : array-like of shape (n_samples,), default=None
@@ -1840,6 +2188,17 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         -------
         self : object
             Trained MLP model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from mlpfast import MLPRegressor
+        >>> X = np.linspace(-1, 1, 60).reshape(-1, 1)
+        >>> reg = MLPRegressor(hidden_layer_sizes=(16,), random_state=0)
+        >>> for rows in np.array_split(np.arange(60), 3):
+        ...     reg = reg.partial_fit(X[rows], X[rows].ravel())
+        >>> reg.t_
+        60
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 

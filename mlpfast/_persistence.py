@@ -8,9 +8,23 @@ from mlpfast._version import __version__
 
 
 class InconsistentVersionWarning(_SklearnVersionWarning):
-    """Warns that an estimator is unpickled with another mlpfast version than
-    the one that pickled it: its state may not mean the same (a subclass of
-    scikit-learn's warning of the same name, so one filter covers both).
+    """Warns that an estimator is unpickled with another mlpfast version.
+
+    The estimator's state may not mean the same in another version: refit it,
+    or load it with the version that saved it. A pickle (pickle, joblib,
+    skops) records the version that wrote it; one from before mlpfast
+    recorded it counts as version 'unknown'. A subclass of scikit-learn's
+    :class:`sklearn.exceptions.InconsistentVersionWarning`, so one filter
+    covers both.
+
+    Parameters
+    ----------
+    estimator_name : str
+        The estimator's class name.
+    current_mlpfast_version : str
+        The version unpickling it.
+    original_mlpfast_version : str
+        The version that pickled it.
 
     Attributes
     ----------
@@ -21,6 +35,27 @@ class InconsistentVersionWarning(_SklearnVersionWarning):
     original_mlpfast_version : str
         The version that pickled it ('unknown' for one from before mlpfast
         recorded it).
+
+    See Also
+    --------
+    sklearn.exceptions.InconsistentVersionWarning : The warning this one subclasses.
+
+    Examples
+    --------
+    Turn the warning into an error while loading a model:
+
+    >>> import pickle
+    >>> import warnings
+    >>> from sklearn.datasets import load_iris
+    >>> from mlpfast import InconsistentVersionWarning, MLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> data = pickle.dumps(MLPClassifier(solver="lbfgs", max_iter=500,
+    ...                                   random_state=0).fit(X, y))
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", InconsistentVersionWarning)
+    ...     clf = pickle.loads(data)  # the same version: no warning
+    >>> clf.predict(X[:1])
+    array([0])
     """
 
     def __init__(self, *, estimator_name, current_mlpfast_version, original_mlpfast_version):

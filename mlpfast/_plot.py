@@ -189,6 +189,7 @@ class LossCurveDisplay:
         """
         check_matplotlib_support(f"{self.__class__.__name__}.plot")
         import matplotlib.pyplot as plt
+        from matplotlib.colors import same_color
         from matplotlib.ticker import MaxNLocator
 
         if ax is None:
@@ -207,9 +208,13 @@ class LossCurveDisplay:
         if self.validation_scores is not None:
             scores = np.asarray(self.validation_scores)
             score_ax = ax.twinx()
-            # A twin axis restarts the colour cycle; step past the loss's colour.
+            # A twin axis restarts the colour cycle: the score takes the
+            # cycle's first colour that is not the loss line's.
+            cycle = plt.rcParams["axes.prop_cycle"].by_key().get("color", [])
+            color = next((c for c in cycle if not same_color(c, self.line_.get_color())),
+                         "black")
             (self.validation_line_,) = score_ax.plot(
-                np.arange(1, scores.size + 1), scores, color="tab:orange",
+                np.arange(1, scores.size + 1), scores, color=color,
                 linestyle="-.", label="Validation score",
             )
             score_ax.set_ylabel("Validation score")

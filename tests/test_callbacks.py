@@ -125,6 +125,33 @@ def test_lbfgs_iterations_are_tasks_and_can_stop(iris):
         np.testing.assert_array_equal(got, expected)
 
 
+class Interrupter(Recorder):
+    """Stands in for Ctrl-C during epoch 2."""
+
+    def on_fit_task_begin(self, estimator, context):
+        super().on_fit_task_begin(estimator, context)
+        if context.task_name == "epoch" and context.task_id == 2:
+            raise KeyboardInterrupt
+
+
+def test_every_task_begun_ends_after_ctrl_c_and_none_before_validation(iris):
+    """Ctrl-C in an epoch: the fit stops with scikit-learn's warning and the
+    interrupted epoch's task still ends, before the fit's; a fit refused by
+    validation calls no task hook at all. Oracle: the hooks' pairing rule."""
+    X, y = iris
+    recorder = Interrupter()
+    with pytest.warns(UserWarning, match="interrupted"):
+        MLPClassifier((6,), max_iter=10, random_state=0).set_callbacks(recorder).fit(X, y)
+    assert _subtasks(recorder.calls, "begin") == _subtasks(recorder.calls, "end") == [0, 1, 2]
+    assert recorder.calls[-2:] == [("end", "fit", 0), ("teardown", "fit")]
+
+    recorder = Recorder()
+    with pytest.raises(ValueError, match="pieces"):
+        MLPClassifier((6,), activation="maxout", activation_params={"pieces": 0}).set_callbacks(
+            recorder).fit(X, y)
+    assert not [c for c in recorder.calls if c[0] in ("begin", "end")]
+
+
 def test_partial_fit_is_one_epoch_task(iris):
     """partial_fit runs one epoch: one subtask (oracle: the rule)."""
     X, y = iris

@@ -987,8 +987,8 @@ def test_prelu_slopes_are_fitted_weights_without_penalty():
     but take no L2 penalty. Oracles: lbfgs's final loss_ is the NumPy loss of
     the fitted weights with the penalty on coefs_ alone (_numpy_loss); the
     slopes moved; a NumPy forward pass with them gives predict; an
-    early-stopped fit keeps the slopes of its best epoch, which give its
-    predictions."""
+    early-stopped fit keeps the slopes of its best epoch (oracle: the fit
+    stopped at that epoch by max_iter)."""
     X, y = make_regression(200, 5, noise=5, random_state=0)
     y = y / y.std()
     est = MLPRegressor(hidden_layer_sizes=(6, 5), activation=["prelu", "tanh"], solver="lbfgs",
@@ -1004,11 +1004,18 @@ def test_prelu_slopes_are_fitted_weights_without_penalty():
     np.testing.assert_allclose(est.predict(X), _numpy_scores(est, X)[:, 0], rtol=1e-10)
 
     X, y = load_iris(return_X_y=True)
-    stopped = MLPClassifier((6,), activation="prelu", early_stopping=True, max_iter=40,
-                            n_iter_no_change=3, random_state=0).fit(X, y)
-    assert stopped.slopes_[0].dtype == np.float64
-    np.testing.assert_allclose(stopped.predict_proba(X), _numpy_proba(stopped, X),
-                               rtol=1e-10)
+    params = dict(hidden_layer_sizes=(6,), activation="prelu", random_state=0)
+    stopped = MLPClassifier(early_stopping=True, max_iter=40, n_iter_no_change=3,
+                            **params).fit(X, y)
+    best = int(np.argmax(stopped.validation_scores_)) + 1
+    assert best < stopped.n_iter_  # else the check below proves little
+    # oracle: the same fit stopped by max_iter at the best epoch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reference = MLPClassifier(early_stopping=True, max_iter=best, n_iter_no_change=10**6,
+                                  **params).fit(X, y)
+    np.testing.assert_array_equal(stopped.slopes_[0], reference.slopes_[0])
+    np.testing.assert_array_equal(stopped.coefs_[0], reference.coefs_[0])
 
 
 def test_sine_layers_start_from_sirens_initialisation():

@@ -130,6 +130,18 @@ def test_given_axes_are_used_and_kwargs_reach_the_loss_line(iris):
     assert ax.get_legend().get_title().get_text() == "tiny net"
 
 
+@pytest.mark.parametrize("color", ["C0", "C1", "tab:orange"])
+def test_the_score_line_never_takes_the_loss_lines_colour(iris, color):
+    """Oracle: matplotlib's same_color on the two lines' colours, whatever
+    colour of the cycle the loss line is given."""
+    from matplotlib.colors import same_color
+
+    X, y = iris
+    est = _fit(mlpfast.MLPClassifier(**EARLY_STOPPING), X, y)
+    display = LossCurveDisplay.from_estimator(est, color=color)
+    assert not same_color(display.validation_line_.get_color(), display.line_.get_color())
+
+
 def test_no_axes_creates_a_figure_and_the_class_name_titles_the_legend(iris):
     """Oracle: matplotlib's figure registry and the estimator's class name."""
     X, y = iris
