@@ -5,6 +5,7 @@ Build with ``python -m sphinx -W -b html docs docs/_build/html`` (the
 when it is installed). Nothing is fetched from the network: no intersphinx.
 """
 
+import importlib.machinery
 import os
 import re
 import sys
@@ -14,11 +15,14 @@ from sphinx.util.docutils import SphinxDirective
 DOCS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(DOCS)
 
-try:
-    import mlpfast
-except ImportError:  # not installed: the checkout, with its engine built in place
+# Run from the checkout, its mlpfast/ would shadow the installed package;
+# it is the one to document only when its engine is built in place.
+if any(os.path.exists(os.path.join(ROOT, "mlpfast", "_engine" + suffix))
+       for suffix in importlib.machinery.EXTENSION_SUFFIXES):
     sys.path.insert(0, ROOT)
-    import mlpfast
+else:
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != ROOT]
+import mlpfast  # noqa: E402
 
 project = "mlpfast"
 author = "The mlpfast developers"

@@ -674,7 +674,7 @@ class BaseMultilayerPerceptron(VersionedStateMixin, CallbackSupportMixin, BaseEs
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
         if early_stopping:
-            # stratified split for single-output classification only
+            # stratified split for single-output (binary) classification only
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
             stratify = y if should_stratify else None
             arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
@@ -1360,6 +1360,7 @@ _SHARED_ATTRIBUTES_DOC = """
         Name of the output activation function.
 """
 
+
 class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     """Multi-layer perceptron classifier with a compiled engine.
 
@@ -1483,7 +1484,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     0.88
 
     Beyond scikit-learn: a GELU and a maxout layer, dropout and label
-    smoothing (the fit stops early, after 112 epochs):
+    smoothing (the loss stops improving after 112 epochs, and the fit stops):
 
     >>> clf = MLPClassifier((32, 16), activation=["gelu", "maxout"], dropout=0.1,
     ...                     label_smoothing=0.05, max_iter=500, random_state=1)
@@ -2016,7 +2017,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     Beyond scikit-learn: the Huber loss, fitted with L-BFGS:
 
-    >>> regr = MLPRegressor("huber", solver="lbfgs", max_iter=2000, random_state=1)
+    >>> regr = MLPRegressor(loss="huber", solver="lbfgs", max_iter=2000, random_state=1)
     >>> round(regr.fit(X_train, y_train).score(X_test, y_test), 3)
     0.996
     """
@@ -2204,6 +2205,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
 
 for _estimator in (MLPClassifier, MLPRegressor):
-    _estimator.__doc__ = _estimator.__doc__.replace(
-        "{parameters}", _SHARED_PARAMETERS_DOC
-    ).replace("{attributes}", _SHARED_ATTRIBUTES_DOC)
+    if _estimator.__doc__ is not None:  # None under python -OO
+        _estimator.__doc__ = _estimator.__doc__.replace(
+            "{parameters}", _SHARED_PARAMETERS_DOC
+        ).replace("{attributes}", _SHARED_ATTRIBUTES_DOC)

@@ -59,7 +59,6 @@ class LossCurveDisplay:
 
     Examples
     --------
-    >>> import matplotlib.pyplot as plt
     >>> from sklearn.datasets import load_iris
     >>> from mlpfast import LossCurveDisplay, MLPClassifier
     >>> X, y = load_iris(return_X_y=True)
@@ -67,7 +66,6 @@ class LossCurveDisplay:
     >>> display = LossCurveDisplay.from_estimator(clf)
     >>> display.line_.get_xdata()[:3]
     array([1, 2, 3])
-    >>> plt.show()
     """
 
     def __init__(self, *, loss_curve, validation_scores=None, best_epoch=None,

@@ -96,7 +96,8 @@ MIN_OPSET = 13
 # (1 - Phi(a)) exp(a^2 / 2) = P(a) / Q(a), a clamped to NCDF_AMAX; all the
 # coefficients are positive, so summing the terms cannot cancel.
 SELU_ALPHA, SELU_SCALE = _engine.SELU_CONSTANTS
-NCDF_NUM, NCDF_DEN, NCDF_AMAX = (np.array(v) for v in _engine.NORMAL_TAIL)
+NCDF_NUM, NCDF_DEN = (np.array(v) for v in _engine.NORMAL_TAIL[:2])
+NCDF_AMAX = float(_engine.NORMAL_TAIL[2])
 
 
 def to_onnx(estimator, X_sample, *, target_opset=None):

@@ -71,7 +71,8 @@ def test_grid_search_under_dask_backend(client):
     """The README's search, its fits on the workers, gives the same results.
 
     Oracle: the same GridSearchCV run sequentially in this process: identical
-    scores for every split and candidate, and the same best_params_.
+    scores for every split and candidate, and the same best_params_; and the
+    output the README shows for it.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # 20 epochs, on purpose
@@ -88,6 +89,10 @@ def test_grid_search_under_dask_backend(client):
             np.testing.assert_array_equal(search.cv_results_[key], oracle.cv_results_[key],
                                           err_msg=key)
     assert search.best_params_ == oracle.best_params_
+    # and what the README says it prints
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")) as f:
+        readme = f.read()
+    assert f"`{search.best_params_} {search.best_score_:.3f}`" in readme
 
 
 def test_incremental_partial_fit_over_blocks(client):

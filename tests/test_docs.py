@@ -32,7 +32,10 @@ def test_sphinx_builds_without_warnings_and_the_repr_links_resolve(tmp_path):
     # A separate process: Sphinx registers its extensions process-wide. -W
     # turns Sphinx's warnings into errors; Python's own (a library's
     # deprecation on import) are not the documentation's.
-    env = dict(os.environ, PYTHONWARNINGS="", MPLBACKEND="Agg")
+    # the mlpfast these tests import is the one documented
+    path = os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(mlpfast.__file__)),
+                                         os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONWARNINGS="", MPLBACKEND="Agg", PYTHONPATH=path)
     proc = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-E", "-q", "-b", "html",
          "-d", str(tmp_path / "doctrees"), DOCS, str(out)],

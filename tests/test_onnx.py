@@ -213,6 +213,13 @@ def test_input_dtype_other_than_the_models_computes_as_predict():
                   np.float32)
 
 
+def test_the_normal_tail_table_has_positive_coefficients():
+    """The GELU graph sums the table's terms as they come, which cannot
+    cancel only if every coefficient is positive (oracle: that rule)."""
+    assert mlpfast_onnx.NCDF_NUM.min() > 0 and mlpfast_onnx.NCDF_DEN.min() > 0
+    assert mlpfast_onnx.NCDF_AMAX > 37  # past where Phi underflows in float64
+
+
 def test_unfitted_model_and_bad_arguments_raise_clear_errors():
     """Oracle: scikit-learn's NotFittedError for an unfitted estimator, on
     its own and through skl2onnx; ValueError for X_sample of another width

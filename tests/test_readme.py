@@ -2,7 +2,8 @@
 
 Oracles: the output the README shows for its first example; the score the
 "Beyond scikit-learn" example prints; Python's warnings, turned into errors.
-(tests/test_dask.py runs the "More than one machine" example.)
+(tests/test_dask.py runs the "More than one machine" example's search on its
+own cluster and checks the output the README shows.)
 """
 
 import contextlib
