@@ -1291,6 +1291,27 @@ _SHARED_PARAMETERS_DOC = """
         ``pieces`` (maxout, an integer >= 1, default 2). None: the defaults.
 """
 
+# The Notes paragraphs both estimators share.
+_SHARED_NOTES_DOC = """
+    A fit trains in X's dtype, float32 or float64 (other input is converted
+    to float64); ``warm_start`` and ``partial_fit`` go on in the dtype of
+    the model they continue. Prediction computes in the wider of X's and
+    the model's float types.
+
+    Each epoch's mini-batches run in C kernels and BLAS products, without
+    the GIL, on OpenMP threads that share out the rows of a batch. The
+    thread count is resolved as scikit-learn's OpenMP estimators resolve
+    it (``OMP_NUM_THREADS``, ``threadpoolctl.threadpool_limits(n,
+    user_api="openmp")``, the CPUs the process may use), and the model is
+    bit-identical on any number of threads.
+
+    A fit reports to the callbacks of :mod:`sklearn.callback` set with
+    ``set_callbacks``: the fit is the root task and each epoch (or L-BFGS
+    iteration) a subtask, at whose end a callback sees the model of that
+    epoch and may stop the fit. A pickle records mlpfast's version; loading
+    it with another version warns with :class:`InconsistentVersionWarning`.
+"""
+
 _SHARED_ATTRIBUTES_DOC = """
     loss_ : float
         The current loss computed with the loss function.
@@ -1427,24 +1448,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     weights, batches and validation split, and training follows the same
     trajectory, to rounding.
 
-    A fit trains in X's dtype, float32 or float64 (other input is converted
-    to float64); ``warm_start`` and ``partial_fit`` go on in the dtype of
-    the model they continue. Prediction computes in the wider of X's and
-    the model's float types.
-
-    Each epoch's mini-batches run in C kernels and BLAS products, without
-    the GIL, on OpenMP threads that share out the rows of a batch. The
-    thread count is resolved as scikit-learn's OpenMP estimators resolve
-    it (``OMP_NUM_THREADS``, ``threadpoolctl.threadpool_limits(n,
-    user_api="openmp")``, the CPUs the process may use), and the model is
-    bit-identical on any number of threads.
-
-    A fit reports to the callbacks of :mod:`sklearn.callback` set with
-    ``set_callbacks``: the fit is the root task and each epoch (or L-BFGS
-    iteration) a subtask, at whose end a callback sees the model of that
-    epoch and may stop the fit. A pickle records mlpfast's version; loading
-    it with another version warns with :class:`InconsistentVersionWarning`.
-
+{notes}
     References
     ----------
     Hinton, Geoffrey E. "Connectionist learning procedures."
@@ -1960,24 +1964,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     weights, batches and validation split, and training follows the same
     trajectory, to rounding.
 
-    A fit trains in X's dtype, float32 or float64 (other input is converted
-    to float64); ``warm_start`` and ``partial_fit`` go on in the dtype of
-    the model they continue. Prediction computes in the wider of X's and
-    the model's float types.
-
-    Each epoch's mini-batches run in C kernels and BLAS products, without
-    the GIL, on OpenMP threads that share out the rows of a batch. The
-    thread count is resolved as scikit-learn's OpenMP estimators resolve
-    it (``OMP_NUM_THREADS``, ``threadpoolctl.threadpool_limits(n,
-    user_api="openmp")``, the CPUs the process may use), and the model is
-    bit-identical on any number of threads.
-
-    A fit reports to the callbacks of :mod:`sklearn.callback` set with
-    ``set_callbacks``: the fit is the root task and each epoch (or L-BFGS
-    iteration) a subtask, at whose end a callback sees the model of that
-    epoch and may stop the fit. A pickle records mlpfast's version; loading
-    it with another version warns with :class:`InconsistentVersionWarning`.
-
+{notes}
     References
     ----------
     Hinton, Geoffrey E. "Connectionist learning procedures."
@@ -2208,4 +2195,5 @@ for _estimator in (MLPClassifier, MLPRegressor):
     if _estimator.__doc__ is not None:  # None under python -OO
         _estimator.__doc__ = _estimator.__doc__.replace(
             "{parameters}", _SHARED_PARAMETERS_DOC
-        ).replace("{attributes}", _SHARED_ATTRIBUTES_DOC)
+        ).replace("{attributes}", _SHARED_ATTRIBUTES_DOC).replace(
+            "{notes}", _SHARED_NOTES_DOC.strip("\n") + "\n")
