@@ -1291,6 +1291,23 @@ _SHARED_PARAMETERS_DOC = """
         ``pieces`` (maxout, an integer >= 1, default 2). None: the defaults.
 """
 
+# The References both estimators share.
+_SHARED_REFERENCES_DOC = """
+    Hinton, Geoffrey E. "Connectionist learning procedures."
+    Artificial intelligence 40.1 (1989): 185-234.
+
+    Glorot, Xavier, and Yoshua Bengio.
+    "Understanding the difficulty of training deep feedforward neural networks."
+    International Conference on Artificial Intelligence and Statistics. 2010.
+
+    He, Kaiming, et al. (2015). "Delving deep into rectifiers: Surpassing
+    human-level performance on imagenet classification."
+    `arXiv:1502.01852 <https://arxiv.org/abs/1502.01852>`__
+
+    Kingma, Diederik, and Jimmy Ba (2014). "Adam: A method for stochastic
+    optimization." `arXiv:1412.6980 <https://arxiv.org/abs/1412.6980>`__
+"""
+
 # The Notes paragraphs both estimators share.
 _SHARED_NOTES_DOC = """
     A fit trains in X's dtype, float32 or float64 (other input is converted
@@ -1451,20 +1468,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 {notes}
     References
     ----------
-    Hinton, Geoffrey E. "Connectionist learning procedures."
-    Artificial intelligence 40.1 (1989): 185-234.
-
-    Glorot, Xavier, and Yoshua Bengio.
-    "Understanding the difficulty of training deep feedforward neural networks."
-    International Conference on Artificial Intelligence and Statistics. 2010.
-
-    He, Kaiming, et al. (2015). "Delving deep into rectifiers: Surpassing
-    human-level performance on imagenet classification."
-    `arXiv:1502.01852 <https://arxiv.org/abs/1502.01852>`__
-
-    Kingma, Diederik, and Jimmy Ba (2014). "Adam: A method for stochastic
-    optimization." `arXiv:1412.6980 <https://arxiv.org/abs/1412.6980>`__
-
+{references}
     Weston, Jason, and Chris Watkins (1999). "Support vector machines for
     multi-class pattern recognition." European Symposium on Artificial
     Neural Networks.
@@ -1967,20 +1971,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 {notes}
     References
     ----------
-    Hinton, Geoffrey E. "Connectionist learning procedures."
-    Artificial intelligence 40.1 (1989): 185-234.
-
-    Glorot, Xavier, and Yoshua Bengio.
-    "Understanding the difficulty of training deep feedforward neural networks."
-    International Conference on Artificial Intelligence and Statistics. 2010.
-
-    He, Kaiming, et al. (2015). "Delving deep into rectifiers: Surpassing
-    human-level performance on imagenet classification."
-    `arXiv:1502.01852 <https://arxiv.org/abs/1502.01852>`__
-
-    Kingma, Diederik, and Jimmy Ba (2014). "Adam: A method for stochastic
-    optimization." `arXiv:1412.6980 <https://arxiv.org/abs/1412.6980>`__
-
+{references}
     Huber, Peter J. (1964). "Robust estimation of a location parameter."
     The Annals of Mathematical Statistics 35.1: 73-101.
 
@@ -2196,4 +2187,5 @@ for _estimator in (MLPClassifier, MLPRegressor):
         _estimator.__doc__ = _estimator.__doc__.replace(
             "{parameters}", _SHARED_PARAMETERS_DOC
         ).replace("{attributes}", _SHARED_ATTRIBUTES_DOC).replace(
-            "{notes}", _SHARED_NOTES_DOC.strip("\n") + "\n")
+            "{notes}", _SHARED_NOTES_DOC.strip("\n") + "\n").replace(
+            "{references}", _SHARED_REFERENCES_DOC.strip("\n") + "\n")
