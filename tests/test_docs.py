@@ -1,5 +1,6 @@
-"""The documentation: the Sphinx site builds without a warning, and every
-Example in the public docstrings runs and prints what it shows.
+"""The documentation: the Sphinx site builds without a warning, every
+Example in the public docstrings runs and prints what it shows, and so do
+the user guide's examples.
 
 Oracles: Sphinx's own warnings (turned into errors by ``-W``), the estimators'
 ``_get_doc_link()`` (the HTML repr's link must name a page the build wrote),
@@ -137,3 +138,51 @@ def test_docstring_examples_run_without_warnings(name, obj, needs):
             plt.close("all")
     results = runner.summarize(verbose=False)
     assert results.failed == 0, "".join(report)
+
+
+def _page_code(page):
+    """A user-guide page's Python blocks, in order (one session: later
+    blocks use earlier ones' names), and the output it shows: the comments
+    after its print calls, and its text blocks."""
+    import re
+    import textwrap
+
+    with open(os.path.join(DOCS, page)) as f:
+        text = f.read()
+    blocks = re.findall(r"\.\. code-block:: (python|text)\n\n((?:   .*\n|\n)+)", text)
+    code = "\n".join(textwrap.dedent(body) for kind, body in blocks if kind == "python")
+    shown = [m.group(1) for m in re.finditer(r"print\(.*\)\s+# (.+)", code)]
+    for kind, body in blocks:
+        if kind == "text":
+            shown += textwrap.dedent(body).strip().splitlines()
+    return code, shown
+
+
+@pytest.mark.parametrize("page", ["quickstart.rst", "beyond.rst", "onnx.rst",
+                                  "persistence.rst"])
+def test_user_guide_examples_run_and_print_what_they_show(page, tmp_path, monkeypatch):
+    """Each page's examples run as one session, with every Python warning an
+    error, and print what the page shows (oracle: the page's own text), in
+    order."""
+    import contextlib
+    import io
+
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("skops")
+    pytest.importorskip("skl2onnx")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("rich")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.chdir(tmp_path)  # the examples write model files
+    code, shown = _page_code(page)
+    out = io.StringIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # plt.show() on the Agg backend, where there is nothing to show
+        warnings.filterwarnings("ignore", message=".*non-interactive.*")
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, page, "exec"), {"__name__": "docs_example"})
+    printed = [line.strip() for line in out.getvalue().splitlines()]
+    remaining = iter(printed)
+    missing = [line for line in shown if line.strip() not in remaining]
+    assert not missing, (missing, printed)
