@@ -181,6 +181,15 @@ cdef inline Py_ssize_t _pieces(tuple spec):
     return int(spec[1]) if spec[0] == k.MLP_ACT_MAXOUT else 1
 
 
+cdef k.mlp_act _act_struct(tuple spec):
+    # the kernels' mlp_act of one (code, param)
+    cdef k.mlp_act act
+    act.code = spec[0]
+    act.param = spec[1]
+    act.pieces = _pieces(spec)
+    return act
+
+
 cdef k.mlp_act *_act_array(list specs) except NULL:
     # malloc'd mlp_act structs for Net.act (one entry at least); the caller frees it
     cdef k.mlp_act *act = <k.mlp_act *>malloc(max(1, len(specs)) * sizeof(k.mlp_act))
@@ -188,9 +197,7 @@ cdef k.mlp_act *_act_array(list specs) except NULL:
     if act == NULL:
         raise MemoryError()
     for l in range(len(specs)):
-        act[l].code = specs[l][0]
-        act[l].param = specs[l][1]
-        act[l].pieces = _pieces(specs[l])
+        act[l] = _act_struct(specs[l])
     return act
 
 
@@ -565,7 +572,7 @@ cdef struct Net:
     const void **b       # per layer: intercepts (width[l],)
     # Training only (NULL in prediction): per layer, the dropout rate and the
     # Gaussian noise's deviation of its input (layer 0's: X), drawn from
-    # mlp_key(key, LAYER_PLACE - l) (see _layer_key)
+    # _layer_key(net, l)
     const double *drop
     const double *noise
     uint64_t key
@@ -584,6 +591,11 @@ cdef struct Input:
 cdef uint64_t LAYER_PLACE = <uint64_t>-1
 
 
+cdef inline uint64_t _layer_key(const Net *net, Py_ssize_t l) noexcept nogil:
+    # the key of layer l's dropout and noise in this pass
+    return k.mlp_key(net.key, LAYER_PLACE - l)
+
+
 cdef inline bint _perturbed(const Net *net, Py_ssize_t l) noexcept nogil:
     # whether layer l's input is perturbed (dropout or noise) in this pass
     return net.drop != NULL and (net.drop[l] > 0 or net.noise[l] > 0)
@@ -594,7 +606,7 @@ cdef inline void _perturb_block(const Net *net, floating *H, const floating *A,
                                 Py_ssize_t m) noexcept nogil:
     # H = perturbed A for rows [r0, r0 + m) of the pass, layer l's input
     _perturb_forward(H, A, inp.rows + r0 if inp.rows != NULL else NULL, inp.row0 + r0,
-                     k.mlp_key(net.key, LAYER_PLACE - l), net.drop[l], net.noise[l], m,
+                     _layer_key(net, l), net.drop[l], net.noise[l], m,
                      net.units[l])
 
 
@@ -647,7 +659,7 @@ cdef void _backward_block(const Net *net, floating **Z, floating **A, floating *
         _mm_nt(dA, D[l] + r0 * w[l], <const floating *>net.W[l], m, w[l], u[l])
         if net.drop != NULL and net.drop[l] > 0:
             _perturb_backward(dA, inp.rows + r0 if inp.rows != NULL else NULL, inp.row0 + r0,
-                              k.mlp_key(net.key, LAYER_PLACE - l), net.drop[l], m, u[l])
+                              _layer_key(net, l), net.drop[l], m, u[l])
         _act_backward(D[l - 1] + r0 * w[l - 1], dS, dA, Z[l - 1] + r0 * w[l - 1],
                       A[l - 1] + r0 * u[l], <const floating *>net.slope[l - 1],
                       &net.act[l - 1], m, u[l])
@@ -1505,12 +1517,8 @@ cdef void _predict_block(const Net *net, void **bufs, const Input *inp, floating
 
 cdef k.mlp_act _one_act(activation):
     # the mlp_act of one spec (a code or a (code, param) pair)
-    cdef k.mlp_act act
-    spec = _hidden_specs(activation if isinstance(activation, tuple) else int(activation), 1)[0]
-    act.code = spec[0]
-    act.param = spec[1]
-    act.pieces = _pieces(spec)
-    return act
+    return _act_struct(
+        _hidden_specs(activation if isinstance(activation, tuple) else int(activation), 1)[0])
 
 
 cdef const floating *_slope_pointer(slope, Py_ssize_t O, const floating *like) except? NULL:
@@ -1569,38 +1577,37 @@ def noise_key(seed, place):
     return k.mlp_key(<uint64_t>seed, <uint64_t>place)
 
 
+cdef const Py_ssize_t *_rows_pointer(rows, Py_ssize_t n) except? NULL:
+    # the data rows (intp, n of them) of a perturbation wrapper, or NULL when None
+    cdef const Py_ssize_t[::1] rv
+    if rows is None:
+        return NULL
+    rv = rows
+    if rv.shape[0] != n:
+        raise ValueError("rows must have one entry per row")
+    return &rv[0]
+
+
 def perturb_forward(floating[:, ::1] H, const floating[:, ::1] A, rows, Py_ssize_t row0,
                     key, double p, double sigma):
     """H = (A + sigma G) * M / (1 - p), drawn for data rows ``rows`` (intp), or
     row0 + n when rows is None (H may be A)."""
-    cdef const Py_ssize_t[::1] rv
-    cdef const Py_ssize_t *rp = NULL
+    cdef const Py_ssize_t *rp = _rows_pointer(rows, A.shape[0])
     cdef uint64_t kk = key
     if H.shape[0] != A.shape[0] or H.shape[1] != A.shape[1]:
         raise ValueError("H and A shapes do not match")
     if not (0 <= p < 1 and sigma >= 0):
         raise ValueError("p must be in [0, 1) and sigma >= 0")
-    if rows is not None:
-        rv = rows
-        if rv.shape[0] != A.shape[0]:
-            raise ValueError("rows must have one entry per row of A")
-        rp = &rv[0]
     with nogil:
         _perturb_forward(&H[0, 0], &A[0, 0], rp, row0, kk, p, sigma, A.shape[0], A.shape[1])
 
 
 def perturb_backward(floating[:, ::1] dA, rows, Py_ssize_t row0, key, double p):
     """dA *= M / (1 - p), M perturb_forward's mask for the same rows and key."""
-    cdef const Py_ssize_t[::1] rv
-    cdef const Py_ssize_t *rp = NULL
+    cdef const Py_ssize_t *rp = _rows_pointer(rows, dA.shape[0])
     cdef uint64_t kk = key
     if not 0 <= p < 1:
         raise ValueError("p must be in [0, 1)")
-    if rows is not None:
-        rv = rows
-        if rv.shape[0] != dA.shape[0]:
-            raise ValueError("rows must have one entry per row of dA")
-        rp = &rv[0]
     with nogil:
         _perturb_backward(&dA[0, 0], rp, row0, kk, p, dA.shape[0], dA.shape[1])
 
