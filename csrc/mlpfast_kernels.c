@@ -152,6 +152,13 @@ static inline uint32_t mlp_drop_threshold(double p)
     return p > 0 ? (uint32_t)(p * 4294967296.0) : 0;
 }
 
+/* Whether dropout keeps unit o of the row whose key's low bits are lo: the
+ * one mask the forward and backward kernels both draw. */
+static inline int mlp_kept(uint32_t lo, ptrdiff_t o, uint32_t threshold)
+{
+    return mlp_hash32(lo + (uint32_t)o * MLP_GOLDEN32) >= threshold;
+}
+
 int mlp_act_needs_input(int act)
 {
     /* the others' derivatives are written with the activation's output */

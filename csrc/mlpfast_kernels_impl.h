@@ -343,8 +343,7 @@ void FN(mlp_perturb_forward)(REAL *H, const REAL *A, const ptrdiff_t *rows, ptrd
         }
         if (p > 0)
             for (o = 0; o < O; o++)
-                h[o] = mlp_hash32(lo + (uint32_t)o * MLP_GOLDEN32) >= threshold ? a[o] * scale
-                                                                                 : (REAL)0;
+                h[o] = mlp_kept(lo, o, threshold) ? a[o] * scale : (REAL)0;
         else if (h != a)
             memcpy(h, a, (size_t)O * sizeof(REAL));
     }
@@ -362,8 +361,7 @@ void FN(mlp_perturb_backward)(REAL *dA, const ptrdiff_t *rows, ptrdiff_t row0, u
         const uint32_t lo = (uint32_t)mlp_key(key, (uint64_t)(rows ? rows[n] : row0 + n));
         REAL *d = dA + n * O;
         for (o = 0; o < O; o++)
-            d[o] = mlp_hash32(lo + (uint32_t)o * MLP_GOLDEN32) >= threshold ? d[o] * scale
-                                                                             : (REAL)0;
+            d[o] = mlp_kept(lo, o, threshold) ? d[o] * scale : (REAL)0;
     }
 }
 
