@@ -75,6 +75,16 @@ _ACTIVATION_PARAMS = {
 }
 _SETTING_OF = {name: key for key, (name, _, _) in _ACTIVATION_PARAMS.items()}
 
+# The fitted weight lists, in the order of the engine's flat parameters
+# (slopes_ only with a PReLU layer).
+_WEIGHT_LISTS = ("coefs_", "intercepts_", "slopes_")
+
+
+def _copied(weight_lists):
+    """A copy of each array of {name: [array or None, ...]}."""
+    return {name: [None if p is None else p.copy() for p in values]
+            for name, values in weight_lists.items()}
+
 
 class BaseMultilayerPerceptron(VersionedStateMixin, CallbackSupportMixin, BaseEstimator, ABC):
     """Shared machinery of MLPClassifier and MLPRegressor (not for direct use)."""
@@ -202,11 +212,15 @@ class BaseMultilayerPerceptron(VersionedStateMixin, CallbackSupportMixin, BaseEs
                 super()._validate_params()
                 return
 
+    def _weight_lists(self):
+        """The fitted weight lists by attribute name, in the engine's order:
+        coefs_, intercepts_, then (with a PReLU layer) slopes_."""
+        return {name: getattr(self, name) for name in _WEIGHT_LISTS if hasattr(self, name)}
+
     def _weights(self):
-        """The fitted parameters in the engine's order: coefs_, intercepts_,
-        then the PReLU layers' slopes_."""
-        slopes = getattr(self, "slopes_", None) or []
-        return self.coefs_ + self.intercepts_ + [s for s in slopes if s is not None]
+        """The fitted parameters in the engine's order (_weight_lists)."""
+        return [p for values in self._weight_lists().values() for p in values
+                if p is not None]
 
     def _pack_params(self, dtype):
         """One flat buffer of _weights(); coefs_, intercepts_ and slopes_ become
@@ -217,16 +231,14 @@ class BaseMultilayerPerceptron(VersionedStateMixin, CallbackSupportMixin, BaseEs
         return params
 
     def _split(self, params):
-        """Slices of the flat buffer ``params`` shaped as coefs_, intercepts_
-        and (with a PReLU layer) slopes_, by attribute name."""
+        """Slices of the flat buffer ``params`` shaped as _weight_lists()."""
         start, split = 0, {}
-        for name in ("coefs_", "intercepts_", "slopes_"):
-            if hasattr(self, name):
-                split[name] = []
-                for p in getattr(self, name):
-                    split[name].append(
-                        None if p is None else params[start:start + p.size].reshape(p.shape))
-                    start += 0 if p is None else p.size
+        for name, values in self._weight_lists().items():
+            split[name] = []
+            for p in values:
+                split[name].append(
+                    None if p is None else params[start:start + p.size].reshape(p.shape))
+                start += 0 if p is None else p.size
         return split
 
     def _unpack(self, params):
@@ -238,8 +250,7 @@ class BaseMultilayerPerceptron(VersionedStateMixin, CallbackSupportMixin, BaseEs
     def _weights_at(self, params):
         """The fitted weights at ``params``, copied: what a callback's
         fitted_estimator needs (the rest of the fitted state is the estimator's)."""
-        return {name: [None if p is None else p.copy() for p in values]
-                for name, values in self._split(params).items()}
+        return _copied(self._split(params))
 
     def _network(self, layer_units, dtype, capacity, X):
         output_code, _, output_param = self._output_head()
@@ -455,8 +466,10 @@ class BaseMultilayerPerceptron(VersionedStateMixin, CallbackSupportMixin, BaseEs
     def _activation_codes(self):
         """The engine's spec of each hidden layer's activation: its code, or
         (code, param) for one with a parameter."""
-        if self.activation_params is None and isinstance(self.activation, str):
-            return ACTIVATION_CODES[self.activation]  # the usual case: the defaults
+        if self.activation_params is None:  # the defaults, which the engine fills in
+            if isinstance(self.activation, str):
+                return ACTIVATION_CODES[self.activation]
+            return [ACTIVATION_CODES[a] for a in self._activation_names()]
         settings = self._activation_settings()
         return [(ACTIVATION_CODES[a], settings[_SETTING_OF[a]])
                 if a in _engine.ACTIVATION_DEFAULTS else ACTIVATION_CODES[a]
@@ -619,11 +632,11 @@ class BaseMultilayerPerceptron(VersionedStateMixin, CallbackSupportMixin, BaseEs
             options["iprint"] = iprint
         # scipy calls back at the end of each iteration: that iteration's task
         # ends and the next one's begins, so one begun task is left at the end
-        callbacks.task_begin("lbfgs-iter", lambda: self._weights_at(params.copy()))
+        callbacks.task_begin("lbfgs-iter", lambda: self._weights_at(params))
         stopped = []
 
         def iteration_done(xk):
-            weights = functools.partial(self._weights_at, np.array(xk, dtype=dtype))
+            weights = functools.partial(self._weights_at, np.asarray(xk, dtype=dtype))
             if callbacks.task_end(weights):
                 stopped.append(True)
                 raise StopIteration
@@ -805,17 +818,12 @@ class BaseMultilayerPerceptron(VersionedStateMixin, CallbackSupportMixin, BaseEs
             warnings.warn("Training interrupted by user.")
 
         if early_stopping:
-            self.coefs_ = self._best_coefs
-            self.intercepts_ = self._best_intercepts
-            if hasattr(self, "slopes_"):
-                self.slopes_ = self._best_slopes
+            for name, values in self._best_weights.items():
+                setattr(self, name, values)
 
     def _keep_best(self):
         """Copies of the weights, for early stopping to restore."""
-        self._best_coefs = [c.copy() for c in self.coefs_]
-        self._best_intercepts = [i.copy() for i in self.intercepts_]
-        if hasattr(self, "slopes_"):
-            self._best_slopes = [None if s is None else s.copy() for s in self.slopes_]
+        self._best_weights = _copied(self._weight_lists())
 
     def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
         if early_stopping:

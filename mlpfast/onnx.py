@@ -330,6 +330,7 @@ def _forward(g, est, X):
     """The output layer's activations (N, n_outputs), as predict's forward pass."""
     names = est._activation_names()
     settings = est._activation_settings()
+    pieces = est._layer_pieces()
     slopes = getattr(est, "slopes_", None) or [None] * len(names)
     A = X
     for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
@@ -337,7 +338,7 @@ def _forward(g, est, X):
         Z = g.op("Gemm", [A, g.const(W), g.const(b)])
         if i == len(names):
             return _OUTPUTS[est.out_activation_](g, Z)
-        units = W.shape[1] // (settings["pieces"] if names[i] == "maxout" else 1)
+        units = W.shape[1] // pieces[i]
         A = _ACTIVATIONS[names[i]](g, Z, _Layer(units, settings, slopes[i]))
 
 
