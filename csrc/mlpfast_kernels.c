@@ -159,7 +159,7 @@ static inline int mlp_kept(uint32_t lo, ptrdiff_t o, uint32_t threshold)
     return mlp_hash32(lo + (uint32_t)o * MLP_GOLDEN32) >= threshold;
 }
 
-int mlp_act_needs_input(int act)
+int mlp_act_keeps_z(int act)
 {
     /* the others' derivatives are written with the activation's output */
     return act == MLP_ACT_SOFTPLUS || act == MLP_ACT_GELU || act == MLP_ACT_PRELU

@@ -112,11 +112,12 @@ int mlp_set_isa(int isa);
 /* The instruction set in use (MLP_ISA_BASELINE until mlp_set_isa). */
 int mlp_get_isa(void);
 
-/* 1 when the activation's derivative needs its input (the engine then keeps
- * the pre-activation apart from the activation), else 0. */
-int mlp_act_needs_input(int act);
+/* 1 when the activation's backward reads Z (mlp_act_forward's Z, kept apart
+ * from A in training), else 0: it needs the pre-activation, or (gelu and
+ * softplus) forward leaves the derivative there. */
+int mlp_act_keeps_z(int act);
 
-/* The float64 table of FN(normal_cdf) (mlpfast_normal_impl.h), for code that
+/* The float64 table of FN(normal_cdf_gelu_d) (mlpfast_normal_impl.h), for code that
  * computes the same function elsewhere (mlpfast.onnx): for a >= 0,
  * (1 - Phi(a)) exp(a^2 / 2) = P(a) / Q(a), a clamped to *amax; P's coefficients
  * (of a^0, a^1, ...) in num, Q's in den. Returns P's degree (Q's is one more). */
@@ -205,9 +206,12 @@ MLP_DECLARE(double, f64)
  *                           block row n is X's row rows[n], or row0 + n when rows is NULL
  * mlp_csr_matmul_tn:        dW[:, o0:o1] = X[rows].T @ D[N, o0:o1] for the same CSR rows
  * mlp_act_forward:          Z[N,PO] <- Z + b;  A[N,O] = act(Z)   (P = act->pieces;
- *                           A may be Z: in place); slope[O]: PReLU's slopes (else unread)
+ *                           A may be Z: in place, a prediction's); slope[O]: PReLU's
+ *                           slopes (else unread). Apart (training), gelu and softplus
+ *                           then leave dA/dZ in Z instead: it shares their terms.
  * mlp_act_backward:         dZ[N,PO] = dA[N,O] * dA/dZ, written with A = act(Z) where
- *                           that is cheaper; Z is read only when mlp_act_needs_input.
+ *                           that is cheaper; Z, forward's (apart), is read only when
+ *                           mlp_act_keeps_z.
  *                           dZ may be dA when P is 1. PReLU: also dS[N,O] = dA * min(Z, 0),
  *                           each row's part of the slopes' gradient (else dS unread).
  * mlp_perturb_forward:      H[N,O] = (A + sigma G) * M / (1 - p) (H may be A): dropout of

@@ -173,7 +173,8 @@ void FN(mlp_csr_matmul_tn)(REAL *dW, const REAL *data, const ptrdiff_t *indices,
     }
 }
 
-/* Z[N,PO] <- Z + b;  A[N,O] = act(Z) (A may be Z; P = act->pieces) */
+/* Z[N,PO] <- Z + b;  A[N,O] = act(Z) (A may be Z; P = act->pieces); apart,
+ * gelu and softplus then leave their derivative in Z for backward */
 void FN(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, const REAL *slope,
                          const struct mlp_act *act, ptrdiff_t N, ptrdiff_t O)
 {
@@ -212,13 +213,28 @@ void FN(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, const REAL *slope,
                 a[o] = (REAL)MLP_SELU_SCALE
                        * (z[o] > 0 ? z[o] : (REAL)MLP_SELU_ALPHA * FN(expm1)(z[o]));
             break;
-        case MLP_ACT_SOFTPLUS: /* max(z, 0) + log(1 + exp(-|z|)), never overflows */
-            for (o = 0; o < O; o++)
-                a[o] = (z[o] > 0 ? z[o] : 0) + LOG1P(FN(exp)(z[o] > 0 ? -z[o] : z[o]));
+        case MLP_ACT_SOFTPLUS: /* max(z, 0) + log(1 + e), e = exp(-|z|): never overflows */
+            for (o = 0; o < O; o++) {
+                const REAL e = FN(exp)(z[o] > 0 ? -z[o] : z[o]);
+                const REAL d = (z[o] > 0 ? (REAL)1 : e) / ((REAL)1 + e); /* logistic(z) */
+                a[o] = (z[o] > 0 ? z[o] : 0) + LOG1P(e);
+                if (a != z)
+                    z[o] = d;
+            }
             break;
         case MLP_ACT_GELU: /* z Phi(z) */
-            for (o = 0; o < O; o++)
-                a[o] = z[o] * FN(normal_cdf)(z[o]);
+            if (a == z) {
+                for (o = 0; o < O; o++) {
+                    REAL unused;
+                    a[o] = z[o] * FN(normal_cdf_gelu_d)(z[o], &unused);
+                }
+            } else { /* two stores: a loop of its own, or it does not vectorise */
+                for (o = 0; o < O; o++) {
+                    REAL d;
+                    a[o] = z[o] * FN(normal_cdf_gelu_d)(z[o], &d);
+                    z[o] = d;
+                }
+            }
             break;
         case MLP_ACT_PRELU:
             for (o = 0; o < O; o++)
@@ -243,7 +259,7 @@ void FN(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, const REAL *slope,
     }
 }
 
-/* dZ[N,PO] = dA[N,O] * dA/dZ with A = act(Z) (dZ may be dA when P is 1);
+/* dZ[N,PO] = dA[N,O] * dA/dZ with A = act(Z), Z forward's (dZ may be dA when P is 1);
  * PReLU: dS[N,O] = dA * min(Z, 0) too */
 void FN(mlp_act_backward)(REAL *dZ, REAL *dS, const REAL *dA, const REAL *Z, const REAL *A,
                           const REAL *slope, const struct mlp_act *act, ptrdiff_t N,
@@ -278,13 +294,10 @@ void FN(mlp_act_backward)(REAL *dZ, REAL *dS, const REAL *dA, const REAL *Z, con
             dZ[i] = dA[i] * (A[i] > 0 ? (REAL)MLP_SELU_SCALE
                                       : A[i] + (REAL)(MLP_SELU_SCALE * MLP_SELU_ALPHA));
         break;
-    case MLP_ACT_SOFTPLUS: /* the logistic function of z */
+    case MLP_ACT_SOFTPLUS: /* the logistic function of z, and */
+    case MLP_ACT_GELU:     /* Phi(z) + z phi(z): forward left them in Z */
         for (i = 0; i < NO; i++)
-            dZ[i] = dA[i] / ((REAL)1 + FN(exp)(-Z[i]));
-        break;
-    case MLP_ACT_GELU: /* Phi(z) + z phi(z) */
-        for (i = 0; i < NO; i++)
-            dZ[i] = dA[i] * FN(gelu_derivative)(Z[i]);
+            dZ[i] = dA[i] * Z[i];
         break;
     case MLP_ACT_PRELU: /* 1 above 0, the slope below; d a / d s = min(z, 0) */
         for (n = 0; n < N; n++)

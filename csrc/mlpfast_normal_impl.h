@@ -1,4 +1,4 @@
-/* The standard normal distribution function Phi(z), GELU's derivative
+/* The standard normal distribution function Phi(z) with GELU's derivative
  * Phi(z) + z phi(z), and the accurate exp(-a^2 / 2) they share; written out
  * (no libm) so that loops over them vectorise, and with no fused
  * multiply-adds, so the results are the same on every instruction set.
@@ -83,36 +83,28 @@ static inline REAL FN(normal_tail_ratio)(REAL a)
     return p / q;
 }
 
-/* The standard normal distribution function Phi(z). With a = |z|, the tail
- * 1 - Phi(a) = Phi(-a) = exp(-a^2 / 2) F(a) is computed to a few ulp relative
- * (no cancellation however far out: 1 + erf(z / sqrt 2) would cancel), and
- * Phi(z) is that tail for z < 0, 1 minus it otherwise. Results below the
- * smallest normal number underflow gradually; |z| is clamped to NCDF_AMAX,
- * where the tail rounds to 0. NaN for NaN. */
-static inline REAL FN(normal_cdf)(REAL z)
+/* The standard normal distribution function Phi(z), and in *gelu_d GELU's
+ * derivative Phi(z) + z phi(z), from one exp and one F(a). With a = |z|, the tail
+ * 1 - Phi(a) = Phi(-a) = e F(a), e = exp(-a^2 / 2), is computed to a few ulp
+ * relative (no cancellation however far out: 1 + erf(z / sqrt 2) would
+ * cancel), and Phi(z) is that tail for z < 0, 1 minus it otherwise. With
+ * phi(z) = e / sqrt(2 pi), the derivative is e (F(a) - a / sqrt(2 pi)) for
+ * z < 0 and 1 + e (a / sqrt(2 pi) - F(a)) otherwise; its one rounding where
+ * the two terms cancel (near z = -0.75) is relative to Phi + |z| phi. Results
+ * below the smallest normal number underflow gradually; |z| is clamped to
+ * NCDF_AMAX, where the tail rounds to 0 (so +-inf give derivatives 1 and 0).
+ * NaN for NaN. */
+static inline REAL FN(normal_cdf_gelu_d)(REAL z, REAL *gelu_d)
 {
     const REAL az = z < 0 ? -z : z;
     const REAL a = az < NCDF_AMAX ? az : NCDF_AMAX; /* NaN -> AMAX, fixed below */
-    REAL h, g, tail;
-    g = FN(exp_neg_half_sq)(a, &h);
-    tail = h * (g * FN(normal_tail_ratio)(a));
-    return z != z ? z : (z < 0 ? tail : (REAL)1 - tail);
-}
-
-/* GELU's derivative Phi(z) + z phi(z) with one exp: with e = exp(-a^2 / 2) and
- * phi(z) = e / sqrt(2 pi), it is e (F(a) - a / sqrt(2 pi)) for z < 0 and
- * 1 + e (a / sqrt(2 pi) - F(a)) otherwise (a clamped, so +-inf give 1 and 0).
- * The one rounding where the two terms cancel (near z = -0.75) is relative to
- * Phi + |z| phi. NaN for NaN. */
-static inline REAL FN(gelu_derivative)(REAL z)
-{
-    const REAL az = z < 0 ? -z : z;
-    const REAL a = az < NCDF_AMAX ? az : NCDF_AMAX;
     const REAL f = FN(normal_tail_ratio)(a), s = a * (REAL)MLP_INV_SQRT_2PI;
-    REAL h, g, y;
+    REAL h, g, tail, d;
     g = FN(exp_neg_half_sq)(a, &h);
-    y = z < 0 ? h * (g * (f - s)) : (REAL)1 + h * (g * (s - f));
-    return z != z ? z : y;
+    tail = h * (g * f);
+    d = z < 0 ? h * (g * (f - s)) : (REAL)1 + h * (g * (s - f));
+    *gelu_d = z != z ? z : d;
+    return z != z ? z : (z < 0 ? tail : (REAL)1 - tail);
 }
 
 #undef NCDF_AMAX

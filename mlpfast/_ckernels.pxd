@@ -75,7 +75,7 @@ cdef extern from "mlpfast_kernels.h" nogil:
     double mlp_monotonic_seconds()
     void mlp_omp_barrier()
 
-    int mlp_act_needs_input(int act)
+    int mlp_act_keeps_z(int act)
     int mlp_normal_tail_table(const double **num, const double **den, double *amax)
     int mlp_all_finite_f32(const float *x, Py_ssize_t n, int n_threads)
     void mlp_gather_rows_f32(float *out, const float *X, const Py_ssize_t *idx, Py_ssize_t N,

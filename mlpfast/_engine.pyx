@@ -862,7 +862,7 @@ cdef class Network:
             hidden = l < L - 1
             self.Z[l] = self._buffer(capacity * widths[l])
             self.A[l] = (self._buffer(capacity * layer_units[l + 1])
-                         if hidden and k.mlp_act_needs_input(specs[l][0]) else self.Z[l])
+                         if hidden and k.mlp_act_keeps_z(specs[l][0]) else self.Z[l])
             self.H[l] = (self._buffer(capacity * layer_units[l + 1])
                          if hidden and _perturbed(&self.net, l + 1) else self.A[l])
             self.D[l] = self._buffer(capacity * widths[l])

@@ -35,6 +35,7 @@ from _references import (
     SELU,
     SINE,
     SKLEARN_OUTPUTS,
+    SOFTPLUS,
     TANH,
     act_backward_ref,
     act_derivative_ref,
@@ -129,6 +130,8 @@ def act_forward_scale(z, act, dtype):
 ACT_IN_PLACE = [pytest.param(act, in_place, id=f"{name}-{'in place' if in_place else 'apart'}")
                 for name, act in ACTIVATIONS.items() for in_place in (True, False)]
 ACT_IN_PLACE_BACKWARD = [p for p in ACT_IN_PLACE if p.values != (MAXOUT, True)]
+# Apart, forward leaves these activations' derivative in Z, not the pre-activation.
+DERIVATIVE_KEPT = (GELU, SOFTPLUS)
 
 
 def act_inputs(rng, shape, act, dtype, spread):
@@ -187,16 +190,22 @@ def test_act_forward(dtype, in_place, shape, act):
         shape, np.nan, dtype=dtype)
     _engine.act_forward(A, Z, b, act, slope=slope)
     assert_close(A, expected, dtype, scale=act_forward_scale(pre64, act, dtype))
-    if not in_place:
-        assert np.array_equal(Z, pre)  # the pre-activation, kept
+    if in_place:
+        return
+    if act in DERIVATIVE_KEPT:  # what backward reads: the derivative (gelu's underflows)
+        tiny = np.finfo(dtype).tiny / rtol_for(dtype)
+        assert_close(Z, act_derivative_ref(pre64, expected, act), dtype,
+                     scale=tiny + act_derivative_scale(pre64, expected, act))
+    else:  # the pre-activation, kept
+        assert np.array_equal(Z, pre)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("act, in_place", ACT_IN_PLACE_BACKWARD)
 def test_act_backward(dtype, in_place, shape, act):
-    """dZ = dA * dA/dZ with A = act(Z); oracle: act_backward_ref, and for PReLU
-    prelu_slope_rows_ref for the slope's part dS.
+    """dZ = dA * dA/dZ with A = act(Z), from what act_forward left in Z; oracle:
+    act_backward_ref, and for PReLU prelu_slope_rows_ref for the slope's part dS.
 
     A is an activation's output (relu's has exact zeros, where the gradient stops).
     """
@@ -211,7 +220,9 @@ def test_act_backward(dtype, in_place, shape, act):
     expected = act_backward_ref(dA64, Z64, A64, act, slope64)
     dZ = dA if in_place else np.full(Z.shape, np.nan, dtype=dtype)
     dS = np.full(shape, np.nan, dtype=dtype) if act == PRELU else None
-    _engine.act_backward(dZ, dA, Z, A, act, slope=slope, dS=dS)
+    Zk = Z.copy()  # what forward leaves in Z for backward
+    _engine.act_forward(np.empty_like(A), Zk, np.zeros(Z.shape[1], dtype), act, slope=slope)
+    _engine.act_backward(dZ, dA, Zk, A, act, slope=slope, dS=dS)
     if act == MAXOUT:
         assert np.array_equal(dZ, expected)  # a copy of each delta, or 0
     else:
@@ -639,9 +650,13 @@ def test_gelu_over_its_whole_range(dtype):
     Z = z.astype(dtype)[None, :]
     z64 = Z[0, :-3].astype(np.float64)
     A = np.empty_like(Z)
-    _engine.act_forward(A, Z.copy(), np.zeros(Z.shape[1], dtype), GELU)
+    Zk = Z.copy()
+    _engine.act_forward(A, Zk, np.zeros(Z.shape[1], dtype), GELU)
     dZ = np.empty_like(Z)
-    _engine.act_backward(dZ, np.ones_like(Z), Z, A, GELU)
+    _engine.act_backward(dZ, np.ones_like(Z), Zk, A, GELU)
+    A_in_place = Z.copy()  # a prediction's forward
+    _engine.act_forward(A_in_place, A_in_place, np.zeros(Z.shape[1], dtype), GELU)
+    np.testing.assert_array_equal(A_in_place, A)
     phi = np.exp(-z64**2 / 2) / np.sqrt(2 * np.pi)
     tiny = np.finfo(dtype).tiny / rtol_for(dtype)
     assert_close(A[0, :-3], z64 * ndtr(z64), dtype, scale=tiny)
