@@ -89,17 +89,19 @@ double PUB(mlp_sum_squares)(const REAL *x, ptrdiff_t n, double *partial, int n_t
     return PICK(mlp_sum_squares)(x, n, partial, n_threads);
 }
 
-void PUB(mlp_finish_grad)(REAL *grad, const REAL *params, ptrdiff_t n, ptrdiff_t n_coef,
-                          double alpha, double sw_sum, int n_threads)
+void PUB(mlp_finish_grad)(REAL *grad, const REAL *slots, ptrdiff_t n_slots,
+                          const REAL *params, ptrdiff_t n, ptrdiff_t n_coef, double alpha,
+                          double sw_sum, int n_threads)
 {
-    PICK(mlp_finish_grad)(grad, params, n, n_coef, alpha, sw_sum, n_threads);
+    PICK(mlp_finish_grad)(grad, slots, n_slots, params, n, n_coef, alpha, sw_sum, n_threads);
 }
 
-double PUB(mlp_step)(REAL *params, const REAL *grad, double *partial, ptrdiff_t n,
-                     ptrdiff_t n_coef, double alpha, double sw_sum, struct mlp_optimizer *opt,
-                     int n_threads)
+double PUB(mlp_step)(REAL *params, REAL *grad, const REAL *slots, ptrdiff_t n_slots,
+                     double *partial, ptrdiff_t n, ptrdiff_t n_coef, double alpha,
+                     double sw_sum, struct mlp_optimizer *opt, int n_threads)
 {
-    return PICK(mlp_step)(params, grad, partial, n, n_coef, alpha, sw_sum, opt, n_threads);
+    return PICK(mlp_step)(params, grad, slots, n_slots, partial, n, n_coef, alpha, sw_sum, opt,
+                          n_threads);
 }
 
 #undef PICK

@@ -186,12 +186,13 @@ void mlp_omp_barrier(void);
                                         ptrdiff_t N, ptrdiff_t K);               \
     double mlp_sum_squares_##SUF(const REAL *x, ptrdiff_t n, double *partial,    \
                                  int n_threads);                                 \
-    void mlp_finish_grad_##SUF(REAL *grad, const REAL *params, ptrdiff_t n,      \
-                               ptrdiff_t n_coef, double alpha, double sw_sum,    \
-                               int n_threads);                                   \
-    double mlp_step_##SUF(REAL *params, const REAL *grad, double *partial,       \
-                          ptrdiff_t n, ptrdiff_t n_coef, double alpha,           \
-                          double sw_sum, struct mlp_optimizer *opt, int n_threads);
+    void mlp_finish_grad_##SUF(REAL *grad, const REAL *slots, ptrdiff_t n_slots, \
+                               const REAL *params, ptrdiff_t n, ptrdiff_t n_coef, \
+                               double alpha, double sw_sum, int n_threads);      \
+    double mlp_step_##SUF(REAL *params, REAL *grad, const REAL *slots,           \
+                          ptrdiff_t n_slots, double *partial, ptrdiff_t n,       \
+                          ptrdiff_t n_coef, double alpha, double sw_sum,         \
+                          struct mlp_optimizer *opt, int n_threads);
 
 MLP_DECLARE(float, f32)
 MLP_DECLARE(double, f64)
@@ -237,9 +238,13 @@ MLP_DECLARE(double, f64)
  *                             multi hinge: sum_{k != c} max(0, 1 + z_k - z_c)^q
  * mlp_sum_squares:          returns sum_i x[i]^2 (partial: ceil(n/CHUNK) doubles)
  * mlp_finish_grad:          grad[i] <- (grad[i] + alpha*params[i]) / sw_sum for i < n_coef,
- *                           grad[i] / sw_sum otherwise (coefs first, intercepts last).
+ *                           grad[i] / sw_sum otherwise (coefs first, intercepts last),
+ *                           grad first summed with the n_slots gradients at slots
+ *                           (each n long, one after the other; NULL when n_slots is 0)
+ *                           in their order: the row blocks' parts of one gradient.
  * mlp_step:                 one update of opt's solver over the flat buffer, the raw
- *                           gradient finished as in mlp_finish_grad on the fly; Adam's
+ *                           gradient (with its slots) finished as in mlp_finish_grad
+ *                           on the fly, left summed but unfinished in grad; Adam's
  *                           step count opt->t advances by one and its bias correction
  *                           lr sqrt(1 - b2^t) / (1 - b1^t) is taken here. Returns the
  *                           sum of squares of the UPDATED params[:n_coef] (the L2 term

@@ -588,16 +588,33 @@ void FN(mlp_output_loss_backward)(REAL *dZ, REAL *Z, double *row_loss, const REA
         total += partial[c];                                                         \
     return total;
 
+/* grad[0:n] += slot b's [off:off + n], for b = 0 .. n_slots - 1 in turn, slot
+ * b at slots + b * stride (slots is read only when n_slots > 0, so it may be
+ * NULL then): the row blocks' gradients summed in block order. */
+static void FN(add_slots)(REAL *restrict grad, const REAL *restrict slots,
+                          ptrdiff_t n_slots, ptrdiff_t stride, ptrdiff_t off, ptrdiff_t n)
+{
+    ptrdiff_t b, i;
+    for (b = 0; b < n_slots; b++) {
+        const REAL *slot = slots + b * stride + off;
+        for (i = 0; i < n; i++)
+            grad[i] += slot[i];
+    }
+}
+
 /* Body of one chunk of an optimiser step over x[0:n] (x = params, grad and the
- * state, already offset to the chunk): the finished gradient g is
- * (grad + alpha * params) / sw_sum for the first nc entries (coefficients) and
- * grad / sw_sum after; UPDATE(i, g) updates params[i]. Returns the sum of
- * squares of the updated params[0:nc], kept in MLP_LANES running sums so the
- * loop vectorises with a fixed summation order (no reassociation needed). */
+ * state, already offset to the chunk; the slots' chunk at off): first the slots are added
+ * to grad (add_slots), while the chunk is in cache; the finished gradient g is
+ * then (grad + alpha * params) / sw_sum for the first nc entries
+ * (coefficients) and grad / sw_sum after; UPDATE(i, g) updates params[i].
+ * Returns the sum of squares of the updated params[0:nc], kept in MLP_LANES
+ * running sums so the loop vectorises with a fixed summation order (no
+ * reassociation needed). */
 #define MLP_CHUNK_LOOP(UPDATE)                                     \
     REAL lane[MLP_LANES] = {0}, sq = 0;                            \
     ptrdiff_t i = 0;                                               \
     int j;                                                         \
+    FN(add_slots)(grad, slots, n_slots, stride, off, n);           \
     for (; i + MLP_LANES <= nc; i += MLP_LANES)                    \
         for (j = 0; j < MLP_LANES; j++) {                          \
             const REAL g = (grad[i + j] + a * params[i + j]) / s;  \
@@ -642,22 +659,33 @@ double FN(mlp_sum_squares)(const REAL *x, ptrdiff_t n, double *partial, int n_th
 #undef SUM_SQUARES_CALL
 }
 
-/* grad <- (grad + alpha * params) / sw_sum on coefficients, grad / sw_sum on intercepts */
-void FN(mlp_finish_grad)(REAL *grad, const REAL *params, ptrdiff_t n, ptrdiff_t n_coef,
-                         double alpha, double sw_sum, int n_threads)
+/* grad <- the slots added (add_slots), then (grad + alpha * params) / sw_sum on
+ * coefficients, grad / sw_sum on intercepts; in chunks, each in cache */
+void FN(mlp_finish_grad)(REAL *grad, const REAL *slots, ptrdiff_t n_slots, const REAL *params,
+                         ptrdiff_t n, ptrdiff_t n_coef, double alpha, double sw_sum,
+                         int n_threads)
 {
     const REAL a = (REAL)alpha, s = (REAL)sw_sum;
-    ptrdiff_t i;
-    MLP_FOR(i, n_coef, n >= MLP_OMP_MIN_WORK, n_threads,
-            { grad[i] = (grad[i] + a * params[i]) / s; });
-    for (i = n_coef; i < n; i++)
-        grad[i] /= s;
+    const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;
+    ptrdiff_t c;
+    MLP_FOR(c, n_chunks, n >= MLP_OMP_MIN_WORK, n_threads, {
+        const ptrdiff_t i0 = c * MLP_REDUCE_CHUNK;
+        const ptrdiff_t i1 = i0 + MLP_REDUCE_CHUNK < n ? i0 + MLP_REDUCE_CHUNK : n;
+        const ptrdiff_t ic = n_coef < i0 ? i0 : (n_coef > i1 ? i1 : n_coef);
+        ptrdiff_t i;
+        FN(add_slots)(grad + i0, slots, n_slots, n, i0, i1 - i0);
+        for (i = i0; i < ic; i++)
+            grad[i] = (grad[i] + a * params[i]) / s;
+        for (; i < i1; i++)
+            grad[i] /= s;
+    });
 }
 
 /* velocity = momentum * velocity - lr * g;  params += velocity
  * (Nesterov: params += momentum * velocity - lr * g, with the new velocity) */
 static REAL FN(sgd_chunk)(REAL *restrict params, REAL *restrict velocity,
-                          const REAL *restrict grad, ptrdiff_t n, ptrdiff_t nc, REAL a,
+                          REAL *restrict grad, const REAL *restrict slots, ptrdiff_t n_slots,
+                          ptrdiff_t stride, ptrdiff_t off, ptrdiff_t n, ptrdiff_t nc, REAL a,
                           REAL s, REAL r, REAL mu, REAL nest)
 {
 #define SGD_UPDATE(i, g)                                  \
@@ -673,7 +701,8 @@ static REAL FN(sgd_chunk)(REAL *restrict params, REAL *restrict velocity,
 /* m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  params += -lr m / (sqrt(v) + eps)
  * lr already carries the bias correction sqrt(1 - b2^t) / (1 - b1^t). */
 static REAL FN(adam_chunk)(REAL *restrict params, REAL *restrict m, REAL *restrict v,
-                           const REAL *restrict grad, ptrdiff_t n, ptrdiff_t nc, REAL a,
+                           REAL *restrict grad, const REAL *restrict slots, ptrdiff_t n_slots,
+                           ptrdiff_t stride, ptrdiff_t off, ptrdiff_t n, ptrdiff_t nc, REAL a,
                            REAL s, REAL r, REAL b1, REAL b2, REAL c1, REAL c2, REAL e)
 {
 #define ADAM_UPDATE(i, g)                                 \
@@ -688,9 +717,9 @@ static REAL FN(adam_chunk)(REAL *restrict params, REAL *restrict m, REAL *restri
 
 /* One step of opt's solver (see struct mlp_optimizer); Adam's bias correction
  * lr sqrt(1 - b2^t) / (1 - b1^t) is taken here, with t counting this step. */
-double FN(mlp_step)(REAL *params, const REAL *grad, double *partial, ptrdiff_t n,
-                    ptrdiff_t n_coef, double alpha, double sw_sum, struct mlp_optimizer *opt,
-                    int n_threads)
+double FN(mlp_step)(REAL *params, REAL *grad, const REAL *slots, ptrdiff_t n_slots,
+                    double *partial, ptrdiff_t n, ptrdiff_t n_coef, double alpha,
+                    double sw_sum, struct mlp_optimizer *opt, int n_threads)
 {
     const REAL a = (REAL)alpha, s = (REAL)sw_sum;
     REAL *s1 = (REAL *)opt->state1, *s2 = (REAL *)opt->state2;
@@ -698,8 +727,8 @@ double FN(mlp_step)(REAL *params, const REAL *grad, double *partial, ptrdiff_t n
         const REAL r = (REAL)opt->learning_rate, mu = (REAL)opt->momentum;
         const REAL nest = opt->nesterov ? (REAL)1 : (REAL)0;
 #define SGD_CALL(i0, i1, ic)                                                              \
-    FN(sgd_chunk)(params + (i0), s1 + (i0), grad + (i0), (i1) - (i0), (ic) - (i0), a, s, r, \
-                  mu, nest)
+    FN(sgd_chunk)(params + (i0), s1 + (i0), grad + (i0), slots, n_slots, n, i0,            \
+                  (i1) - (i0), (ic) - (i0), a, s, r, mu, nest)
         MLP_CHUNKS(SGD_CALL, MLP_OMP_MIN_WORK)
 #undef SGD_CALL
     } else {
@@ -709,8 +738,8 @@ double FN(mlp_step)(REAL *params, const REAL *grad, double *partial, ptrdiff_t n
         const REAL e = (REAL)opt->epsilon, b1 = (REAL)opt->beta1, b2 = (REAL)opt->beta2;
         const REAL c1 = (REAL)(1 - opt->beta1), c2 = (REAL)(1 - opt->beta2);
 #define ADAM_CALL(i0, i1, ic)                                                             \
-    FN(adam_chunk)(params + (i0), s1 + (i0), s2 + (i0), grad + (i0), (i1) - (i0),         \
-                   (ic) - (i0), a, s, r, b1, b2, c1, c2, e)
+    FN(adam_chunk)(params + (i0), s1 + (i0), s2 + (i0), grad + (i0), slots, n_slots, n,   \
+                   i0, (i1) - (i0), (ic) - (i0), a, s, r, b1, b2, c1, c2, e)
         MLP_CHUNKS(ADAM_CALL, MLP_OMP_MIN_WORK)
 #undef ADAM_CALL
     }

@@ -330,22 +330,25 @@ cdef inline double _sum_squares(const floating *x, Py_ssize_t n, double *partial
         return k.mlp_sum_squares_f64(x, n, partial, nt)
 
 
-cdef inline void _finish_grad(floating *grad, const floating *params, Py_ssize_t n,
-                              Py_ssize_t n_coef, double alpha, double sw_sum,
-                              int nt) noexcept nogil:
+cdef inline void _finish_grad(floating *grad, const floating *slots, Py_ssize_t n_slots,
+                              const floating *params, Py_ssize_t n, Py_ssize_t n_coef,
+                              double alpha, double sw_sum, int nt) noexcept nogil:
     if floating is float:
-        k.mlp_finish_grad_f32(grad, params, n, n_coef, alpha, sw_sum, nt)
+        k.mlp_finish_grad_f32(grad, slots, n_slots, params, n, n_coef, alpha, sw_sum, nt)
     else:
-        k.mlp_finish_grad_f64(grad, params, n, n_coef, alpha, sw_sum, nt)
+        k.mlp_finish_grad_f64(grad, slots, n_slots, params, n, n_coef, alpha, sw_sum, nt)
 
 
-cdef inline double _step(floating *params, const floating *grad, double *partial, Py_ssize_t n,
-                         Py_ssize_t n_coef, double alpha, double sw_sum,
-                         k.mlp_optimizer *opt, int nt) noexcept nogil:
+cdef inline double _step(floating *params, floating *grad, const floating *slots,
+                         Py_ssize_t n_slots, double *partial, Py_ssize_t n, Py_ssize_t n_coef,
+                         double alpha, double sw_sum, k.mlp_optimizer *opt,
+                         int nt) noexcept nogil:
     if floating is float:
-        return k.mlp_step_f32(params, grad, partial, n, n_coef, alpha, sw_sum, opt, nt)
+        return k.mlp_step_f32(params, grad, slots, n_slots, partial, n, n_coef, alpha, sw_sum,
+                              opt, nt)
     else:
-        return k.mlp_step_f64(params, grad, partial, n, n_coef, alpha, sw_sum, opt, nt)
+        return k.mlp_step_f64(params, grad, slots, n_slots, partial, n, n_coef, alpha, sw_sum,
+                              opt, nt)
 
 
 cdef inline void _csr_matmul(floating *Z, const CSR *csr, const Py_ssize_t *rows,
@@ -391,10 +394,9 @@ cdef Py_ssize_t TILE_COLUMNS = 256
 # Gradient slots (one per row block but the first) when they hold at most this
 # many values in all (32 MiB of float32): a block's products are its own and
 # run at BLAS's rate, where narrow tiles do not, and summing the slots costs
-# little beside the products.
+# little beside the products (the optimiser step sums them, chunk by chunk,
+# while it has the chunk in cache).
 cdef Py_ssize_t SLOT_VALUES = 1 << 23
-# The slots are summed in chunks of this many parameters.
-cdef Py_ssize_t SUM_CHUNK = 4096
 
 
 def _block_rows(weights):
@@ -994,7 +996,8 @@ cdef class Network:
                 raw = self._pass(&params[0], &inp, &Y[0, 0], &sw[0] if has_sw else NULL, n,
                                  NULL, nt)
                 sq = _sum_squares(&params[0], self.n_coef, self.partial, nt)
-                _finish_grad(<floating *>self.grad_ptr, &params[0], self.n_params,
+                _finish_grad(<floating *>self.grad_ptr, <floating *>self.slots,
+                             self._slots_filled(n), &params[0], self.n_params,
                              self.n_coef, alpha, sw_sum, nt)
                 if self.n_threads > 1:
                     _pace_note(&self.pace, nt > 1, k.mlp_monotonic_seconds() - t0, n)
@@ -1069,12 +1072,11 @@ cdef class Network:
         NULL rows ``src.row0:src.row0 + n`` (used in place); sw NULL: unweighted.
 
         First every row block's forward and delta pass (and, with slots, its
-        gradient), then (all blocks done) the sum of the slots or every
-        weight-gradient tile; both shared out over nt threads."""
-        cdef Py_ssize_t nb = _n_blocks(n, self.block_rows), blk, t, i, P = self.n_params
-        cdef Py_ssize_t n_after = self.n_tiles
-        if self.block_grads:
-            n_after = (P + SUM_CHUNK - 1) // SUM_CHUNK if nb > 1 else 0
+        gradient), then without slots (all blocks done) every weight-gradient
+        tile; both shared out over nt threads. The slots' sum is left to the
+        step or _finish_grad (_slots_filled)."""
+        cdef Py_ssize_t nb = _n_blocks(n, self.block_rows), blk, t, i
+        cdef Py_ssize_t n_tiles = 0 if self.block_grads else self.n_tiles
         cdef Input inp = src[0]
         cdef const floating *Yb = Y + src.row0 * self.n_outputs
         cdef const floating *swb = NULL
@@ -1106,14 +1108,15 @@ cdef class Network:
             with parallel(num_threads=k.mlp_team(nt)):
                 for blk in prange(nb, schedule="dynamic"):
                     self._train_block(src, &inp, Y, sw, Yb, swb, n, blk, nb)
-                k.mlp_omp_barrier()  # every block is done
-                for t in prange(n_after, schedule="dynamic"):
-                    self._after_blocks(&inp, <floating *>self.grad_ptr, n, nb, t)
+                if n_tiles:
+                    k.mlp_omp_barrier()  # every block is done
+                    for t in prange(n_tiles, schedule="dynamic"):
+                        self._tile(&inp, <floating *>self.grad_ptr, n, t)
         else:
             for blk in range(nb):
                 self._train_block(src, &inp, Y, sw, Yb, swb, n, blk, nb)
-            for t in range(n_after):
-                self._after_blocks(&inp, <floating *>self.grad_ptr, n, nb, t)
+            for t in range(n_tiles):
+                self._tile(&inp, <floating *>self.grad_ptr, n, t)
         for i in range(n):
             raw += self.row_loss[i]
         return raw
@@ -1158,20 +1161,14 @@ cdef class Network:
                             <floating *>self.slots + (blk - 1) * self.n_params,
                             l, 0, self.net.width[l], r0, m)
 
-    cdef void _after_blocks(self, const Input *inp, floating *grad, Py_ssize_t n,
-                            Py_ssize_t nb, Py_ssize_t t) noexcept nogil:
-        """Task t after _pass's blocks: with slots, the sum of chunk t of the
-        blocks' gradients (grad holds block 0's), in block order; else tile t
-        (see tile_layer) over the whole batch."""
-        cdef Py_ssize_t P = self.n_params, i0 = t * SUM_CHUNK, i1 = min(P, i0 + SUM_CHUNK), b, i
-        cdef const floating *slot
-        if self.block_grads:
-            for b in range(nb - 1):
-                slot = <const floating *>self.slots + b * P
-                for i in range(i0, i1):
-                    grad[i] += slot[i]
-        else:
-            self._grads(inp, grad, self.tile_layer[t], self.tile_lo[t], self.tile_hi[t], 0, n)
+    cdef inline Py_ssize_t _slots_filled(self, Py_ssize_t n) noexcept nogil:
+        # the slots a pass over n rows filled: its row blocks but the first
+        return _n_blocks(n, self.block_rows) - 1 if self.block_grads else 0
+
+    cdef inline void _tile(self, const Input *inp, floating *grad, Py_ssize_t n,
+                           Py_ssize_t t) noexcept nogil:
+        # weight-gradient tile t (see tile_layer) over the pass's n rows, into grad
+        self._grads(inp, grad, self.tile_layer[t], self.tile_lo[t], self.tile_hi[t], 0, n)
 
     cdef void _grads(self, const Input *inp, floating *g, Py_ssize_t l, Py_ssize_t lo,
                      Py_ssize_t hi, Py_ssize_t r0, Py_ssize_t m) noexcept nogil:
@@ -1286,7 +1283,8 @@ cdef class Network:
                 sw_sum = _weight_sum(swb, m, sw != NULL)
                 _check_weight_sum(sw_sum)
                 acc[0] += self._batch_loss(raw, sq, sw_sum, alpha, squared_mean) * m
-                sq = _step(p, <floating *>self.grad_ptr, self.partial, self.n_params,
+                sq = _step(p, <floating *>self.grad_ptr, <floating *>self.slots,
+                           self._slots_filled(m), self.partial, self.n_params,
                            self.n_coef, alpha, sw_sum, opt, nt)
                 now = k.mlp_monotonic_seconds()
                 if self.n_threads > 1:
@@ -1682,7 +1680,7 @@ def gather_rows(floating[:, ::1] out, const floating[:, ::1] X, const Py_ssize_t
 
 
 def optimizer_step(int solver, floating[::1] params, floating[::1] state1, floating[::1] state2,
-                   const floating[::1] grad, Py_ssize_t n_coef, double alpha, double sw_sum,
+                   floating[::1] grad, Py_ssize_t n_coef, double alpha, double sw_sum,
                    double learning_rate, double momentum, bint nesterov, double beta_1,
                    double beta_2, double epsilon, long adam_t, int n_threads):
     """One SGD or Adam step on the flat buffer, Adam's being its step adam_t + 1;
@@ -1700,6 +1698,6 @@ def optimizer_step(int solver, floating[::1] params, floating[::1] state1, float
     opt = _optimizer(solver, state1, state2, learning_rate, momentum, nesterov, beta_1,
                      beta_2, epsilon, adam_t)
     with nogil:
-        sq = _step(&params[0], &grad[0], &partial[0], n, n_coef, alpha, sw_sum, &opt,
+        sq = _step(&params[0], &grad[0], NULL, 0, &partial[0], n, n_coef, alpha, sw_sum, &opt,
                    n_threads)
     return sq
