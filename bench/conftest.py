@@ -35,7 +35,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     try:
         import torch
 
-        versions["torch"] = torch.__version__
+        versions["torch"] = f"{torch.__version__} ({torch.backends.cpu.get_cpu_capability()})"
     except ImportError:
         versions["torch"] = "not installed"
     try:
@@ -63,5 +63,6 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "platform": platform.platform(),
         "env": {k: v for k, v in os.environ.items()
                 if k in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                         "MKL_NUM_THREADS")},
+                         "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS",
+                         "ONEDNN_MAX_CPU_ISA")},
     }
