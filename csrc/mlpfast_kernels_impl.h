@@ -603,13 +603,13 @@ static void FN(add_slots)(REAL *restrict grad, const REAL *restrict slots,
 }
 
 /* Body of one chunk of an optimiser step over x[0:n] (x = params, grad and the
- * state, already offset to the chunk; the slots' chunk at off): first the slots are added
- * to grad (add_slots), while the chunk is in cache; the finished gradient g is
- * then (grad + alpha * params) / sw_sum for the first nc entries
- * (coefficients) and grad / sw_sum after; UPDATE(i, g) updates params[i].
- * Returns the sum of squares of the updated params[0:nc], kept in MLP_LANES
- * running sums so the loop vectorises with a fixed summation order (no
- * reassociation needed). */
+ * state, already offset to the chunk, which starts at off in the slots): first
+ * the slots are added to grad (add_slots) while the chunk is in cache; the
+ * finished gradient g is then (grad + alpha * params) / sw_sum for the first nc
+ * entries (coefficients) and grad / sw_sum after; UPDATE(i, g) updates
+ * params[i]. Returns the sum of squares of the updated params[0:nc], kept in
+ * MLP_LANES running sums so the loop vectorises with a fixed summation order
+ * (no reassociation needed). */
 #define MLP_CHUNK_LOOP(UPDATE)                                     \
     REAL lane[MLP_LANES] = {0}, sq = 0;                            \
     ptrdiff_t i = 0;                                               \

@@ -1682,10 +1682,13 @@ def gather_rows(floating[:, ::1] out, const floating[:, ::1] X, const Py_ssize_t
 def optimizer_step(int solver, floating[::1] params, floating[::1] state1, floating[::1] state2,
                    floating[::1] grad, Py_ssize_t n_coef, double alpha, double sw_sum,
                    double learning_rate, double momentum, bint nesterov, double beta_1,
-                   double beta_2, double epsilon, long adam_t, int n_threads):
+                   double beta_2, double epsilon, long adam_t, int n_threads, slots=None):
     """One SGD or Adam step on the flat buffer, Adam's being its step adam_t + 1;
-    returns the sum of squares of the updated params[:n_coef]."""
-    cdef Py_ssize_t n = params.shape[0]
+    returns the sum of squares of the updated params[:n_coef]. slots, a
+    (n_slots, len(params)) array, are added to grad first, in their order."""
+    cdef Py_ssize_t n = params.shape[0], n_slots = 0
+    cdef const floating[:, ::1] sv
+    cdef const floating *sp = NULL
     cdef double[::1] partial = np.zeros(n // k.MLP_REDUCE_CHUNK + 1)
     cdef double sq
     cdef k.mlp_optimizer opt
@@ -1695,9 +1698,16 @@ def optimizer_step(int solver, floating[::1] params, floating[::1] state1, float
         raise ValueError("params, grad and optimiser state must have the same length")
     if not 0 <= n_coef <= n:
         raise ValueError("n_coef must be in [0, len(params)]")
+    if slots is not None:
+        sv = slots
+        if sv.shape[1] != n:
+            raise ValueError("slots must have len(params) columns")
+        n_slots = sv.shape[0]
+        if n_slots:
+            sp = &sv[0, 0]
     opt = _optimizer(solver, state1, state2, learning_rate, momentum, nesterov, beta_1,
                      beta_2, epsilon, adam_t)
     with nogil:
-        sq = _step(&params[0], &grad[0], NULL, 0, &partial[0], n, n_coef, alpha, sw_sum, &opt,
+        sq = _step(&params[0], &grad[0], sp, n_slots, &partial[0], n, n_coef, alpha, sw_sum, &opt,
                    n_threads)
     return sq

@@ -402,6 +402,32 @@ def test_optimizer_step(dtype, n_threads, size, optimizer):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", N_THREADS)
+@pytest.mark.parametrize("n", [1000, 3 * 65536 + 5])
+@pytest.mark.parametrize("solver", [SGD, ADAM])
+def test_optimizer_step_sums_the_slots_first(dtype, n_threads, n, solver):
+    """A step given the row blocks' gradient slots is the step on their sum:
+    oracle, the same step on grad + slot 0 + slot 1 + ... added in that order in
+    NumPy, bit for bit; grad is left holding that sum."""
+    rng = np.random.default_rng(13)
+    grad = rng.standard_normal(n).astype(dtype)
+    slots = rng.standard_normal((3, n)).astype(dtype)
+    summed = grad.copy()
+    for slot in slots:
+        summed += slot
+    params = rng.standard_normal(n).astype(dtype)
+    results = []
+    for g, sl in ((grad, slots), (summed.copy(), None)):
+        p, s1, s2 = params.copy(), np.zeros(n, dtype), np.zeros(n, dtype)
+        sq = _engine.optimizer_step(solver, p, s1, s2, g, n - 10, 0.3, 7.5, 0.1, 0.9, False,
+                                    0.9, 0.999, 1e-8, 0, n_threads, slots=sl)
+        results.append((p, s1, s2, sq))
+    assert np.array_equal(grad, summed)
+    for got, expected in zip(*results):
+        assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sw_sum", [1.0, 7.0, 200.0, 1797.0, 0.3, 2.0**-30, 2.0**50])
 def test_optimizer_step_divides_exactly(dtype, sw_sum):
     """The finished gradient is grad / sw_sum correctly rounded, as scikit-learn's
