@@ -53,12 +53,6 @@ static inline void mlp_prefetch(const void *p, ptrdiff_t bytes)
 #endif
 }
 
-/* 1/n! for n = 0..13: the Taylor coefficients of the kernels' exp. */
-static const double mlp_inv_factorial[14] = {
-    1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,
-    1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600,
-    1.0 / 6227020800.0};
-
 /* The instruction set the public entry points dispatch to. */
 static int mlp_isa = MLP_ISA_BASELINE;
 

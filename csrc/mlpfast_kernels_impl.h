@@ -7,20 +7,55 @@
 
 #define FN(name) MLP_CAT(MLP_CAT(name, SUF), ISA)
 
+#ifndef MLP_EXP_TABLES
+#define MLP_EXP_TABLES
+/* 1/n! for n = 0..13, in each dtype: the Taylor coefficients of the kernels' exp */
+#define MLP_INV_FACTORIALS                                                          \
+    {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,         \
+     1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600,     \
+     1.0 / 6227020800.0}
+static const float mlp_inv_factorial_f32[14] = MLP_INV_FACTORIALS;
+static const double mlp_inv_factorial_f64[14] = MLP_INV_FACTORIALS;
+#undef MLP_INV_FACTORIALS
+#endif
+#define INV_FACTORIAL MLP_CAT(mlp_inv_factorial, SUF)
+
+/* c[0] + c[1] x + ... + c[d] x^d for a constant 3 <= d <= 18: Horner's rule on the
+ * first three terms, around Estrin's scheme on the rest (pairs c[2i] + c[2i+1] x,
+ * then pairs of those with x^2, x^4 and x^8). The chain of dependent
+ * operations is then at most 7 steps long where Horner's rule alone makes it
+ * d: the kernels' loops are bound by that latency. The last Horner steps keep
+ * the low terms, which dominate for |x| < 1, as accurate as Horner's rule
+ * alone. The tests on d fold away. */
+static inline REAL FN(poly)(const REAL *c, int d, REAL x)
+{
+    const REAL x2 = x * x, x4 = x2 * x2, x8 = x4 * x4, *e = c + 3;
+    const int de = d - 3; /* e's degree */
+    REAL p[8], q[4], r[2], y;
+    int i;
+    for (i = 0; i < 8; i++)
+        p[i] = 2 * i > de ? (REAL)0 : (2 * i + 1 > de ? e[2 * i] : e[2 * i] + e[2 * i + 1] * x);
+    for (i = 0; i < 4; i++)
+        q[i] = 4 * i > de ? (REAL)0 : (4 * i + 2 > de ? p[2 * i] : p[2 * i] + p[2 * i + 1] * x2);
+    for (i = 0; i < 2; i++)
+        r[i] = 8 * i > de ? (REAL)0 : (8 * i + 4 > de ? q[2 * i] : q[2 * i] + q[2 * i + 1] * x4);
+    y = 8 > de ? r[0] : r[0] + r[1] * x8;
+    for (i = 2; i >= 0; i--)
+        y = y * x + c[i];
+    return y;
+}
+
 /* The reduction exp and tanh share: x (in [EXP_MIN, EXP_MAX]) = k ln2 + r with
  * |r| <= ln2 / 2 (ln 2 in two parts, so k * LN2_HI is exact); returns
- * exp(r) - 1 = r (1 + r / 2 + ...) by Horner on the Taylor terms and sets
+ * exp(r) - 1 = r (1 + r / 2 + ...) from the Taylor terms (FN(poly)) and sets
  * *scale = 2^k, written into the exponent bits. */
 static inline REAL FN(expm1_reduced)(REAL x, REAL *scale)
 {
     const REAL t = x * EXP_LOG2E + EXP_SHIFT;
     const REAL kf = t - EXP_SHIFT;
     const REAL r = (x - kf * EXP_LN2_HI) - kf * EXP_LN2_LO;
-    REAL q = (REAL)mlp_inv_factorial[EXP_DEGREE];
+    const REAL q = FN(poly)(INV_FACTORIAL + 1, EXP_DEGREE - 1, r);
     UINT bits;
-    int n;
-    for (n = EXP_DEGREE - 1; n >= 1; n--)
-        q = q * r + (REAL)mlp_inv_factorial[n];
     memcpy(&bits, &t, sizeof bits);
     bits = (bits - EXP_SHIFT_BITS + EXP_BIAS) << EXP_MANT_BITS; /* 2^k */
     memcpy(scale, &bits, sizeof *scale);
@@ -29,9 +64,8 @@ static inline REAL FN(expm1_reduced)(REAL x, REAL *scale)
 
 /* exp(x), written out so that loops over it vectorise (libm's exp is an opaque
  * call): x = k ln2 + r with |r| <= ln2 / 2 (Cody and Waite's two-part ln 2),
- * exp(r) by Horner on its Taylor series, 2^k put straight into the exponent
- * bits (k read off the bits of x / ln2 + SHIFT, so no float-to-int conversion).
- * The Taylor coefficients 1/n! are mlp_inv_factorial (mlpfast_kernels.c).
+ * exp(r) from its Taylor series, 2^k put straight into the exponent bits (k
+ * read off the bits of x / ln2 + SHIFT, so no float-to-int conversion).
  * Within 2 ulp of the true value for x in [EXP_MIN, EXP_MAX]; 0 below (no
  * subnormals: they would be under 1e-38 for float, 1e-307 for double), +inf
  * above (a narrow band below the float/double overflow point included), NaN for
@@ -761,6 +795,7 @@ double FN(mlp_step)(REAL *params, REAL *grad, const REAL *slots, ptrdiff_t n_slo
 #undef EXP_MANT_BITS
 #undef EXP_BIAS
 #undef EXP_DEGREE
+#undef INV_FACTORIAL
 #undef LOG
 #undef LOG1P
 #undef SIN

@@ -50,7 +50,7 @@ static const double mlp_ncdf_den_f64[11] = {
  * bits (NCDF_SPLIT_MASK keeps 26 of double's, 12 of float's, so hi^2 / 4 is
  * exact), and exp(-a^2 / 2) = exp(-hi^2 / 4)^2 exp(-t), t = (a - hi)(a + hi) / 2,
  * where a - hi is exact and t < a^2 2^-25 (2^-11 for float) is small enough
- * for NCDF_SPLIT_DEGREE Taylor terms of exp(-t) (the 1/n! of FN(exp)). */
+ * for NCDF_SPLIT_DEGREE Taylor terms of exp(-t) (FN(exp)'s 1/n!). */
 static inline REAL FN(exp_neg_half_sq)(REAL a, REAL *h)
 {
     REAL hi, t, c;
@@ -60,9 +60,9 @@ static inline REAL FN(exp_neg_half_sq)(REAL a, REAL *h)
     bits &= NCDF_SPLIT_MASK;
     memcpy(&hi, &bits, sizeof hi);
     t = (REAL)0.5 * (a - hi) * (a + hi);
-    c = (REAL)mlp_inv_factorial[NCDF_SPLIT_DEGREE];
+    c = INV_FACTORIAL[NCDF_SPLIT_DEGREE];
     for (n = NCDF_SPLIT_DEGREE - 1; n >= 0; n--)
-        c = c * -t + (REAL)mlp_inv_factorial[n];
+        c = c * -t + INV_FACTORIAL[n];
     *h = FN(exp)((REAL)-0.25 * hi * hi);
     return *h * c;
 }
@@ -71,16 +71,10 @@ static inline REAL FN(exp_neg_half_sq)(REAL a, REAL *h)
  * function P(a) / Q(a) of degrees (NCDF_DEGREE, NCDF_DEGREE + 1) covers the
  * whole range (F is smooth, 1/2 at 0, ~ 1 / (a sqrt(2 pi)) for large a), to
  * ~1e-16 relative (4e-7 for float; see the tables); all its coefficients are
- * positive, so Horner's rule on a >= 0 cannot cancel. One division. */
+ * positive, so no sum in FN(poly) cancels for a >= 0. One division. */
 static inline REAL FN(normal_tail_ratio)(REAL a)
 {
-    REAL p = (REAL)NCDF_NUM[NCDF_DEGREE], q = (REAL)NCDF_DEN[NCDF_DEGREE + 1];
-    int n;
-    for (n = NCDF_DEGREE - 1; n >= 0; n--)
-        p = p * a + (REAL)NCDF_NUM[n];
-    for (n = NCDF_DEGREE; n >= 0; n--)
-        q = q * a + (REAL)NCDF_DEN[n];
-    return p / q;
+    return FN(poly)(NCDF_NUM, NCDF_DEGREE, a) / FN(poly)(NCDF_DEN, NCDF_DEGREE + 1, a);
 }
 
 /* The standard normal distribution function Phi(z), and in *gelu_d GELU's

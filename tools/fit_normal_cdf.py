@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fits the rational approximations behind FN(normal_cdf) (csrc/mlpfast_normal_impl.h).
+"""Fits the rational approximations behind FN(normal_cdf_gelu_d) (csrc/mlpfast_normal_impl.h).
 
 For a = |z| the upper tail of the standard normal is written
     Q(a) = 1 - Phi(a) = Phi(-a) = exp(-a^2 / 2) * F(a),
@@ -8,7 +8,7 @@ and F is approximated on [0, AMAX] by one rational function P_n(a) / Q_{n+1}(a)
 in relative (minimax) error. F is smooth, decreasing from 1/2 at 0 and ~
 1 / (a sqrt(2 pi)) for large a, so a degree (n, n+1) rational fits the whole
 range at once and its error falls geometrically with n; both polynomials come
-out with positive coefficients (Horner on them, for a >= 0, cannot cancel).
+out with positive coefficients (no sum of their terms cancels for a >= 0).
 
 Method: linearised least squares for P - F Q with Sanathanan-Koerner weights
 1 / (F Q_previous) (so the residual is the relative error), plus Lawson's
