@@ -89,11 +89,12 @@ double PUB(mlp_sum_squares)(const REAL *x, ptrdiff_t n, double *partial, int n_t
     return PICK(mlp_sum_squares)(x, n, partial, n_threads);
 }
 
-void PUB(mlp_finish_grad)(REAL *grad, const REAL *slots, ptrdiff_t n_slots,
-                          const REAL *params, ptrdiff_t n, ptrdiff_t n_coef, double alpha,
-                          double sw_sum, int n_threads)
+double PUB(mlp_finish_grad)(REAL *grad, const REAL *slots, ptrdiff_t n_slots,
+                            const REAL *params, double *partial, ptrdiff_t n, ptrdiff_t n_coef,
+                            double alpha, double sw_sum, int n_threads)
 {
-    PICK(mlp_finish_grad)(grad, slots, n_slots, params, n, n_coef, alpha, sw_sum, n_threads);
+    return PICK(mlp_finish_grad)(grad, slots, n_slots, params, partial, n, n_coef, alpha, sw_sum,
+                                 n_threads);
 }
 
 double PUB(mlp_step)(REAL *params, REAL *grad, const REAL *slots, ptrdiff_t n_slots,

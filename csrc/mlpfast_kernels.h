@@ -186,9 +186,10 @@ void mlp_omp_barrier(void);
                                         ptrdiff_t N, ptrdiff_t K);               \
     double mlp_sum_squares_##SUF(const REAL *x, ptrdiff_t n, double *partial,    \
                                  int n_threads);                                 \
-    void mlp_finish_grad_##SUF(REAL *grad, const REAL *slots, ptrdiff_t n_slots, \
-                               const REAL *params, ptrdiff_t n, ptrdiff_t n_coef, \
-                               double alpha, double sw_sum, int n_threads);      \
+    double mlp_finish_grad_##SUF(REAL *grad, const REAL *slots, ptrdiff_t n_slots, \
+                                 const REAL *params, double *partial, ptrdiff_t n, \
+                                 ptrdiff_t n_coef, double alpha, double sw_sum,  \
+                                 int n_threads);                                 \
     double mlp_step_##SUF(REAL *params, REAL *grad, const REAL *slots,           \
                           ptrdiff_t n_slots, double *partial, ptrdiff_t n,       \
                           ptrdiff_t n_coef, double alpha, double sw_sum,         \
@@ -242,6 +243,7 @@ MLP_DECLARE(double, f64)
  *                           grad first summed with the n_slots gradients at slots
  *                           (each n long, one after the other; NULL when n_slots is 0)
  *                           in their order: the row blocks' parts of one gradient.
+ *                           Returns the sum of squares of params[:n_coef] (the L2 term).
  * mlp_step:                 one update of opt's solver over the flat buffer, the raw
  *                           gradient (with its slots) finished as in mlp_finish_grad
  *                           on the fly, left summed but unfinished in grad; Adam's

@@ -693,26 +693,31 @@ double FN(mlp_sum_squares)(const REAL *x, ptrdiff_t n, double *partial, int n_th
 #undef SUM_SQUARES_CALL
 }
 
-/* grad <- the slots added (add_slots), then (grad + alpha * params) / sw_sum on
- * coefficients, grad / sw_sum on intercepts; in chunks, each in cache */
-void FN(mlp_finish_grad)(REAL *grad, const REAL *slots, ptrdiff_t n_slots, const REAL *params,
-                         ptrdiff_t n, ptrdiff_t n_coef, double alpha, double sw_sum,
-                         int n_threads)
+/* One chunk of mlp_finish_grad: grad <- the slots added, then the finished
+ * gradient of MLP_CHUNK_LOOP; params are only read */
+static REAL FN(finish_chunk)(const REAL *restrict params, REAL *restrict grad,
+                             const REAL *restrict slots, ptrdiff_t n_slots, ptrdiff_t stride,
+                             ptrdiff_t off, ptrdiff_t n, ptrdiff_t nc, REAL a, REAL s)
+{
+#define FINISH_UPDATE(i, g) grad[i] = (g);
+    MLP_CHUNK_LOOP(FINISH_UPDATE)
+#undef FINISH_UPDATE
+}
+
+/* grad <- the slots added, then (grad + alpha * params) / sw_sum on the
+ * coefficients, grad / sw_sum on the intercepts, chunk by chunk; returns the
+ * sum of squares of params[:n_coef], summed in mlp_sum_squares's chunks and
+ * lanes (so to the same bits) */
+double FN(mlp_finish_grad)(REAL *grad, const REAL *slots, ptrdiff_t n_slots, const REAL *params,
+                           double *partial, ptrdiff_t n, ptrdiff_t n_coef, double alpha,
+                           double sw_sum, int n_threads)
 {
     const REAL a = (REAL)alpha, s = (REAL)sw_sum;
-    const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;
-    ptrdiff_t c;
-    MLP_FOR(c, n_chunks, n >= MLP_OMP_MIN_WORK, n_threads, {
-        const ptrdiff_t i0 = c * MLP_REDUCE_CHUNK;
-        const ptrdiff_t i1 = i0 + MLP_REDUCE_CHUNK < n ? i0 + MLP_REDUCE_CHUNK : n;
-        const ptrdiff_t ic = n_coef < i0 ? i0 : (n_coef > i1 ? i1 : n_coef);
-        ptrdiff_t i;
-        FN(add_slots)(grad + i0, slots, n_slots, n, i0, i1 - i0);
-        for (i = i0; i < ic; i++)
-            grad[i] = (grad[i] + a * params[i]) / s;
-        for (; i < i1; i++)
-            grad[i] /= s;
-    });
+#define FINISH_CALL(i0, i1, ic)                                                           \
+    FN(finish_chunk)(params + (i0), grad + (i0), slots, n_slots, n, i0, (i1) - (i0),      \
+                     (ic) - (i0), a, s)
+    MLP_CHUNKS(FINISH_CALL, MLP_OMP_MIN_WORK)
+#undef FINISH_CALL
 }
 
 /* velocity = momentum * velocity - lr * g;  params += velocity

@@ -105,9 +105,9 @@ cdef extern from "mlpfast_kernels.h" nogil:
                                       const float *Y, const float *sw, int out, double param,
                                       Py_ssize_t N, Py_ssize_t K)
     double mlp_sum_squares_f32(const float *x, Py_ssize_t n, double *partial, int n_threads)
-    void mlp_finish_grad_f32(float *grad, const float *slots, Py_ssize_t n_slots,
-                             const float *params, Py_ssize_t n, Py_ssize_t n_coef,
-                             double alpha, double sw_sum, int n_threads)
+    double mlp_finish_grad_f32(float *grad, const float *slots, Py_ssize_t n_slots,
+                               const float *params, double *partial, Py_ssize_t n,
+                               Py_ssize_t n_coef, double alpha, double sw_sum, int n_threads)
     double mlp_step_f32(float *params, float *grad, const float *slots, Py_ssize_t n_slots,
                         double *partial, Py_ssize_t n, Py_ssize_t n_coef, double alpha,
                         double sw_sum, mlp_optimizer *opt, int n_threads)
@@ -140,9 +140,9 @@ cdef extern from "mlpfast_kernels.h" nogil:
                                       const double *Y, const double *sw, int out, double param,
                                       Py_ssize_t N, Py_ssize_t K)
     double mlp_sum_squares_f64(const double *x, Py_ssize_t n, double *partial, int n_threads)
-    void mlp_finish_grad_f64(double *grad, const double *slots, Py_ssize_t n_slots,
-                             const double *params, Py_ssize_t n, Py_ssize_t n_coef,
-                             double alpha, double sw_sum, int n_threads)
+    double mlp_finish_grad_f64(double *grad, const double *slots, Py_ssize_t n_slots,
+                               const double *params, double *partial, Py_ssize_t n,
+                               Py_ssize_t n_coef, double alpha, double sw_sum, int n_threads)
     double mlp_step_f64(double *params, double *grad, const double *slots, Py_ssize_t n_slots,
                         double *partial, Py_ssize_t n, Py_ssize_t n_coef, double alpha,
                         double sw_sum, mlp_optimizer *opt, int n_threads)

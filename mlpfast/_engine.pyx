@@ -330,13 +330,16 @@ cdef inline double _sum_squares(const floating *x, Py_ssize_t n, double *partial
         return k.mlp_sum_squares_f64(x, n, partial, nt)
 
 
-cdef inline void _finish_grad(floating *grad, const floating *slots, Py_ssize_t n_slots,
-                              const floating *params, Py_ssize_t n, Py_ssize_t n_coef,
-                              double alpha, double sw_sum, int nt) noexcept nogil:
+cdef inline double _finish_grad(floating *grad, const floating *slots, Py_ssize_t n_slots,
+                                const floating *params, double *partial, Py_ssize_t n,
+                                Py_ssize_t n_coef, double alpha, double sw_sum,
+                                int nt) noexcept nogil:
     if floating is float:
-        k.mlp_finish_grad_f32(grad, slots, n_slots, params, n, n_coef, alpha, sw_sum, nt)
+        return k.mlp_finish_grad_f32(grad, slots, n_slots, params, partial, n, n_coef, alpha,
+                                     sw_sum, nt)
     else:
-        k.mlp_finish_grad_f64(grad, slots, n_slots, params, n, n_coef, alpha, sw_sum, nt)
+        return k.mlp_finish_grad_f64(grad, slots, n_slots, params, partial, n, n_coef, alpha,
+                                     sw_sum, nt)
 
 
 cdef inline double _step(floating *params, floating *grad, const floating *slots,
@@ -995,10 +998,9 @@ cdef class Network:
                 _check_weight_sum(sw_sum)
                 raw = self._pass(&params[0], &inp, &Y[0, 0], &sw[0] if has_sw else NULL, n,
                                  NULL, nt)
-                sq = _sum_squares(&params[0], self.n_coef, self.partial, nt)
-                _finish_grad(<floating *>self.grad_ptr, <floating *>self.slots,
-                             self._slots_filled(n), &params[0], self.n_params,
-                             self.n_coef, alpha, sw_sum, nt)
+                sq = _finish_grad(<floating *>self.grad_ptr, <floating *>self.slots,
+                                  self._slots_filled(n), &params[0], self.partial,
+                                  self.n_params, self.n_coef, alpha, sw_sum, nt)
                 if self.n_threads > 1:
                     _pace_note(&self.pace, nt > 1, k.mlp_monotonic_seconds() - t0, n)
         finally:
