@@ -86,10 +86,16 @@ int mlp_get_isa(void)
  * variables), shared out over the n_threads OpenMP threads when `parallel` holds,
  * else run by the calling thread without entering any OpenMP region: even a
  * one-thread region costs about half a microsecond, a few percent of a small
- * batch. The pragma names the caller's variable `n_threads`. */
+ * batch. With n_threads MLP_TEAM every thread of the enclosing region makes
+ * the call and they share the loop out (no region of its own: a barrier at
+ * its end). The pragma names the caller's variable `n_threads`. */
 #define MLP_FOR(i, count, parallel, n_threads_, ...)                              \
     do {                                                                         \
-        if ((parallel) && (n_threads_) > 1) {                                    \
+        if ((n_threads_) == MLP_TEAM) {                                          \
+            _Pragma("omp for schedule(static)")                                  \
+            for (i = 0; i < (count); i++)                                        \
+                __VA_ARGS__                                                      \
+        } else if ((parallel) && (n_threads_) > 1) {                             \
             _Pragma("omp parallel for schedule(static) num_threads(mlp_team(n_threads))") \
             for (i = 0; i < (count); i++)                                        \
                 __VA_ARGS__                                                      \
@@ -98,6 +104,17 @@ int mlp_get_isa(void)
                 __VA_ARGS__                                                      \
         }                                                                        \
     } while (0)
+
+/* The calling thread's number in the team of a MLP_TEAM call, else 0. */
+static inline int mlp_team_thread(int n_threads)
+{
+#ifdef _OPENMP
+    return n_threads == MLP_TEAM ? omp_get_thread_num() : 0;
+#else
+    (void)n_threads;
+    return 0;
+#endif
+}
 
 /* Counter-based random numbers: every draw is a fixed function of a key and
  * of its place (data row, unit, index), so no result depends on which thread

@@ -94,6 +94,11 @@ struct mlp_optimizer {
     void *state1, *state2;
 };
 
+/* n_threads of a call that every thread of the enclosing parallel region
+ * makes, sharing its work out among them (mlp_sum_squares, mlp_finish_grad,
+ * mlp_step, mlp_add_noise). */
+#define MLP_TEAM (-1)
+
 /* Elements per chunk of the deterministic chunked reductions. */
 #define MLP_REDUCE_CHUNK 4096
 

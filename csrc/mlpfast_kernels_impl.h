@@ -605,22 +605,25 @@ void FN(mlp_output_loss_backward)(REAL *dZ, REAL *Z, double *row_loss, const REA
 
 /* Shared driver of the chunked reductions: n elements in fixed chunks of
  * MLP_REDUCE_CHUNK, partial[c] = CHUNK_CALL(i0, i1, ic) for chunk c = [i0, i1)
- * (ic: where the coefficients end inside it), summed in chunk order; threaded
- * from MIN_N elements. */
-#define MLP_CHUNKS(CHUNK_CALL, MIN_N)                                                \
-    const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;        \
-    ptrdiff_t c;                                                                     \
-    double total = 0;                                                                \
-    MLP_FOR(c, n_chunks, n >= (MIN_N), n_threads, {                                  \
-        const ptrdiff_t i0 = c * MLP_REDUCE_CHUNK;                                   \
-        const ptrdiff_t i1 = i0 + MLP_REDUCE_CHUNK < n ? i0 + MLP_REDUCE_CHUNK : n;  \
-        const ptrdiff_t ic = n_coef < i0 ? i0 : (n_coef > i1 ? i1 : n_coef);         \
-        (void)ic;                                                                    \
-        partial[c] = (double)CHUNK_CALL(i0, i1, ic);                                 \
-    });                                                                              \
-    for (c = 0; c < n_chunks; c++)                                                   \
-        total += partial[c];                                                         \
-    return total;
+ * (ic: where the coefficients end inside it), summed in chunk order into TOTAL;
+ * threaded from MIN_N elements, or with n_threads MLP_TEAM shared out over the
+ * team of the enclosing parallel region, every thread of which makes the call
+ * (and gets the total). */
+#define MLP_CHUNKS(TOTAL, CHUNK_CALL, MIN_N)                                         \
+    do {                                                                             \
+        const ptrdiff_t n_chunks = (n + MLP_REDUCE_CHUNK - 1) / MLP_REDUCE_CHUNK;    \
+        ptrdiff_t c;                                                                 \
+        MLP_FOR(c, n_chunks, n >= (MIN_N), n_threads, {                              \
+            const ptrdiff_t i0 = c * MLP_REDUCE_CHUNK;                               \
+            const ptrdiff_t i1 = i0 + MLP_REDUCE_CHUNK < n ? i0 + MLP_REDUCE_CHUNK : n; \
+            const ptrdiff_t ic = n_coef < i0 ? i0 : (n_coef > i1 ? i1 : n_coef);     \
+            (void)ic;                                                                \
+            partial[c] = (double)CHUNK_CALL(i0, i1, ic);                             \
+        });                                                                          \
+        TOTAL = 0;                                                                   \
+        for (c = 0; c < n_chunks; c++)                                               \
+            TOTAL += partial[c];                                                     \
+    } while (0)
 
 /* grad[0:n] += slot b's [off:off + n], for b = 0 .. n_slots - 1 in turn, slot
  * b at slots + b * stride (slots is read only when n_slots > 0, so it may be
@@ -688,9 +691,11 @@ static REAL FN(sum_squares_chunk)(const REAL *restrict x, ptrdiff_t n)
 double FN(mlp_sum_squares)(const REAL *x, ptrdiff_t n, double *partial, int n_threads)
 {
     const ptrdiff_t n_coef = n; /* MLP_CHUNKS splits at n_coef; nothing to split here */
+    double sq;
 #define SUM_SQUARES_CALL(i0, i1, ic) FN(sum_squares_chunk)(x + (i0), (i1) - (i0))
-    MLP_CHUNKS(SUM_SQUARES_CALL, MLP_OMP_MIN_WORK)
+    MLP_CHUNKS(sq, SUM_SQUARES_CALL, MLP_OMP_MIN_WORK);
 #undef SUM_SQUARES_CALL
+    return sq;
 }
 
 /* One chunk of mlp_finish_grad: grad <- the slots added, then the finished
@@ -713,11 +718,13 @@ double FN(mlp_finish_grad)(REAL *grad, const REAL *slots, ptrdiff_t n_slots, con
                            double sw_sum, int n_threads)
 {
     const REAL a = (REAL)alpha, s = (REAL)sw_sum;
+    double sq;
 #define FINISH_CALL(i0, i1, ic)                                                           \
     FN(finish_chunk)(params + (i0), grad + (i0), slots, n_slots, n, i0, (i1) - (i0),      \
                      (ic) - (i0), a, s)
-    MLP_CHUNKS(FINISH_CALL, MLP_OMP_MIN_WORK)
+    MLP_CHUNKS(sq, FINISH_CALL, MLP_OMP_MIN_WORK);
 #undef FINISH_CALL
+    return sq;
 }
 
 /* velocity = momentum * velocity - lr * g;  params += velocity
@@ -755,33 +762,39 @@ static REAL FN(adam_chunk)(REAL *restrict params, REAL *restrict m, REAL *restri
 }
 
 /* One step of opt's solver (see struct mlp_optimizer); Adam's bias correction
- * lr sqrt(1 - b2^t) / (1 - b1^t) is taken here, with t counting this step. */
+ * lr sqrt(1 - b2^t) / (1 - b1^t) is taken here, with t counting this step
+ * (in a team, every thread reads opt->t before the chunks' closing barrier,
+ * and the first writes it after). */
 double FN(mlp_step)(REAL *params, REAL *grad, const REAL *slots, ptrdiff_t n_slots,
                     double *partial, ptrdiff_t n, ptrdiff_t n_coef, double alpha,
                     double sw_sum, struct mlp_optimizer *opt, int n_threads)
 {
     const REAL a = (REAL)alpha, s = (REAL)sw_sum;
     REAL *s1 = (REAL *)opt->state1, *s2 = (REAL *)opt->state2;
+    double sq;
     if (opt->solver == MLP_SOLVER_SGD) {
         const REAL r = (REAL)opt->learning_rate, mu = (REAL)opt->momentum;
         const REAL nest = opt->nesterov ? (REAL)1 : (REAL)0;
 #define SGD_CALL(i0, i1, ic)                                                              \
     FN(sgd_chunk)(params + (i0), s1 + (i0), grad + (i0), slots, n_slots, n, i0,            \
                   (i1) - (i0), (ic) - (i0), a, s, r, mu, nest)
-        MLP_CHUNKS(SGD_CALL, MLP_OMP_MIN_WORK)
+        MLP_CHUNKS(sq, SGD_CALL, MLP_OMP_MIN_WORK);
 #undef SGD_CALL
     } else {
-        const double t = (double)++opt->t;
-        const REAL r = (REAL)(opt->learning_rate * sqrt(1 - pow(opt->beta2, t))
-                              / (1 - pow(opt->beta1, t)));
+        const long t = opt->t + 1;
+        const REAL r = (REAL)(opt->learning_rate * sqrt(1 - pow(opt->beta2, (double)t))
+                              / (1 - pow(opt->beta1, (double)t)));
         const REAL e = (REAL)opt->epsilon, b1 = (REAL)opt->beta1, b2 = (REAL)opt->beta2;
         const REAL c1 = (REAL)(1 - opt->beta1), c2 = (REAL)(1 - opt->beta2);
 #define ADAM_CALL(i0, i1, ic)                                                             \
     FN(adam_chunk)(params + (i0), s1 + (i0), s2 + (i0), grad + (i0), slots, n_slots, n,   \
                    i0, (i1) - (i0), (ic) - (i0), a, s, r, b1, b2, c1, c2, e)
-        MLP_CHUNKS(ADAM_CALL, MLP_OMP_MIN_WORK)
+        MLP_CHUNKS(sq, ADAM_CALL, MLP_OMP_MIN_WORK);
 #undef ADAM_CALL
+        if (mlp_team_thread(n_threads) == 0)
+            opt->t = t;
     }
+    return sq;
 }
 
 #undef MLP_CHUNKS

@@ -32,6 +32,7 @@ cdef extern from "mlpfast_kernels.h" nogil:
         MLP_SOLVER_SGD
         MLP_SOLVER_ADAM
         MLP_REDUCE_CHUNK
+        MLP_TEAM
         MLP_ISA_BASELINE
         MLP_ISA_AVX2
 

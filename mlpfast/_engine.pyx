@@ -994,13 +994,10 @@ cdef class Network:
                 # one call, one batch of the threads-per-batch rule (see Pace)
                 nt = _pace_threads(&self.pace, self.n_threads, n)
                 t0 = k.mlp_monotonic_seconds()
-                sw_sum = _weight_sum(&sw[0], n, has_sw)
+                sw_sum = _weight_sum(&sw[0] if has_sw else NULL, NULL, 0, n)
                 _check_weight_sum(sw_sum)
                 raw = self._pass(&params[0], &inp, &Y[0, 0], &sw[0] if has_sw else NULL, n,
-                                 NULL, nt)
-                sq = _finish_grad(<floating *>self.grad_ptr, <floating *>self.slots,
-                                  self._slots_filled(n), &params[0], self.partial,
-                                  self.n_params, self.n_coef, alpha, sw_sum, nt)
+                                 NULL, nt, alpha, sw_sum, NULL, &sq)
                 if self.n_threads > 1:
                     _pace_note(&self.pace, nt > 1, k.mlp_monotonic_seconds() - t0, n)
         finally:
@@ -1065,19 +1062,23 @@ cdef class Network:
         return 0
 
     cdef double _pass(self, floating *params, const Input *src, const floating *Y,
-                      const floating *sw, Py_ssize_t n, const Py_ssize_t *rows,
-                      int nt) noexcept nogil:
-        """Forward and backward pass over a batch of n rows, raw gradient into
-        self.grad, raw loss returned. The batch is rows ``rows[:n]`` of the
-        input, Y and sw (gathered, in batch order, into the batch buffers,
-        where run_epoch reads the weights back from swbuf), or when rows is
-        NULL rows ``src.row0:src.row0 + n`` (used in place); sw NULL: unweighted.
+                      const floating *sw, Py_ssize_t n, const Py_ssize_t *rows, int nt,
+                      double alpha, double sw_sum, k.mlp_optimizer *opt,
+                      double *sq) noexcept nogil:
+        """Forward and backward pass over a batch of n rows, raw loss returned,
+        then the gradient finished (_finish): opt's step on params, or with opt
+        NULL the finished gradient left in self.grad; sq: _finish's sum of
+        squares. The batch is rows ``rows[:n]`` of the input, Y and sw
+        (gathered, in batch order, into the batch buffers), or when rows is
+        NULL rows ``src.row0:src.row0 + n`` (used in place); sw NULL:
+        unweighted; sw_sum: the batch's weights summed (_weight_sum).
 
         First every row block's forward and delta pass (and, with slots, its
         gradient), then without slots (all blocks done) every weight-gradient
-        tile; both shared out over nt threads. The slots' sum is left to the
-        step or _finish_grad (_slots_filled)."""
+        tile, then _finish; all shared out over nt threads in one parallel
+        region."""
         cdef Py_ssize_t nb = _n_blocks(n, self.block_rows), blk, t, i
+        cdef double team_sq
         cdef Py_ssize_t n_tiles = 0 if self.block_grads else self.n_tiles
         cdef Input inp = src[0]
         cdef const floating *Yb = Y + src.row0 * self.n_outputs
@@ -1106,6 +1107,7 @@ cdef class Network:
                 inp.X = self.xbuf
             else:
                 inp.X = <const floating *>src.X + src.row0 * self.n_features
+        team_sq = 0  # each thread's own copy in the region
         if nt > 1:
             with parallel(num_threads=k.mlp_team(nt)):
                 for blk in prange(nb, schedule="dynamic"):
@@ -1114,11 +1116,16 @@ cdef class Network:
                     k.mlp_omp_barrier()  # every block is done
                     for t in prange(n_tiles, schedule="dynamic"):
                         self._tile(&inp, <floating *>self.grad_ptr, n, t)
+                k.mlp_omp_barrier()  # the gradient is whole
+                team_sq = self._finish(params, n, alpha, sw_sum, opt, k.MLP_TEAM)
+                if threadid() == 0:
+                    sq[0] = team_sq
         else:
             for blk in range(nb):
                 self._train_block(src, &inp, Y, sw, Yb, swb, n, blk, nb)
             for t in range(n_tiles):
                 self._tile(&inp, <floating *>self.grad_ptr, n, t)
+            sq[0] = self._finish(params, n, alpha, sw_sum, opt, 1)
         for i in range(n):
             raw += self.row_loss[i]
         return raw
@@ -1166,6 +1173,19 @@ cdef class Network:
     cdef inline Py_ssize_t _slots_filled(self, Py_ssize_t n) noexcept nogil:
         # the slots a pass over n rows filled: its row blocks but the first
         return _n_blocks(n, self.block_rows) - 1 if self.block_grads else 0
+
+    cdef inline double _finish(self, floating *params, Py_ssize_t n, double alpha,
+                               double sw_sum, k.mlp_optimizer *opt, int nt) noexcept nogil:
+        # the raw gradient of a pass over n rows (with its slots) finished: opt's
+        # step, or with opt NULL the finished gradient left in self.grad; returns
+        # the sum of squares of the coefficients, updated (step) or not
+        cdef floating *grad = <floating *>self.grad_ptr
+        cdef const floating *slots = <floating *>self.slots
+        if opt != NULL:
+            return _step(params, grad, slots, self._slots_filled(n), self.partial,
+                         self.n_params, self.n_coef, alpha, sw_sum, opt, nt)
+        return _finish_grad(grad, slots, self._slots_filled(n), params, self.partial,
+                            self.n_params, self.n_coef, alpha, sw_sum, nt)
 
     cdef inline void _tile(self, const Input *inp, floating *grad, Py_ssize_t n,
                            Py_ssize_t t) noexcept nogil:
@@ -1260,8 +1280,7 @@ cdef class Network:
         """run_epoch's batches, without the GIL but to look for Ctrl-C."""
         cdef Py_ssize_t start, m
         cdef const Py_ssize_t *rows
-        cdef const floating *swb
-        cdef double raw, sq, sw_sum, last_check, t0, now
+        cdef double raw, sq, next_sq, sw_sum, last_check, t0, now
         cdef long steps = 0
         cdef int nt
         with nogil:
@@ -1277,17 +1296,11 @@ cdef class Network:
                 nt = _pace_threads(&self.pace, self.n_threads, m)
                 self.max_team = max(self.max_team, nt)
                 t0 = k.mlp_monotonic_seconds()
-                raw = self._pass(p, inp, Y, sw, m, rows, nt)
-                # the batch's weights: gathered into swbuf by the pass when shuffled
-                swb = NULL
-                if sw != NULL:
-                    swb = <const floating *>self.swbuf if order != NULL else sw + start
-                sw_sum = _weight_sum(swb, m, sw != NULL)
+                sw_sum = _weight_sum(sw, rows, start, m)
                 _check_weight_sum(sw_sum)
+                raw = self._pass(p, inp, Y, sw, m, rows, nt, alpha, sw_sum, opt, &next_sq)
                 acc[0] += self._batch_loss(raw, sq, sw_sum, alpha, squared_mean) * m
-                sq = _step(p, <floating *>self.grad_ptr, <floating *>self.slots,
-                           self._slots_filled(m), self.partial, self.n_params,
-                           self.n_coef, alpha, sw_sum, opt, nt)
+                sq = next_sq
                 now = k.mlp_monotonic_seconds()
                 if self.n_threads > 1:
                     _pace_note(&self.pace, nt > 1, now - t0, m)
@@ -1328,13 +1341,16 @@ cdef inline int _check_weight_sum(double sw_sum) except -1 nogil:
     return 0
 
 
-cdef inline double _weight_sum(const floating *sw, Py_ssize_t n, bint has_sw) noexcept nogil:
+cdef inline double _weight_sum(const floating *sw, const Py_ssize_t *rows, Py_ssize_t row0,
+                               Py_ssize_t n) noexcept nogil:
+    # the weights of a batch's rows summed in batch order: rows[:n] of sw, or
+    # with rows NULL rows row0:row0 + n; n with sw NULL (unweighted)
     cdef Py_ssize_t i
     cdef double s = 0
-    if not has_sw:
+    if sw == NULL:
         return <double>n
     for i in range(n):
-        s += sw[i]
+        s += sw[rows[i] if rows != NULL else row0 + i]
     return s
 
 
@@ -1684,15 +1700,20 @@ def gather_rows(floating[:, ::1] out, const floating[:, ::1] X, const Py_ssize_t
 def optimizer_step(int solver, floating[::1] params, floating[::1] state1, floating[::1] state2,
                    floating[::1] grad, Py_ssize_t n_coef, double alpha, double sw_sum,
                    double learning_rate, double momentum, bint nesterov, double beta_1,
-                   double beta_2, double epsilon, long adam_t, int n_threads, slots=None):
+                   double beta_2, double epsilon, long adam_t, int n_threads, slots=None,
+                   bint team=False):
     """One SGD or Adam step on the flat buffer, Adam's being its step adam_t + 1;
     returns the sum of squares of the updated params[:n_coef]. slots, a
-    (n_slots, len(params)) array, are added to grad first, in their order."""
+    (n_slots, len(params)) array, are added to grad first, in their order.
+    team: the step is made by every thread of a region of n_threads threads,
+    as a training pass makes it (else the step opens a region of its own
+    when it is big enough)."""
     cdef Py_ssize_t n = params.shape[0], n_slots = 0
     cdef const floating[:, ::1] sv
     cdef const floating *sp = NULL
     cdef double[::1] partial = np.zeros(n // k.MLP_REDUCE_CHUNK + 1)
-    cdef double sq
+    cdef double sq = 0, team_sq = 0
+    cdef double *first = &sq
     cdef k.mlp_optimizer opt
     _check_code(solver, SOLVERS, "solver")
     if grad.shape[0] != n or state1.shape[0] != n or (solver == k.MLP_SOLVER_ADAM
@@ -1710,6 +1731,13 @@ def optimizer_step(int solver, floating[::1] params, floating[::1] state1, float
     opt = _optimizer(solver, state1, state2, learning_rate, momentum, nesterov, beta_1,
                      beta_2, epsilon, adam_t)
     with nogil:
-        sq = _step(&params[0], &grad[0], sp, n_slots, &partial[0], n, n_coef, alpha, sw_sum, &opt,
-                   n_threads)
+        if team and n_threads > 1:
+            with parallel(num_threads=k.mlp_team(n_threads)):
+                team_sq = _step(&params[0], &grad[0], sp, n_slots, &partial[0], n, n_coef,
+                                alpha, sw_sum, &opt, k.MLP_TEAM)
+                if threadid() == 0:
+                    first[0] = team_sq
+        else:
+            sq = _step(&params[0], &grad[0], sp, n_slots, &partial[0], n, n_coef, alpha,
+                       sw_sum, &opt, n_threads)
     return sq

@@ -465,24 +465,28 @@ def test_optimizer_step_divides_exactly(dtype, sw_sum):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
-def test_optimizer_step_thread_count_invariant(dtype, optimizer):
-    """The returned sum of squares and the updated buffers are bitwise equal for 1 and 2
-    threads over many reduction chunks (oracle: the single-threaded run)."""
+@pytest.mark.parametrize("n", [5_000, 100_000])
+def test_optimizer_step_thread_count_invariant(dtype, optimizer, n):
+    """The returned sum of squares and the updated buffers are bitwise equal for 1
+    thread, 2 threads in the step's own region (100,000 values) and 2 and 3 threads of
+    a training pass's region sharing the step out (a team), over one or many
+    reduction chunks (oracle: the single-threaded run)."""
     solver, nesterov = optimizer
     rng = np.random.default_rng(8)
-    n = 100_000
     params0 = rng.standard_normal(n).astype(dtype)
     grad = rng.standard_normal(n).astype(dtype)
     results = []
-    for n_threads in (1, 2):
+    for n_threads, team in ((1, False), (2, False), (2, True), (3, True)):
         params = params0.copy()
         state1 = np.full(n, 0.01, dtype=dtype)
         state2 = np.full(n, 0.02, dtype=dtype)
         sq = _engine.optimizer_step(solver, params, state1, state2, grad, n - 500, 0.3, 3.0,
-                                    0.01, 0.9, nesterov, 0.9, 0.999, 1e-8, 5, n_threads)
+                                    0.01, 0.9, nesterov, 0.9, 0.999, 1e-8, 5, n_threads,
+                                    team=team)
         results.append((sq, params, state1, state2))
-    for one, two in zip(*results):
-        assert np.array_equal(one, two)
+    for other in results[1:]:
+        for one, two in zip(results[0], other):
+            assert np.array_equal(one, two)
 
 
 # ---------------------------------------------------------------- argument checks
