@@ -19,7 +19,7 @@
 #define NCDF_SPLIT_MASK 0xFFFFF000u /* keeps 12 bits: hi^2 exact */
 #define NCDF_SPLIT_DEGREE 4
 #define LOG logf
-#define LOG1P log1pf
+#define LOG1P_DEGREE 6 /* terms of log1p_unit's series: error < 2e-8 */
 #define SIN sinf
 #define COS cosf
 #define COPYSIGN copysignf
@@ -44,7 +44,7 @@
 #define NCDF_SPLIT_MASK 0xFFFFFFFFF8000000u /* keeps 26 bits: hi^2 exact */
 #define NCDF_SPLIT_DEGREE 3
 #define LOG log
-#define LOG1P log1p
+#define LOG1P_DEGREE 15 /* error < 2e-17 */
 #define SIN sin
 #define COS cos
 #define COPYSIGN copysign

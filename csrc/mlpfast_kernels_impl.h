@@ -1,6 +1,6 @@
 /* Kernel bodies, written once and included (by mlpfast_kernels_dtypes.h) for
  * each (dtype, instruction set) pair, with the dtype parameters REAL / SUF /
- * UINT / EXP_* / NCDF_* / LOG / SIN / COS / COPYSIGN / TANH_SAT / SQRT / REAL_EPS defined
+ * UINT / EXP_* / NCDF_* / LOG1P_DEGREE / LOG / SIN / COS / COPYSIGN / TANH_SAT / SQRT / REAL_EPS defined
  * for float or double, and ISA naming the instruction set; the parameters are #undef'd at the end.
  * Every kernel here is name_SUF_ISA; mlpfast_dispatch_impl.h defines the
  * public name_SUF. No include guard on purpose. */
@@ -17,8 +17,16 @@
 static const float mlp_inv_factorial_f32[14] = MLP_INV_FACTORIALS;
 static const double mlp_inv_factorial_f64[14] = MLP_INV_FACTORIALS;
 #undef MLP_INV_FACTORIALS
+/* 1/(2n + 1) for n = 0..15, in each dtype: the series of atanh(s) / s in s^2 */
+#define MLP_INV_ODDS                                                                \
+    {1.0, 1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15,          \
+     1.0 / 17, 1.0 / 19, 1.0 / 21, 1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29, 1.0 / 31}
+static const float mlp_inv_odd_f32[16] = MLP_INV_ODDS;
+static const double mlp_inv_odd_f64[16] = MLP_INV_ODDS;
+#undef MLP_INV_ODDS
 #endif
 #define INV_FACTORIAL MLP_CAT(mlp_inv_factorial, SUF)
+#define INV_ODD MLP_CAT(mlp_inv_odd, SUF)
 
 /* c[0] + c[1] x + ... + c[d] x^d for a constant 3 <= d <= 18: Horner's rule on the
  * first three terms, around Estrin's scheme on the rest (pairs c[2i] + c[2i+1] x,
@@ -106,6 +114,19 @@ static inline REAL FN(expm1)(REAL x)
     e = x > EXP_MAX ? (REAL)INFINITY : e;
     e = x < EXP_MIN ? (REAL)-1 : e;
     return x != x ? x : e;
+}
+
+/* log(1 + x) for x in [0, 1] (softplus's log(1 + exp(-|z|))), vectorisable
+ * where libm's log1p is an opaque call: 2 atanh(s) with s = x / (2 + x) in
+ * [0, 1/3], written x - x s + 2 s^3 (1/3 + s^2 / 5 + ...) (2 s = x - x s), so
+ * that x itself carries the leading term and every rounding lands on a term
+ * at most about s times the result: within 2 ulp with FN(exp)'s e (tested),
+ * however small x. The series in s^2 <= 1/9 is cut after LOG1P_DEGREE terms
+ * (the rest is below half an ulp); the same on every instruction set. */
+static inline REAL FN(log1p_unit)(REAL x)
+{
+    const REAL s = x / ((REAL)2 + x), s2 = s * s;
+    return (x - x * s) + (REAL)2 * s * s2 * FN(poly)(INV_ODD + 1, LOG1P_DEGREE - 1, s2);
 }
 
 #include "mlpfast_normal_impl.h"
@@ -248,12 +269,18 @@ void FN(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, const REAL *slope,
                        * (z[o] > 0 ? z[o] : (REAL)MLP_SELU_ALPHA * FN(expm1)(z[o]));
             break;
         case MLP_ACT_SOFTPLUS: /* max(z, 0) + log(1 + e), e = exp(-|z|): never overflows */
-            for (o = 0; o < O; o++) {
-                const REAL e = FN(exp)(z[o] > 0 ? -z[o] : z[o]);
-                const REAL d = (z[o] > 0 ? (REAL)1 : e) / ((REAL)1 + e); /* logistic(z) */
-                a[o] = (z[o] > 0 ? z[o] : 0) + LOG1P(e);
-                if (a != z)
+            if (a == z) {
+                for (o = 0; o < O; o++) {
+                    const REAL e = FN(exp)(z[o] > 0 ? -z[o] : z[o]);
+                    a[o] = (z[o] > 0 ? z[o] : 0) + FN(log1p_unit)(e);
+                }
+            } else { /* two stores: a loop of its own, or it does not vectorise */
+                for (o = 0; o < O; o++) {
+                    const REAL e = FN(exp)(z[o] > 0 ? -z[o] : z[o]);
+                    const REAL d = (z[o] > 0 ? (REAL)1 : e) / ((REAL)1 + e); /* logistic(z) */
+                    a[o] = (z[o] > 0 ? z[o] : 0) + FN(log1p_unit)(e);
                     z[o] = d;
+                }
             }
             break;
         case MLP_ACT_GELU: /* z Phi(z) */
@@ -814,8 +841,9 @@ double FN(mlp_step)(REAL *params, REAL *grad, const REAL *slots, ptrdiff_t n_slo
 #undef EXP_BIAS
 #undef EXP_DEGREE
 #undef INV_FACTORIAL
+#undef INV_ODD
 #undef LOG
-#undef LOG1P
+#undef LOG1P_DEGREE
 #undef SIN
 #undef COS
 #undef COPYSIGN

@@ -667,6 +667,33 @@ def test_tanh_edges(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_softplus_within_two_ulp(dtype):
+    """Oracle: np.logaddexp(0, x) in long double, rounded to dtype; the error is
+    counted in units in the last place of dtype. The grid runs from where the
+    kernels' exp flushes to 0 to far past where softplus is x, with tiny
+    arguments; at the edges, softplus's limits (0 at -inf, inf at inf) and NaN
+    for NaN. Both the prediction (in place) and the training pass (which also
+    leaves the derivative) are checked."""
+    lo = -87.3 if dtype == np.float32 else -708.0
+    rng = np.random.default_rng(0)
+    tiny = 10.0 ** rng.uniform(-30, 0, 20000) * rng.choice([-1, 1], 20000)
+    x = np.concatenate([np.linspace(lo, 60, 200001), rng.uniform(-1, 1, 100000), tiny,
+                        [0.0, -0.0]]).astype(dtype)
+    got = x.reshape(-1, 1).copy()
+    _engine.act_forward(got, got, np.zeros(1, dtype), SOFTPLUS)
+    expected = np.logaddexp(np.longdouble(0), x.astype(np.longdouble)).astype(dtype)
+    ulps = np.abs(got[:, 0].astype(np.longdouble) - expected) / np.spacing(expected)
+    assert ulps.max() <= 2, (ulps.max(), x[np.argmax(ulps)])
+    apart = np.empty_like(got)
+    _engine.act_forward(apart, x.reshape(-1, 1).copy(), np.zeros(1, dtype), SOFTPLUS)
+    np.testing.assert_array_equal(apart, got)
+    edges = np.array([-np.inf, np.inf, np.nan], dtype=dtype)
+    got = edges.reshape(-1, 1).copy()
+    _engine.act_forward(got, got, np.zeros(1, dtype), SOFTPLUS)
+    np.testing.assert_array_equal(got[:, 0], [0, np.inf, np.nan])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gelu_over_its_whole_range(dtype):
     """GELU's kernels on a fine grid through both tails (to where Phi rounds
     to 0 and past it), with +-inf and NaN. Oracle: scipy's ndtr for Phi, and
