@@ -64,5 +64,5 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "env": {k: v for k, v in os.environ.items()
                 if k in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
                          "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS",
-                         "ONEDNN_MAX_CPU_ISA")},
+                         "ONEDNN_MAX_CPU_ISA", "MLPFAST_KERNELS")},
     }

@@ -3,8 +3,10 @@
  * once per dtype, after every instantiation. No include guard on purpose. */
 
 #ifdef MLP_HAVE_AVX2
-#define PICK(name) \
-    (mlp_isa == MLP_ISA_AVX2 ? MLP_CAT(MLP_CAT(name, SUF), avx2) : MLP_CAT(MLP_CAT(name, SUF), baseline))
+#define PICK(name)                                                                   \
+    (mlp_isa == MLP_ISA_AVX512 ? MLP_CAT(MLP_CAT(name, SUF), avx512)                 \
+     : mlp_isa == MLP_ISA_AVX2 ? MLP_CAT(MLP_CAT(name, SUF), avx2)                   \
+                               : MLP_CAT(MLP_CAT(name, SUF), baseline))
 #else
 #define PICK(name) MLP_CAT(MLP_CAT(name, SUF), baseline)
 #endif

@@ -1,9 +1,11 @@
 /* Instantiates mlpfast_kernels_impl.h for float and double, once for the
- * compiler's baseline target and, with GCC or clang on x86-64, once more for
- * AVX2 + FMA; the public entry points call whichever mlp_set_isa chose.
- * Both instantiations give bit-identical results: the build turns off
- * floating-point contraction (-ffp-contract=off), so FMA is never fused
- * into a * b + c, and every reduction's order is written out in the source. */
+ * compiler's baseline target and, with GCC or clang on x86-64, twice more, for
+ * AVX2 + FMA and for AVX-512 (twice the vector width again); the public entry
+ * points call whichever mlp_set_isa chose. Every instantiation gives
+ * bit-identical results: the build turns off floating-point contraction
+ * (-ffp-contract=off), so FMA is never fused into a * b + c, every operation
+ * used is correctly rounded on every instruction set, and every reduction's
+ * order is written out in the source (MLP_LANES running sums). */
 #define _POSIX_C_SOURCE 200112L
 #include <math.h>
 #include <stdint.h>
@@ -61,9 +63,13 @@ int mlp_isa_supported(int isa)
     if (isa == MLP_ISA_BASELINE)
         return 1;
 #ifdef MLP_HAVE_AVX2
-    if (isa == MLP_ISA_AVX2) {
+    if (isa == MLP_ISA_AVX2 || isa == MLP_ISA_AVX512) {
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+            return 0;
+        return isa == MLP_ISA_AVX2
+               || (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+                   && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"));
     }
 #endif
     return 0;
@@ -288,6 +294,17 @@ double mlp_monotonic_seconds(void)
 #pragma GCC target("avx2,fma")
 #endif
 #define ISA avx2
+#include "mlpfast_kernels_dtypes.h"
+#undef ISA
+#if defined(__clang__)
+#pragma clang attribute pop
+#pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl"))), apply_to = function)
+#else
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
+#endif
+#define ISA avx512
 #include "mlpfast_kernels_dtypes.h"
 #undef ISA
 #if defined(__clang__)

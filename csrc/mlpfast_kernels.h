@@ -105,7 +105,8 @@ struct mlp_optimizer {
 /* Instruction sets the kernels are compiled for, chosen at run time. */
 enum mlp_isa {
     MLP_ISA_BASELINE = 0, /* the compiler's default target (x86-64: SSE2) */
-    MLP_ISA_AVX2 = 1      /* x86-64 with AVX2 and FMA                     */
+    MLP_ISA_AVX2 = 1,     /* x86-64 with AVX2 and FMA                     */
+    MLP_ISA_AVX512 = 2    /* and AVX-512 F, DQ, BW and VL (x86-64-v4's)   */
 };
 
 /* 1 when this build has `isa` and this CPU runs it, else 0. */

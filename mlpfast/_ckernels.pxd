@@ -35,6 +35,7 @@ cdef extern from "mlpfast_kernels.h" nogil:
         MLP_TEAM
         MLP_ISA_BASELINE
         MLP_ISA_AVX2
+        MLP_ISA_AVX512
 
     double MLP_LEAKY_SLOPE
     double MLP_ELU_ALPHA

@@ -37,6 +37,9 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 cimport mlpfast._ckernels as k
 
+import os
+import warnings
+
 import numpy as np
 
 ctypedef fused floating:
@@ -88,7 +91,8 @@ SOLVERS = {"sgd": k.MLP_SOLVER_SGD, "adam": k.MLP_SOLVER_ADAM}
 assert len(ACTIVATIONS) == k.MLP_N_ACTIVATIONS and len(OUTPUTS) == k.MLP_N_OUTPUTS
 
 # Instruction sets of the element-wise kernels; the best available is used.
-_KERNEL_ISAS = {"baseline": k.MLP_ISA_BASELINE, "avx2": k.MLP_ISA_AVX2}
+_KERNEL_ISAS = {"baseline": k.MLP_ISA_BASELINE, "avx2": k.MLP_ISA_AVX2,
+                "avx512": k.MLP_ISA_AVX512}
 
 
 def kernel_isas():
@@ -111,7 +115,21 @@ def set_kernel_isa(str name):
         raise ValueError(f"kernel ISA {name!r} is not available; have {kernel_isas()}")
 
 
-set_kernel_isa(max(kernel_isas(), key=_KERNEL_ISAS.get))
+def _best_isa(cap):
+    """The best instruction set available, or with cap (MLPFAST_KERNELS, read
+    at import) the best up to that one: the kernels then run as on a CPU
+    without the sets above it, as ATEN_CPU_CAPABILITY makes PyTorch's."""
+    have = kernel_isas()
+    cap = (cap or "").strip().lower()
+    if cap in _KERNEL_ISAS:
+        have = [name for name in have if _KERNEL_ISAS[name] <= _KERNEL_ISAS[cap]]
+    elif cap:
+        warnings.warn(f"MLPFAST_KERNELS={cap!r} names none of {list(_KERNEL_ISAS)}; ignored",
+                      RuntimeWarning, stacklevel=2)
+    return max(have, key=_KERNEL_ISAS.get)
+
+
+set_kernel_isa(_best_isa(os.environ.get("MLPFAST_KERNELS")))
 
 
 def openmp_enabled():

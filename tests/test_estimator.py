@@ -447,15 +447,19 @@ def _fit_keeping_network(est, X, y, **fit_params):
 
 
 @pytest.mark.skipif(len(_engine.kernel_isas()) < 2, reason="one kernel instruction set only")
-@pytest.mark.parametrize("solver", ["adam", "sgd"])
-def test_same_model_whatever_the_kernel_instruction_set(digits, solver):
-    """Oracle: the same fit with the baseline kernels (the AVX2 + FMA build fuses no
-    multiply-adds and sums in the same order, so the models are bit-identical)."""
+@pytest.mark.parametrize("solver, activation", [
+    ("adam", "relu"), ("sgd", "relu"), ("sgd", "tanh"), ("adam", "gelu"), ("adam", "softplus"),
+    ("adam", "elu")])
+def test_same_model_whatever_the_kernel_instruction_set(digits, solver, activation):
+    """Oracle: the same fit with the baseline kernels (the AVX2 and AVX-512 builds
+    fuse no multiply-adds and sum in the same order, so the models are
+    bit-identical), for activations written out in the kernels (exp, tanh, the
+    normal distribution, log1p)."""
     X_train, _, y_train, _ = digits
     X = np.tile(X_train, (4, 4))  # kernels above the threading thresholds
     y = np.tile(y_train, 4)
     params = dict(hidden_layer_sizes=(200,), max_iter=2, batch_size=500, solver=solver,
-                  random_state=0)
+                  activation=activation, random_state=0)
     default = _engine.kernel_isa()
     fits = []
     for isa in _engine.kernel_isas():
@@ -470,6 +474,23 @@ def test_same_model_whatever_the_kernel_instruction_set(digits, solver):
         for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, fit.coefs_ + fit.intercepts_):
             np.testing.assert_array_equal(a, b)
         assert fits[0].loss_curve_ == fit.loss_curve_
+
+
+@pytest.mark.parametrize("cap", ["baseline", "avx2", "avx512", "AVX2", "no-such-set"])
+def test_mlpfast_kernels_caps_the_kernel_instruction_set(cap):
+    """MLPFAST_KERNELS, read at import, names the best instruction set the kernels
+    may use (in any case); an unknown name is ignored with a warning. Oracle: the
+    order baseline < avx2 < avx512 and the sets this CPU has."""
+    order = ["baseline", "avx2", "avx512"]
+    have = _engine.kernel_isas()
+    allowed = order[:order.index(cap.lower()) + 1] if cap.lower() in order else order
+    expected = [isa for isa in order if isa in have and isa in allowed][-1]
+    code = "import warnings; warnings.simplefilter('always')\n" \
+           "from mlpfast import _engine; print(_engine.kernel_isa())"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "MLPFAST_KERNELS": cap}, check=True)
+    assert run.stdout.split() == [expected]
+    assert ("names none of" in run.stderr) == (cap.lower() not in order)
 
 
 def test_ctrl_c_leaves_a_usable_model():
