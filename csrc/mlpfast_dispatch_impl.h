@@ -2,7 +2,7 @@
  * the instruction set chosen by mlp_set_isa. Included by mlpfast_kernels.c
  * once per dtype, after every instantiation. No include guard on purpose. */
 
-#ifdef MLP_HAVE_AVX2
+#ifdef MLP_HAVE_AVX
 #define PICK(name)                                                                   \
     (mlp_isa == MLP_ISA_AVX512 ? MLP_CAT(MLP_CAT(name, SUF), avx512)                 \
      : mlp_isa == MLP_ISA_AVX2 ? MLP_CAT(MLP_CAT(name, SUF), avx2)                   \

@@ -35,8 +35,9 @@
 #define MLP_CAT_(a, b) a##_##b
 #define MLP_CAT(a, b) MLP_CAT_(a, b)
 
+/* x86 with GCC or clang: the AVX2 and AVX-512 instantiations are built too */
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define MLP_HAVE_AVX2 1
+#define MLP_HAVE_AVX 1
 #endif
 
 /* How far ahead (bytes of rows) mlp_gather_rows prefetches. */
@@ -62,7 +63,7 @@ int mlp_isa_supported(int isa)
 {
     if (isa == MLP_ISA_BASELINE)
         return 1;
-#ifdef MLP_HAVE_AVX2
+#ifdef MLP_HAVE_AVX
     if (isa == MLP_ISA_AVX2 || isa == MLP_ISA_AVX512) {
         __builtin_cpu_init();
         if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
@@ -286,7 +287,7 @@ double mlp_monotonic_seconds(void)
 #include "mlpfast_kernels_dtypes.h"
 #undef ISA
 
-#ifdef MLP_HAVE_AVX2
+#ifdef MLP_HAVE_AVX
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #else
