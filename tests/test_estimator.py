@@ -477,18 +477,21 @@ def test_same_model_whatever_the_kernel_instruction_set(digits, solver, activati
 
 
 @pytest.mark.parametrize("cap", ["baseline", "avx2", "avx512", "AVX2", "no-such-set"])
-def test_mlpfast_kernels_caps_the_kernel_instruction_set(cap):
+def test_mlpfast_kernels_caps_the_kernel_instruction_set(cap, tmp_path):
     """MLPFAST_KERNELS, read at import, names the best instruction set the kernels
     may use (in any case); an unknown name is ignored with a warning. Oracle: the
-    order baseline < avx2 < avx512 and the sets this CPU has."""
+    order baseline < avx2 < avx512 and the sets this CPU has. The process
+    imports the mlpfast under test, whatever the working directory holds."""
     order = ["baseline", "avx2", "avx512"]
     have = _engine.kernel_isas()
     allowed = order[:order.index(cap.lower()) + 1] if cap.lower() in order else order
     expected = [isa for isa in order if isa in have and isa in allowed][-1]
     code = "import warnings; warnings.simplefilter('always')\n" \
            "from mlpfast import _engine; print(_engine.kernel_isa())"
+    env = dict(os.environ, MLPFAST_KERNELS=cap,
+               PYTHONPATH=os.path.dirname(os.path.dirname(mlpfast.__file__)))
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "MLPFAST_KERNELS": cap}, check=True)
+                         env=env, cwd=tmp_path, check=True)
     assert run.stdout.split() == [expected]
     assert ("names none of" in run.stderr) == (cap.lower() not in order)
 
