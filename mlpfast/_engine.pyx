@@ -21,7 +21,9 @@
 #     slots summed in block order; a network whose slots would be too large
 #     (SLOT_VALUES) takes them in tiles of columns of each dW instead
 #     (Network._make_tiles), each the product of the whole batch;
-#   - optimiser steps and reductions in fixed chunks summed in a fixed order.
+#   - optimiser steps and reductions in fixed chunks summed in a fixed order;
+#     a batch's step is shared out by the team of its pass, in the same
+#     parallel region (MLP_TEAM), so a batch opens one region.
 # Any thread may run any block or tile, so every thread count computes the
 # very same BLAS calls and kernels: results are bit-identical.
 #
