@@ -1100,6 +1100,7 @@ cdef class Network:
         cdef Py_ssize_t nb = _n_blocks(n, self.block_rows), blk, t, i
         cdef double team_sq
         cdef Py_ssize_t n_tiles = 0 if self.block_grads else self.n_tiles
+        cdef Py_ssize_t n_slots = nb - 1 if self.block_grads else 0  # the blocks' but the first
         cdef Input inp = src[0]
         cdef const floating *Yb = Y + src.row0 * self.n_outputs
         cdef const floating *swb = NULL
@@ -1137,7 +1138,7 @@ cdef class Network:
                     for t in prange(n_tiles, schedule="dynamic"):
                         self._tile(&inp, <floating *>self.grad_ptr, n, t)
                 k.mlp_omp_barrier()  # the gradient is whole
-                team_sq = self._finish(params, n, alpha, sw_sum, opt, k.MLP_TEAM)
+                team_sq = self._finish(params, n_slots, alpha, sw_sum, opt, k.MLP_TEAM)
                 if threadid() == 0:
                     sq[0] = team_sq
         else:
@@ -1145,7 +1146,7 @@ cdef class Network:
                 self._train_block(src, &inp, Y, sw, Yb, swb, n, blk, nb)
             for t in range(n_tiles):
                 self._tile(&inp, <floating *>self.grad_ptr, n, t)
-            sq[0] = self._finish(params, n, alpha, sw_sum, opt, 1)
+            sq[0] = self._finish(params, n_slots, alpha, sw_sum, opt, 1)
         for i in range(n):
             raw += self.row_loss[i]
         return raw
@@ -1190,22 +1191,18 @@ cdef class Network:
                             <floating *>self.slots + (blk - 1) * self.n_params,
                             l, 0, self.net.width[l], r0, m)
 
-    cdef inline Py_ssize_t _slots_filled(self, Py_ssize_t n) noexcept nogil:
-        # the slots a pass over n rows filled: its row blocks but the first
-        return _n_blocks(n, self.block_rows) - 1 if self.block_grads else 0
-
-    cdef inline double _finish(self, floating *params, Py_ssize_t n, double alpha,
+    cdef inline double _finish(self, floating *params, Py_ssize_t n_slots, double alpha,
                                double sw_sum, k.mlp_optimizer *opt, int nt) noexcept nogil:
-        # the raw gradient of a pass over n rows (with its slots) finished: opt's
+        # a pass's raw gradient, with its first n_slots slots, finished: opt's
         # step, or with opt NULL the finished gradient left in self.grad; returns
         # the sum of squares of the coefficients, updated (step) or not
         cdef floating *grad = <floating *>self.grad_ptr
         cdef const floating *slots = <floating *>self.slots
         if opt != NULL:
-            return _step(params, grad, slots, self._slots_filled(n), self.partial,
-                         self.n_params, self.n_coef, alpha, sw_sum, opt, nt)
-        return _finish_grad(grad, slots, self._slots_filled(n), params, self.partial,
-                            self.n_params, self.n_coef, alpha, sw_sum, nt)
+            return _step(params, grad, slots, n_slots, self.partial, self.n_params,
+                         self.n_coef, alpha, sw_sum, opt, nt)
+        return _finish_grad(grad, slots, n_slots, params, self.partial, self.n_params,
+                            self.n_coef, alpha, sw_sum, nt)
 
     cdef inline void _tile(self, const Input *inp, floating *grad, Py_ssize_t n,
                            Py_ssize_t t) noexcept nogil:
