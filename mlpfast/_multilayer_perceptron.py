@@ -50,6 +50,12 @@ _STOCHASTIC_SOLVERS = ["sgd", "adam"]
 # in training, so that every row gets the very same products.
 _PREDICT_MIN_ROWS_THREADED = 256
 
+# A fit's X of this many values or more is checked for NaN and infinity on the
+# fit's threads, smaller X on one: on a busy machine a threaded pass can wait a
+# scheduler time slice (milliseconds) for a descheduled thread, which is small
+# only beside a fit on that much data.
+_FINITE_MIN_VALUES_THREADED = 1 << 22
+
 # Hidden activation name -> kernel code (the engine's table, from the C enum).
 ACTIVATION_CODES = _engine.ACTIVATIONS
 
@@ -992,17 +998,23 @@ def _validate_fit_data(estimator, X, y, **params):
     error before it changes the estimator. When y is a plain ndarray too (see
     _plain_target), neither array needs more than that, and validate_data
     with ``skip_check_array`` does the rest (feature names, n_features_in_).
-    The check runs on one thread: it is a small part of a fit, and a threaded
-    region waits for every CPU, which on a busy machine costs milliseconds."""
+    The check is threaded for large X only (_FINITE_MIN_VALUES_THREADED)."""
     if not (
         _is_float_matrix(X)
         and X.dtype.isnative
         and (X.flags.c_contiguous or X.flags.f_contiguous)
-    ) or not _engine.all_finite(X.ravel(order="K"), 1):
+    ) or not _engine.all_finite(X.ravel(order="K"), _finite_check_threads(X.size)):
         return validate_data(estimator, X, y, **params)
     if _plain_target(X, y):
         return validate_data(estimator, X, y, skip_check_array=True, reset=params["reset"])
     return validate_data(estimator, X, y, ensure_all_finite=False, **params)
+
+
+def _finite_check_threads(n_values):
+    """Threads for the NaN/infinity check of a fit's X of n_values values."""
+    if n_values < _FINITE_MIN_VALUES_THREADED:
+        return 1
+    return _engine.share_threads(_config.effective_n_threads())
 
 
 def _plain_target(X, y):

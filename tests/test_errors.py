@@ -307,6 +307,34 @@ def test_fit_input_validation_matches_validate_data(estimator, fitted_with_names
     assert results[0] == results[1]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("where", [0, 70000, -1], ids=["first", "second-chunk", "last"])
+def test_large_x_checked_on_threads_raises_as_validate_data(monkeypatch, dtype, bad, where):
+    """Oracle: scikit-learn's validate_data. X at or above the size from which
+    the fit's NaN/infinity check is threaded (lowered here, so that a small X
+    spans several of the check's chunks) gets validate_data's error wherever
+    the bad value lies, and finite X passes the check."""
+    from threadpoolctl import threadpool_limits
+    from sklearn.utils.validation import validate_data
+
+    from mlpfast import _multilayer_perceptron as M
+
+    monkeypatch.setattr(M, "_FINITE_MIN_VALUES_THREADED", 1)
+    Xl = np.random.default_rng(0).standard_normal((4000, 50)).astype(dtype)
+    yl = np.arange(4000) % 3
+    params = dict(multi_output=True, dtype=(np.float64, np.float32), reset=True)
+    with threadpool_limits(2, user_api="openmp"):
+        Xv, _ = M._validate_fit_data(mlpfast.MLPClassifier(), Xl, yl, **params)
+        np.testing.assert_array_equal(Xv, Xl)
+        Xl.reshape(-1)[where] = bad
+        with pytest.raises(ValueError) as expected:
+            validate_data(mlpfast.MLPClassifier(), Xl, yl, **params)
+        with pytest.raises(ValueError) as ours:
+            M._validate_fit_data(mlpfast.MLPClassifier(), Xl, yl, **params)
+    assert str(ours.value) == str(expected.value)
+
+
 def test_big_endian_data_fits_and_predicts_like_native():
     """Oracle: scikit-learn converts big-endian X to native floats, so the fit
     on it equals the fit on the native copy, and so do predictions from it."""
