@@ -475,6 +475,8 @@ cdef inline void _pace_init(Pace *p, double ratio) noexcept nogil:
     p.ratio = ratio
     p.measured = 0
     p.trial = -1
+    p.trial_left = 0
+    p.trial_min = 0
 
 
 cdef inline int _pace_choose(Pace *p, Py_ssize_t rows) noexcept nogil:
@@ -538,6 +540,21 @@ cdef void _pace_share(const Pace *p) noexcept:
     if p.measured == 3:
         PACE_PRIOR_RATIO = p.cost[1] / p.cost[0]
         PACE_PRIOR_TIME = k.mlp_monotonic_seconds()
+
+
+def _pace_replay(costs, double ratio=0):
+    """The ways (1: all threads, 0: one) a new Pace with prior ratio picks for
+    batches of one row whose cost would be costs[i] = (seconds on one thread,
+    seconds on all): the threads-per-batch rule without a clock, for tests."""
+    cdef Pace p
+    cdef int way
+    _pace_init(&p, ratio)
+    ways = []
+    for one, many in costs:
+        way = _pace_choose(&p, 1)
+        _pace_note(&p, way, many if way else one, 1)
+        ways.append(way)
+    return ways
 
 
 # Engine calls under way in this process (fits and predictions in several
