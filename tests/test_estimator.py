@@ -429,19 +429,13 @@ def test_a_fit_times_its_batches_on_one_thread_and_on_all():
     assert min(network.pace_costs) > 0
 
 
-def _pace_ways(costs, ratio=0):
-    from mlpfast import _engine
-
-    return _engine._pace_replay(costs, ratio)
-
-
 @pytest.mark.parametrize("one, many", [(1.0, 0.6), (0.6, 1.0)], ids=["threads", "one"])
 def test_the_threads_per_batch_rule_settles_on_the_cheaper_way(one, many):
     """Oracle: the rule's statement (Pace in _engine.pyx): after a trial of
     each way, the cheaper way runs, and the trials of the other cost at most
     about 1 / PACE_PATIENCE (1%) of the time."""
     costs = [(one, many)] * 2000
-    ways = _pace_ways(costs)
+    ways = _engine._pace_replay(costs)
     cheaper = int(many < one)
     assert sorted(ways[:6]) == [0, 0, 0, 1, 1, 1]
     spent = sum(c[w] for c, w in zip(costs[6:], ways[6:]))
@@ -457,10 +451,20 @@ def test_a_lasting_slowdown_of_the_threads_turns_the_choice_within_batches(slowe
     the CPUs): within ten batches every batch runs on one thread, but for the
     rule's trials of all threads, three batches each, at most two here."""
     costs = [(1.0, 0.6)] * 100 + [(1.0, 0.6 * slower)] * 300
-    ways = "".join(map(str, _pace_ways(costs)))
+    ways = "".join(map(str, _engine._pace_replay(costs)))
     assert "0" not in ways[10:100]
     trials = re.findall("1+", ways[110:])
     assert trials == ["111"] * len(trials) and len(trials) <= 2, ways
+
+
+@pytest.mark.parametrize("ratio", [5.0, 0.5])
+def test_a_fit_starts_the_way_the_fits_before_it_found_cheaper(ratio):
+    """Oracle: the rule's statement. With the prior of recent fits (all
+    threads `ratio` times one thread's cost) and costs that agree, a new fit
+    tries the cheaper way first and, taking the other's cost from the ratio,
+    runs the cheaper way throughout a short fit, never trying the other."""
+    ways = _engine._pace_replay([(1.0, ratio)] * 200, ratio)
+    assert set(ways) == {int(ratio < 1)}
 
 
 def _fit_keeping_network(est, X, y, **fit_params):
