@@ -9,6 +9,9 @@ the ``small`` and ``tabular`` fits, and the ``tabular`` model predicting
 
 * ``idle``: nothing else runs; the default threads should be at least as
   fast as one (ratio <= 1.0);
+* ``pauses``: a process takes a random CPU for PAUSE_SECONDS about every
+  PAUSE_EVERY seconds, as a shared VM's host or a laptop's background tasks
+  do; no target, the figure shows what such pauses cost the choice of threads;
 * ``busy``: a busy-loop process pinned to one CPU takes it for the whole test,
   as another program would; the default threads should then cost at most 1.2x
   one thread's time.
@@ -47,6 +50,22 @@ while os.getppid() == parent and time.monotonic() < end:
 """
 
 
+PAUSE_SECONDS = 0.003
+PAUSE_EVERY = 0.1
+PAUSE_LOOP = f"""
+import os, random, time
+parent, end = os.getppid(), time.monotonic() + {LOAD_SECONDS}
+rng, cpus = random.Random(0), sorted(os.sched_getaffinity(0))
+print(flush=True)
+while os.getppid() == parent and time.monotonic() < end:
+    time.sleep(rng.expovariate(1 / {PAUSE_EVERY}))
+    os.sched_setaffinity(0, {{rng.choice(cpus)}})
+    stop = time.perf_counter() + {PAUSE_SECONDS}
+    while time.perf_counter() < stop:
+        pass
+"""
+
+
 def _cpu_seconds(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -56,19 +75,34 @@ def _cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@pytest.fixture
-def busy_cpu():
-    """A busy-loop process pinned to the last CPU this process may use, killed
-    when the test ends; yields a function returning its CPU seconds so far."""
-    proc = subprocess.Popen([sys.executable, "-c", BUSY_LOOP], stdout=subprocess.PIPE)
+def _load_process(script, pin):
+    """Runs script in a process (pinned to the last CPU this process may use
+    when pin), killed when the test ends; yields a function returning its CPU
+    seconds so far and whether it still runs."""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
     try:
-        if hasattr(os, "sched_setaffinity"):
+        if pin and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(proc.pid, {max(os.sched_getaffinity(0))})
-        proc.stdout.readline()  # started and looping
+        proc.stdout.readline()  # started
         yield lambda: (_cpu_seconds(proc.pid), proc.poll() is None)
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def busy_cpu():
+    """A busy-loop process pinned to one CPU for the whole test."""
+    yield from _load_process(BUSY_LOOP, pin=True)
+
+
+@pytest.fixture
+def pausing_cpus():
+    """A process that takes a random CPU for PAUSE_SECONDS about every
+    PAUSE_EVERY seconds (Linux: it moves itself with sched_setaffinity)."""
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("needs os.sched_setaffinity")
+    yield from _load_process(PAUSE_LOOP, pin=False)
 
 
 def call_and_check(call, dtype):
@@ -84,11 +118,12 @@ def call_and_check(call, dtype):
             lambda labels: check_predict(labels, case_name, dtype, rows))
 
 
-# Every idle case runs before the busy ones: a fit takes the thread verdict of
-# the fits of the last second as its start (README, Threads).
+# Every idle case runs before the loaded ones, and the pauses before the busy
+# loop: a fit takes the thread verdict of the fits of the last second as its
+# start (README, Threads).
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("call", CALLS)
-@pytest.mark.parametrize("load", ["idle", "busy"])
+@pytest.mark.parametrize("load", ["idle", "pauses", "busy"])
 def test_threads(benchmark, request, call, dtype, load):
     default = n_threads()
     if default < 2:
@@ -110,7 +145,8 @@ def test_threads(benchmark, request, call, dtype, load):
             own.append(time.perf_counter() - t0)
         return result
 
-    probe = request.getfixturevalue("busy_cpu") if load == "busy" else None
+    fixture = {"busy": "busy_cpu", "pauses": "pausing_cpus"}.get(load)
+    probe = request.getfixturevalue(fixture) if fixture else None
     cpu0, wall0 = (probe()[0] if probe else None), time.monotonic()
     times, last = paired_rounds(benchmark, {"default": run, "one": one_thread}, ROUNDS,
                                 warmup=True)
@@ -118,8 +154,8 @@ def test_threads(benchmark, request, call, dtype, load):
     times["one"] = own[-ROUNDS:]
     if probe:
         cpu1, alive = probe()
-        assert alive, "the busy loop ended before the measurement did"
-        if cpu0 is not None:  # it really held a CPU throughout
+        assert alive, f"the {load} process ended before the measurement did"
+        if cpu0 is not None and load == "busy":  # it really held a CPU throughout
             share = (cpu1 - cpu0) / wall
             benchmark.extra_info["load_cpu_share"] = share
             assert share > 0.25, f"the busy loop had only {share:.0%} of a CPU"

@@ -202,16 +202,17 @@ def threads(run):
     rows = []
     for call in THREAD_CALLS:
         cells = []
-        for load in ("idle", "busy"):
+        for load in ("idle", "pauses", "busy"):
             values = [run.ratio("threads", call, d, load) for d in DTYPES]
             cells.append(pair(fmt_ratio, values, [missed(call, "threads", load, d, v)
                                                   for d, v in zip(DTYPES, values)]))
-        if cells != ["-", "-"]:
+        if cells != ["-"] * len(cells):
             rows.append([call.replace("-", " ") + (f", {PREDICT_ROWS} rows"
                                                    if call.endswith("predict") else "")] + cells)
     if not rows:
         return None
     return table(["mlpfast default threads / 1 thread", "idle",
+                  "pauses (a CPU taken 3 ms about every 100 ms)",
                   "busy (one CPU taken by a busy loop)"], rows)
 
 
