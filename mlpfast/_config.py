@@ -42,13 +42,15 @@ _blas_saved = None  # the BLAS thread counts to put back when the last user ends
 _blas_libs = None  # threadpoolctl's controllers of the loaded BLAS libraries
 
 
-def _scipy_blas(libs):
-    """The libraries, of threadpoolctl's BLAS controllers, that scipy's BLAS
-    functions (scipy.linalg.cython_blas, used by the engine and by scipy's
-    L-BFGS-B) come from: scipy's own copy (scipy.libs/ in its wheels) when it
-    has one, not numpy's libscipy_openblas64_; else every BLAS loaded."""
-    own = [lib for lib in libs if os.sep + "scipy" in lib.filepath]
-    return own or list(libs)
+def _mlpfast_blas(libs):
+    """The libraries, of threadpoolctl's BLAS controllers, that mlpfast
+    computes with: the engine's own OpenBLAS (_engine.BLAS_LIBRARY), and the
+    BLAS of scipy.linalg.cython_blas, which scipy's L-BFGS-B uses: scipy's own
+    copy (scipy.libs/ in its wheels) when it has one, not numpy's
+    libscipy_openblas64_; else every other BLAS loaded."""
+    ours = [lib for lib in libs if os.path.realpath(lib.filepath) == _engine.BLAS_LIBRARY]
+    others = [lib for lib in libs if lib not in ours]
+    return ours + ([lib for lib in others if os.sep + "scipy" in lib.filepath] or others)
 
 
 def _set_blas_threads(counts):
@@ -83,10 +85,10 @@ def blas_single_threaded():
         if _blas_users == 0:
             if _blas_libs is None:
                 # Scanning the loaded libraries costs milliseconds: do it once.
-                # scipy's BLAS is loaded by then (mlpfast._engine links it).
+                import scipy.linalg  # noqa: F401  (loads scipy's BLAS, for L-BFGS-B)
                 from threadpoolctl import ThreadpoolController
 
-                _blas_libs = _scipy_blas(
+                _blas_libs = _mlpfast_blas(
                     ThreadpoolController().select(user_api="blas").lib_controllers)
             _blas_saved = [lib.get_num_threads() for lib in _blas_libs]
             _set_blas_threads([1] * len(_blas_libs))
@@ -118,13 +120,12 @@ if hasattr(os, "register_at_fork"):
 
 
 def _blas_info():
-    """threadpoolctl's record of the BLAS behind scipy.linalg.cython_blas."""
+    """threadpoolctl's record of the engine's BLAS (_engine.BLAS_LIBRARY)."""
     from threadpoolctl import ThreadpoolController
 
-    import scipy.linalg  # noqa: F401  (loads scipy's BLAS so threadpoolctl sees it)
-
-    libs = _scipy_blas(ThreadpoolController().select(user_api="blas").lib_controllers)
-    return libs[0].info() if libs else None
+    return next((lib.info() for lib in ThreadpoolController().select(user_api="blas")
+                 .lib_controllers if os.path.realpath(lib.filepath) == _engine.BLAS_LIBRARY),
+                None)
 
 
 def show_config(file=None):

@@ -3,8 +3,8 @@
 #   1. csrc/mlpfast_kernels.{h,c}: C99 kernels, float and double: each layer's
 #      forward and backward (activations, the output head fused with its loss),
 #      row gathers, sparse products, optimiser steps.
-#   2. this module: owns the buffers, calls BLAS ?gemm through
-#      scipy.linalg.cython_blas for every dense product, and runs a whole epoch
+#   2. this module: owns the buffers, calls BLAS ?gemm (the engine's own
+#      OpenBLAS, _load_blas) for every dense product, and runs a whole epoch
 #      (batch gather, forward, loss, backward, optimiser step) under `nogil`.
 #   3. mlpfast/_multilayer_perceptron.py: the scikit-learn estimators
 #      (validation, labels, early stopping, verbose output), once per epoch.
@@ -35,10 +35,11 @@ from cpython.exc cimport PyErr_CheckSignals
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from posix.dlfcn cimport dlerror, dlopen, dlsym, RTLD_LOCAL, RTLD_NOW
 
 cimport mlpfast._ckernels as k
 
+import importlib.util
 import os
 import warnings
 
@@ -221,18 +222,80 @@ cdef k.mlp_act *_act_array(list specs) except NULL:
     return act
 
 
-# ---------------------------------------------------------------- BLAS, row-major
-# BLAS is column-major; a row-major (M, N) matrix is its column-major transpose,
-# so C = A @ B is computed as C^T = B^T A^T.
+# ---------------------------------------------------------------- BLAS
+# The engine's BLAS is its own OpenBLAS, scipy-openblas32's, rather than
+# whichever copy the installed scipy bundles: older ones pack float32 matrices
+# for the GEMM kernel one element at a time on AVX-512 CPUs, an eighth of a
+# big float32 fit's time. It is opened privately (RTLD_LOCAL): importing its
+# package would put its functions, named as those of scipy's copy, in the
+# global namespace, where scipy modules loaded later would take them for
+# scipy's own. It runs on the calling thread (_config.blas_single_threaded
+# keeps it so during fits, whatever threadpoolctl is told): the engine's
+# threads share out the work.
+
+ctypedef void (*sgemm_t)(const char *ta, const char *tb, const int *m, const int *n,
+                         const int *k, const float *alpha, const float *a, const int *lda,
+                         const float *b, const int *ldb, const float *beta, float *c,
+                         const int *ldc) noexcept nogil
+ctypedef void (*dgemm_t)(const char *ta, const char *tb, const int *m, const int *n,
+                         const int *k, const double *alpha, const double *a, const int *lda,
+                         const double *b, const int *ldb, const double *beta, double *c,
+                         const int *ldc) noexcept nogil
+ctypedef void (*set_threads_t)(int n) noexcept nogil
+cdef sgemm_t _sgemm = NULL
+cdef dgemm_t _dgemm = NULL
+
+
+def _find_blas():
+    # the file of scipy-openblas32's OpenBLAS, found without importing that
+    # package (see above)
+    spec = importlib.util.find_spec("scipy_openblas32")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("mlpfast needs the scipy-openblas32 package for its BLAS: "
+                          "pip install scipy-openblas32")
+    lib = os.path.join(list(spec.submodule_search_locations)[0], "lib")
+    names = sorted(n for n in os.listdir(lib) if n.startswith("libscipy_openblas")
+                   and (n.endswith((".so", ".dylib")) or ".so." in n))
+    if not names:
+        raise ImportError(f"mlpfast: scipy-openblas32 has no OpenBLAS library in {lib}")
+    return os.path.realpath(os.path.join(lib, names[0]))
+
+
+cdef void *_blas_symbol(void *handle, const char *name, path) except NULL:
+    cdef void *f = dlsym(handle, name)
+    if f == NULL:
+        raise ImportError(f"mlpfast: its BLAS, {path}, has no {name.decode()}")
+    return f
+
+
+cdef _load_blas():
+    # opens the engine's BLAS, sets _sgemm and _dgemm, returns its file
+    global _sgemm, _dgemm
+    path = _find_blas()
+    cdef void *handle = dlopen(os.fsencode(path), RTLD_NOW | RTLD_LOCAL)
+    if handle == NULL:
+        raise ImportError(f"mlpfast: could not load its BLAS: {dlerror().decode()}")
+    _sgemm = <sgemm_t>_blas_symbol(handle, b"scipy_sgemm_", path)
+    _dgemm = <dgemm_t>_blas_symbol(handle, b"scipy_dgemm_", path)
+    (<set_threads_t>_blas_symbol(handle, b"scipy_openblas_set_num_threads", path))(1)
+    return path
+
+
+# The file of the engine's BLAS (its realpath).
+BLAS_LIBRARY = _load_blas()
+
+
+# Row-major products: BLAS is column-major, and a row-major (M, N) matrix is
+# its column-major transpose, so C = A @ B is computed as C^T = B^T A^T.
 
 cdef inline void _gemm(char ta, char tb, int m, int n, int kk, const floating *a, int lda,
                        const floating *b, int ldb, floating *c, int ldc) noexcept nogil:
     # c = op(a) @ op(b) (column-major)
     cdef floating one = 1, zero = 0
     if floating is float:
-        sgemm(&ta, &tb, &m, &n, &kk, &one, <float *>a, &lda, <float *>b, &ldb, &zero, c, &ldc)
+        _sgemm(&ta, &tb, &m, &n, &kk, &one, a, &lda, b, &ldb, &zero, c, &ldc)
     else:
-        dgemm(&ta, &tb, &m, &n, &kk, &one, <double *>a, &lda, <double *>b, &ldb, &zero, c, &ldc)
+        _dgemm(&ta, &tb, &m, &n, &kk, &one, a, &lda, b, &ldb, &zero, c, &ldc)
 
 
 cdef inline void _mm(floating *C, const floating *A, const floating *B,

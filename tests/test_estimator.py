@@ -738,8 +738,8 @@ def _blas_sensitive_fit(i):
     return MLPClassifier((45,), random_state=i, **params).fit(X, y)
 
 
-def _scipy_blas_threads():
-    return [lib.get_num_threads() for lib in mlpfast._config._scipy_blas(
+def _mlpfast_blas_threads():
+    return [lib.get_num_threads() for lib in mlpfast._config._mlpfast_blas(
         ThreadpoolController().select(user_api="blas").lib_controllers)]
 
 
@@ -769,7 +769,7 @@ def test_same_model_in_any_python_thread_and_whatever_blas_threads(i):
     for bit (oracle: the main-thread fit). BLAS's thread count is back as it
     was after each."""
     with threadpool_limits(4, user_api="blas"):
-        before = _scipy_blas_threads()
+        before = _mlpfast_blas_threads()
         fits = [_blas_sensitive_fit(i)]
         with threadpool_limits(1, user_api="blas"):
             fits.append(_blas_sensitive_fit(i))
@@ -779,7 +779,7 @@ def test_same_model_in_any_python_thread_and_whatever_blas_threads(i):
             def work():
                 with threadpool_limits(limit, user_api="blas"):
                     box.append(_blas_sensitive_fit(i))
-                    box.append(_scipy_blas_threads())
+                    box.append(_mlpfast_blas_threads())
 
             worker = threading.Thread(target=work)
             worker.start()
@@ -787,7 +787,7 @@ def test_same_model_in_any_python_thread_and_whatever_blas_threads(i):
             fits.append(box[0])
             assert box[1] == (before if limit is None else [1] * len(before))
         _assert_same_fit(fits)
-        assert _scipy_blas_threads() == before
+        assert _mlpfast_blas_threads() == before
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -799,7 +799,7 @@ def test_fits_in_threads_at_once_give_the_same_models():
     from concurrent.futures import ThreadPoolExecutor
 
     with threadpool_limits(4, user_api="blas"):
-        before = _scipy_blas_threads()
+        before = _mlpfast_blas_threads()
         alone = [_blas_sensitive_fit(i) for i in range(10)]
         with ThreadPoolExecutor(10) as pool:
             together = list(pool.map(_blas_sensitive_fit, range(10)))
@@ -808,7 +808,7 @@ def test_fits_in_threads_at_once_give_the_same_models():
             _assert_same_fit([a, b])
             np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
         assert _engine.calls_active() == 0
-        assert _scipy_blas_threads() == before
+        assert _mlpfast_blas_threads() == before
 
 
 @pytest.mark.parametrize(
