@@ -514,7 +514,10 @@ cdef inline Py_ssize_t _n_blocks(Py_ssize_t n, Py_ssize_t rows) noexcept nogil:
 # (PACE_PRIOR_SECONDS): the ratio of a batch's cost on all threads to its cost
 # on one. It tries the cheaper way first and estimates the other's cost from
 # the ratio, so that a machine under load is not paid for again by every short
-# fit of a search.
+# fit of a search. A fit that ran or tried both ways passes on the ratio of
+# each way's mean cost over the batches it ran outside trials (a way only
+# tried: its trial's), not of the smoothed costs, which are about equal when a
+# fit has just left a way for the other.
 cdef struct Pace:
     double cost[2]   # seconds per row: [one thread, n_threads]; 0: not yet
     double since     # seconds of batches since the last trial
@@ -523,6 +526,8 @@ cdef struct Pace:
     int trial        # the way on trial, -1: none
     int trial_left   # batches left in the trial
     double trial_min # its fastest batch so far, seconds per row
+    double run_seconds[2]  # the batches run each way outside trials: seconds
+    double run_rows[2]     # and rows
 cdef int PACE_TRIAL = 3
 cdef double PACE_PATIENCE = 100
 cdef double PACE_WEIGHT = 0.25   # of a new sample in the smoothed cost
@@ -540,6 +545,8 @@ cdef inline void _pace_init(Pace *p, double ratio) noexcept nogil:
     p.trial = -1
     p.trial_left = 0
     p.trial_min = 0
+    p.run_seconds[0] = p.run_seconds[1] = 0
+    p.run_rows[0] = p.run_rows[1] = 0
 
 
 cdef inline int _pace_choose(Pace *p, Py_ssize_t rows) noexcept nogil:
@@ -575,11 +582,14 @@ cdef inline void _pace_note(Pace *p, int way, double seconds, Py_ssize_t rows) n
             p.since = 0
             if p.cost[1 - way] == 0 and p.ratio > 0:
                 p.cost[1 - way] = p.cost[way] * (p.ratio if way == 0 else 1 / p.ratio)
-    elif p.cost[way] == 0:
-        p.cost[way] = s
     else:
-        p.cost[way] += PACE_WEIGHT * (s - p.cost[way])
-        p.since += seconds
+        p.run_seconds[way] += seconds
+        p.run_rows[way] += rows
+        if p.cost[way] == 0:
+            p.cost[way] = s
+        else:
+            p.cost[way] += PACE_WEIGHT * (s - p.cost[way])
+            p.since += seconds
 
 
 cdef inline int _pace_threads(Pace *p, int n_threads, Py_ssize_t rows) noexcept nogil:
@@ -597,18 +607,34 @@ cdef double _pace_prior() noexcept:
     return 0
 
 
+cdef inline double _pace_ratio(const Pace *p) noexcept nogil:
+    # the ratio a fit passes on (see Pace), 0 unless it ran or tried both ways
+    cdef double mean[2]
+    cdef int way
+    for way in range(2):
+        if p.run_rows[way] > 0:
+            mean[way] = p.run_seconds[way] / p.run_rows[way]
+        elif p.measured & (1 << way):
+            mean[way] = p.cost[way]
+        else:
+            return 0
+    return mean[1] / mean[0]
+
+
 cdef void _pace_share(const Pace *p) noexcept:
-    # a fit's measured ratio, for the fits after it (called with the GIL)
+    # a fit's ratio, for the fits after it (called with the GIL)
     global PACE_PRIOR_RATIO, PACE_PRIOR_TIME
-    if p.measured == 3:
-        PACE_PRIOR_RATIO = p.cost[1] / p.cost[0]
+    cdef double ratio = _pace_ratio(p)
+    if ratio > 0:
+        PACE_PRIOR_RATIO = ratio
         PACE_PRIOR_TIME = k.mlp_monotonic_seconds()
 
 
 def _pace_replay(costs, double ratio=0):
     """The ways (1: all threads, 0: one) a new Pace with prior ratio picks for
     batches of one row whose cost would be costs[i] = (seconds on one thread,
-    seconds on all): the threads-per-batch rule without a clock, for tests."""
+    seconds on all), and the ratio it passes on (0: none): the threads-per-batch
+    rule without a clock, for tests."""
     cdef Pace p
     cdef int way
     _pace_init(&p, ratio)
@@ -617,7 +643,7 @@ def _pace_replay(costs, double ratio=0):
         way = _pace_choose(&p, 1)
         _pace_note(&p, way, many if way else one, 1)
         ways.append(way)
-    return ways
+    return ways, _pace_ratio(&p)
 
 
 # Engine calls under way in this process (fits and predictions in several

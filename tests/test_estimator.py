@@ -435,7 +435,7 @@ def test_the_threads_per_batch_rule_settles_on_the_cheaper_way(one, many):
     each way, the cheaper way runs, and the trials of the other cost at most
     about 1 / PACE_PATIENCE (1%) of the time."""
     costs = [(one, many)] * 2000
-    ways = _engine._pace_replay(costs)
+    ways, _ = _engine._pace_replay(costs)
     cheaper = int(many < one)
     assert sorted(ways[:6]) == [0, 0, 0, 1, 1, 1]
     spent = sum(c[w] for c, w in zip(costs[6:], ways[6:]))
@@ -451,7 +451,7 @@ def test_a_lasting_slowdown_of_the_threads_turns_the_choice_within_batches(slowe
     the CPUs): within ten batches every batch runs on one thread, but for the
     rule's trials of all threads, three batches each, at most two here."""
     costs = [(1.0, 0.6)] * 100 + [(1.0, 0.6 * slower)] * 300
-    ways = "".join(map(str, _engine._pace_replay(costs)))
+    ways = "".join(map(str, _engine._pace_replay(costs)[0]))
     assert "0" not in ways[10:100]
     trials = re.findall("1+", ways[110:])
     assert trials == ["111"] * len(trials) and len(trials) <= 2, ways
@@ -463,8 +463,34 @@ def test_a_fit_starts_the_way_the_fits_before_it_found_cheaper(ratio):
     threads `ratio` times one thread's cost) and costs that agree, a new fit
     tries the cheaper way first and, taking the other's cost from the ratio,
     runs the cheaper way throughout a short fit, never trying the other."""
-    ways = _engine._pace_replay([(1.0, ratio)] * 200, ratio)
+    ways, _ = _engine._pace_replay([(1.0, ratio)] * 200, ratio)
     assert set(ways) == {int(ratio < 1)}
+
+
+@pytest.mark.parametrize("prior", [0.0, 0.5])
+@pytest.mark.parametrize("stall_every", [3, 5, 10])
+def test_a_fit_passes_on_the_ratio_of_mean_costs(stall_every, prior):
+    """Oracle: the rule's statement, with the costs replayed. All threads take
+    0.6 of one thread's time but for one batch in `stall_every`, which waits 8
+    (a time slice of another program). A fit, with no prior or with the fits
+    before it having found all threads cheaper, starts with its trials of
+    PACE_TRIAL = 3 batches (all threads first; one thread after them when it
+    has no prior), then moves from all threads to one once the stalls show.
+    The ratio it passes on is that of the mean cost of the batches each way ran
+    outside the trials, and above 1: the next fit starts on one thread. The
+    smoothed costs, about equal when a fit leaves a way, would say little."""
+    costs = [(1.0, 8.0 if i % stall_every == stall_every - 1 else 0.6) for i in range(90)]
+    ways, passed_on = _engine._pace_replay(costs, prior)
+    trials = 3 if prior else 6
+    assert ways[:trials] == [1, 1, 1, 0, 0, 0][:trials]
+    after = "".join(map(str, ways[trials:]))
+    assert re.fullmatch("1*0+", after), ways
+    run = {way: [c[way] for c, w in zip(costs[trials:], ways[trials:]) if w == way]
+           for way in (0, 1)}
+    if not run[1]:  # all threads only tried
+        run[1] = [min(c[1] for c in costs[:3])]
+    assert passed_on == pytest.approx(np.mean(run[1]) / np.mean(run[0]))
+    assert passed_on > 1
 
 
 def _fit_keeping_network(est, X, y, **fit_params):
