@@ -42,13 +42,18 @@ _blas_saved = None  # the BLAS thread counts to put back when the last user ends
 _blas_libs = None  # threadpoolctl's controllers of the loaded BLAS libraries
 
 
+def _is_engine_blas(lib):
+    """Whether a threadpoolctl controller is of the engine's BLAS."""
+    return os.path.realpath(lib.filepath) == _engine.BLAS_LIBRARY
+
+
 def _mlpfast_blas(libs):
     """The libraries, of threadpoolctl's BLAS controllers, that mlpfast
     computes with: the engine's own OpenBLAS (_engine.BLAS_LIBRARY), and the
     BLAS of scipy.linalg.cython_blas, which scipy's L-BFGS-B uses: scipy's own
     copy (scipy.libs/ in its wheels) when it has one, not numpy's
     libscipy_openblas64_; else every other BLAS loaded."""
-    ours = [lib for lib in libs if os.path.realpath(lib.filepath) == _engine.BLAS_LIBRARY]
+    ours = [lib for lib in libs if _is_engine_blas(lib)]
     others = [lib for lib in libs if lib not in ours]
     return ours + ([lib for lib in others if os.sep + "scipy" in lib.filepath] or others)
 
@@ -123,9 +128,8 @@ def _blas_info():
     """threadpoolctl's record of the engine's BLAS (_engine.BLAS_LIBRARY)."""
     from threadpoolctl import ThreadpoolController
 
-    return next((lib.info() for lib in ThreadpoolController().select(user_api="blas")
-                 .lib_controllers if os.path.realpath(lib.filepath) == _engine.BLAS_LIBRARY),
-                None)
+    libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    return next((lib.info() for lib in libs if _is_engine_blas(lib)), None)
 
 
 def show_config(file=None):
