@@ -666,37 +666,56 @@ static void FN(add_slots)(REAL *restrict grad, const REAL *restrict slots,
     }
 }
 
+/* 1 / s when it is exact (s a power of two, within 2^+-64), else 0: then x *
+ * (1 / s) is x / s to the bit, overflow, underflow, infinities and NaN
+ * included (both round the same real number), and a multiplication costs a
+ * fraction of a division. Batches of a power-of-two number of rows, unweighted,
+ * take it. */
+static inline REAL FN(exact_inverse)(REAL s)
+{
+    int e;
+    return frexp((double)s, &e) == 0.5 && e >= -63 && e <= 65 ? (REAL)1 / s : (REAL)0;
+}
+
 /* Body of one chunk of an optimiser step over x[0:n] (x = params, grad and the
  * state, already offset to the chunk, which starts at off in the slots): first
  * the slots are added to grad (add_slots) while the chunk is in cache; the
- * finished gradient g is then (grad + alpha * params) / sw_sum for the first nc
- * entries (coefficients) and grad / sw_sum after; UPDATE(i, g) updates
- * params[i]. Returns the sum of squares of the updated params[0:nc], kept in
- * MLP_LANES running sums so the loop vectorises with a fixed summation order
- * (no reassociation needed). */
-#define MLP_CHUNK_LOOP(UPDATE)                                     \
-    REAL lane[MLP_LANES] = {0}, sq = 0;                            \
-    ptrdiff_t i = 0;                                               \
-    int j;                                                         \
-    FN(add_slots)(grad, slots, n_slots, stride, off, n);           \
-    for (; i + MLP_LANES <= nc; i += MLP_LANES)                    \
-        for (j = 0; j < MLP_LANES; j++) {                          \
-            const REAL g = (grad[i + j] + a * params[i + j]) / s;  \
-            UPDATE(i + j, g);                                      \
-            lane[j] += params[i + j] * params[i + j];              \
-        }                                                          \
-    for (j = 0; i < nc; i++, j++) {                                \
-        const REAL g = (grad[i] + a * params[i]) / s;              \
-        UPDATE(i, g);                                              \
-        lane[j] += params[i] * params[i];                          \
-    }                                                              \
-    for (; i < n; i++) {                                           \
-        const REAL g = grad[i] / s;                                \
-        UPDATE(i, g);                                              \
-    }                                                              \
-    for (j = 0; j < MLP_LANES; j++)                                \
-        sq += lane[j];                                             \
-    return sq;
+ * finished gradient g is then (grad + alpha * params) / s for the first nc
+ * entries (coefficients) and grad / s after (s = sw_sum; multiplied by inv_s
+ * when that is exact_inverse's); UPDATE(i, g) updates params[i]. Returns the
+ * sum of squares of the updated params[0:nc], kept in MLP_LANES running sums
+ * so the loop vectorises with a fixed summation order (no reassociation
+ * needed). */
+#define MLP_CHUNK_LOOP(UPDATE)                           \
+    FN(add_slots)(grad, slots, n_slots, stride, off, n); \
+    if (inv_s != 0)                                      \
+        MLP_CHUNK_PASS(UPDATE, * inv_s)                  \
+    MLP_CHUNK_PASS(UPDATE, / s)
+
+#define MLP_CHUNK_PASS(UPDATE, FINISH)                                   \
+    {                                                                    \
+        REAL lane[MLP_LANES] = {0}, sq = 0;                              \
+        ptrdiff_t i = 0;                                                 \
+        int j;                                                           \
+        for (; i + MLP_LANES <= nc; i += MLP_LANES)                      \
+            for (j = 0; j < MLP_LANES; j++) {                            \
+                const REAL g = (grad[i + j] + a * params[i + j]) FINISH; \
+                UPDATE(i + j, g);                                        \
+                lane[j] += params[i + j] * params[i + j];                \
+            }                                                            \
+        for (j = 0; i < nc; i++, j++) {                                  \
+            const REAL g = (grad[i] + a * params[i]) FINISH;             \
+            UPDATE(i, g);                                                \
+            lane[j] += params[i] * params[i];                            \
+        }                                                                \
+        for (; i < n; i++) {                                             \
+            const REAL g = grad[i] FINISH;                               \
+            UPDATE(i, g);                                                \
+        }                                                                \
+        for (j = 0; j < MLP_LANES; j++)                                  \
+            sq += lane[j];                                               \
+        return sq;                                                       \
+    }
 
 /* sum_i x[i]^2 over one chunk, in MLP_LANES running sums */
 static REAL FN(sum_squares_chunk)(const REAL *restrict x, ptrdiff_t n)
@@ -729,7 +748,8 @@ double FN(mlp_sum_squares)(const REAL *x, ptrdiff_t n, double *partial, int n_th
  * gradient of MLP_CHUNK_LOOP; params are only read */
 static REAL FN(finish_chunk)(const REAL *restrict params, REAL *restrict grad,
                              const REAL *restrict slots, ptrdiff_t n_slots, ptrdiff_t stride,
-                             ptrdiff_t off, ptrdiff_t n, ptrdiff_t nc, REAL a, REAL s)
+                             ptrdiff_t off, ptrdiff_t n, ptrdiff_t nc, REAL a, REAL s,
+                             REAL inv_s)
 {
 #define FINISH_UPDATE(i, g) grad[i] = (g);
     MLP_CHUNK_LOOP(FINISH_UPDATE)
@@ -744,11 +764,11 @@ double FN(mlp_finish_grad)(REAL *grad, const REAL *slots, ptrdiff_t n_slots, con
                            double *partial, ptrdiff_t n, ptrdiff_t n_coef, double alpha,
                            double sw_sum, int n_threads)
 {
-    const REAL a = (REAL)alpha, s = (REAL)sw_sum;
+    const REAL a = (REAL)alpha, s = (REAL)sw_sum, inv_s = FN(exact_inverse)(s);
     double sq;
 #define FINISH_CALL(i0, i1, ic)                                                           \
     FN(finish_chunk)(params + (i0), grad + (i0), slots, n_slots, n, i0, (i1) - (i0),      \
-                     (ic) - (i0), a, s)
+                     (ic) - (i0), a, s, inv_s)
     MLP_CHUNKS(sq, FINISH_CALL, MLP_OMP_MIN_WORK);
 #undef FINISH_CALL
     return sq;
@@ -759,7 +779,7 @@ double FN(mlp_finish_grad)(REAL *grad, const REAL *slots, ptrdiff_t n_slots, con
 static REAL FN(sgd_chunk)(REAL *restrict params, REAL *restrict velocity,
                           REAL *restrict grad, const REAL *restrict slots, ptrdiff_t n_slots,
                           ptrdiff_t stride, ptrdiff_t off, ptrdiff_t n, ptrdiff_t nc, REAL a,
-                          REAL s, REAL r, REAL mu, REAL nest)
+                          REAL s, REAL inv_s, REAL r, REAL mu, REAL nest)
 {
 #define SGD_UPDATE(i, g)                                  \
     {                                                     \
@@ -776,7 +796,8 @@ static REAL FN(sgd_chunk)(REAL *restrict params, REAL *restrict velocity,
 static REAL FN(adam_chunk)(REAL *restrict params, REAL *restrict m, REAL *restrict v,
                            REAL *restrict grad, const REAL *restrict slots, ptrdiff_t n_slots,
                            ptrdiff_t stride, ptrdiff_t off, ptrdiff_t n, ptrdiff_t nc, REAL a,
-                           REAL s, REAL r, REAL b1, REAL b2, REAL c1, REAL c2, REAL e)
+                           REAL s, REAL inv_s, REAL r, REAL b1, REAL b2, REAL c1,
+                           REAL c2, REAL e)
 {
 #define ADAM_UPDATE(i, g)                                 \
     {                                                     \
@@ -796,7 +817,7 @@ double FN(mlp_step)(REAL *params, REAL *grad, const REAL *slots, ptrdiff_t n_slo
                     double *partial, ptrdiff_t n, ptrdiff_t n_coef, double alpha,
                     double sw_sum, struct mlp_optimizer *opt, int n_threads)
 {
-    const REAL a = (REAL)alpha, s = (REAL)sw_sum;
+    const REAL a = (REAL)alpha, s = (REAL)sw_sum, inv_s = FN(exact_inverse)(s);
     REAL *s1 = (REAL *)opt->state1, *s2 = (REAL *)opt->state2;
     double sq;
     if (opt->solver == MLP_SOLVER_SGD) {
@@ -804,7 +825,7 @@ double FN(mlp_step)(REAL *params, REAL *grad, const REAL *slots, ptrdiff_t n_slo
         const REAL nest = opt->nesterov ? (REAL)1 : (REAL)0;
 #define SGD_CALL(i0, i1, ic)                                                              \
     FN(sgd_chunk)(params + (i0), s1 + (i0), grad + (i0), slots, n_slots, n, i0,            \
-                  (i1) - (i0), (ic) - (i0), a, s, r, mu, nest)
+                  (i1) - (i0), (ic) - (i0), a, s, inv_s, r, mu, nest)
         MLP_CHUNKS(sq, SGD_CALL, MLP_OMP_MIN_WORK);
 #undef SGD_CALL
     } else {
@@ -815,7 +836,7 @@ double FN(mlp_step)(REAL *params, REAL *grad, const REAL *slots, ptrdiff_t n_slo
         const REAL c1 = (REAL)(1 - opt->beta1), c2 = (REAL)(1 - opt->beta2);
 #define ADAM_CALL(i0, i1, ic)                                                             \
     FN(adam_chunk)(params + (i0), s1 + (i0), s2 + (i0), grad + (i0), slots, n_slots, n,   \
-                   i0, (i1) - (i0), (ic) - (i0), a, s, r, b1, b2, c1, c2, e)
+                   i0, (i1) - (i0), (ic) - (i0), a, s, inv_s, r, b1, b2, c1, c2, e)
         MLP_CHUNKS(sq, ADAM_CALL, MLP_OMP_MIN_WORK);
 #undef ADAM_CALL
         if (mlp_team_thread(n_threads) == 0)
@@ -826,6 +847,7 @@ double FN(mlp_step)(REAL *params, REAL *grad, const REAL *slots, ptrdiff_t n_slo
 
 #undef MLP_CHUNKS
 #undef MLP_CHUNK_LOOP
+#undef MLP_CHUNK_PASS
 #undef FN
 #undef REAL
 #undef SUF

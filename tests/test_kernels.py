@@ -428,10 +428,12 @@ def test_optimizer_step_sums_the_slots_first(dtype, n_threads, n, solver):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("sw_sum", [1.0, 7.0, 200.0, 1797.0, 0.3, 2.0**-30, 2.0**50])
+@pytest.mark.parametrize("sw_sum", [1.0, 7.0, 200.0, 256.0, 1797.0, 0.3, 2.0**-30, 2.0**50,
+                                    2.0**64, 2.0**65])
 def test_optimizer_step_divides_exactly(dtype, sw_sum):
     """The finished gradient is grad / sw_sum correctly rounded, as scikit-learn's
-    division (a guard for any faster division). Seen through one SGD step from rest
+    division (a guard for any faster division; a power of two up to 2**64 is
+    multiplied by its inverse, 2**65 is divided). Seen through one SGD step from rest
     (lr 1, no momentum, alpha 0): velocity = 0 * 0 - 1 * g bitwise. Oracle: the
     same formula in numpy, in the same dtype. The gradients span every binade but
     the extremes (2**-59 to 2**58 in float32, 2**-899 to 2**898 in float64). The
