@@ -32,10 +32,10 @@ void PUB(mlp_csr_matmul)(REAL *Z, const REAL *data, const ptrdiff_t *indices,
 
 void PUB(mlp_csr_matmul_tn)(REAL *dW, const REAL *data, const ptrdiff_t *indices,
                             const ptrdiff_t *indptr, const ptrdiff_t *rows, ptrdiff_t row0,
-                            ptrdiff_t N, const REAL *D, ptrdiff_t I, ptrdiff_t O,
-                            ptrdiff_t o0, ptrdiff_t o1)
+                            ptrdiff_t N, const REAL *D, ptrdiff_t O, ptrdiff_t i0,
+                            ptrdiff_t i1)
 {
-    PICK(mlp_csr_matmul_tn)(dW, data, indices, indptr, rows, row0, N, D, I, O, o0, o1);
+    PICK(mlp_csr_matmul_tn)(dW, data, indices, indptr, rows, row0, N, D, O, i0, i1);
 }
 
 void PUB(mlp_act_forward)(REAL *A, REAL *Z, const REAL *b, const REAL *slope,

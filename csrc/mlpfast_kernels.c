@@ -14,6 +14,13 @@
 
 #include "mlpfast_kernels.h"
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <sched.h>
+#define MLP_YIELD() sched_yield()
+#else
+#define MLP_YIELD() ((void)0)
+#endif
+
 #ifdef _OPENMP
 #include <omp.h>
 #if defined(__unix__) || defined(__APPLE__)
@@ -267,6 +274,51 @@ int mlp_max_threads(void)
 #else
     return 1;
 #endif
+}
+
+int mlp_claim(int *counter)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+#else
+    int claimed;
+#pragma omp atomic capture
+    claimed = (*counter)++;
+    return claimed;
+#endif
+}
+
+void mlp_publish(int *flag)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    __atomic_store_n(flag, 1, __ATOMIC_RELEASE);
+#else
+#pragma omp flush
+#pragma omp atomic write
+    *flag = 1;
+#endif
+}
+
+/* Spins a while, then yields the CPU at every look: the thread that is to
+ * publish may be waiting for this very CPU. */
+#define MLP_AWAIT_SPINS 4096
+
+void mlp_await(const int *flag)
+{
+    int spins = 0, set;
+    for (;;) {
+#if defined(__GNUC__) || defined(__clang__)
+        set = __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+#else
+#pragma omp atomic read
+        set = *flag;
+#pragma omp flush
+#endif
+        if (set)
+            return;
+        if (++spins > MLP_AWAIT_SPINS)
+            MLP_YIELD();
+    }
 }
 
 void mlp_omp_barrier(void)

@@ -156,6 +156,13 @@ double mlp_monotonic_seconds(void);
 /* An OpenMP barrier for the enclosing parallel region (Cython's prange loops in
  * one `parallel` block end without one); nothing without OpenMP. */
 void mlp_omp_barrier(void);
+/* Work shared out by claims, for threads of one region: mlp_claim returns
+ * *counter and adds 1 to it (atomic); mlp_publish sets *flag to 1 after every
+ * write made before it, and mlp_await returns once it is 1, with those writes
+ * visible. */
+int mlp_claim(int *counter);
+void mlp_publish(int *flag);
+void mlp_await(const int *flag);
 
 #define MLP_DECLARE(REAL, SUF)                                                   \
     int mlp_all_finite_##SUF(const REAL *x, ptrdiff_t n, int n_threads);         \
@@ -168,8 +175,8 @@ void mlp_omp_barrier(void);
     void mlp_csr_matmul_tn_##SUF(REAL *dW, const REAL *data,                     \
                                  const ptrdiff_t *indices, const ptrdiff_t *indptr, \
                                  const ptrdiff_t *rows, ptrdiff_t row0, ptrdiff_t N, \
-                                 const REAL *D, ptrdiff_t I, ptrdiff_t O,        \
-                                 ptrdiff_t o0, ptrdiff_t o1);                    \
+                                 const REAL *D, ptrdiff_t O, ptrdiff_t i0,       \
+                                 ptrdiff_t i1);                                  \
     void mlp_act_forward_##SUF(REAL *A, REAL *Z, const REAL *b, const REAL *slope, \
                                const struct mlp_act *act, ptrdiff_t N, ptrdiff_t O); \
     void mlp_act_backward_##SUF(REAL *dZ, REAL *dS, const REAL *dA, const REAL *Z, \
@@ -212,7 +219,7 @@ MLP_DECLARE(double, f64)
  * mlp_gather_rows:          out[N,D] = X[idx[n], :]
  * mlp_csr_matmul:           Z[N,O] = X[rows] @ W[I,O] for a CSR X (data, indices, indptr);
  *                           block row n is X's row rows[n], or row0 + n when rows is NULL
- * mlp_csr_matmul_tn:        dW[:, o0:o1] = X[rows].T @ D[N, o0:o1] for the same CSR rows
+ * mlp_csr_matmul_tn:        dW[i0:i1] = X[rows][:, i0:i1].T @ D[N,O] for the same CSR rows
  * mlp_act_forward:          Z[N,PO] <- Z + b;  A[N,O] = act(Z)   (P = act->pieces;
  *                           A may be Z: in place, a prediction's); slope[O]: PReLU's
  *                           slopes (else unread). Apart (training), gelu and softplus

@@ -209,21 +209,24 @@ void FN(mlp_csr_matmul)(REAL *Z, const REAL *data, const ptrdiff_t *indices,
  * form as above; every dW[i,o] is summed over the rows in row order. */
 void FN(mlp_csr_matmul_tn)(REAL *dW, const REAL *data, const ptrdiff_t *indices,
                            const ptrdiff_t *indptr, const ptrdiff_t *rows, ptrdiff_t row0,
-                           ptrdiff_t N, const REAL *D, ptrdiff_t I, ptrdiff_t O,
-                           ptrdiff_t o0, ptrdiff_t o1)
+                           ptrdiff_t N, const REAL *D, ptrdiff_t O, ptrdiff_t i0,
+                           ptrdiff_t i1)
 {
     ptrdiff_t n, i, p, o;
-    for (i = 0; i < I; i++)
-        for (o = o0; o < o1; o++)
+    for (i = i0; i < i1; i++)
+        for (o = 0; o < O; o++)
             dW[i * O + o] = 0;
     for (n = 0; n < N; n++) {
         const ptrdiff_t r = rows ? rows[n] : row0 + n;
         const REAL *d = D + n * O;
         for (p = indptr[r]; p < indptr[r + 1]; p++) {
-            const REAL x = data[p];
-            REAL *g = dW + indices[p] * O;
-            for (o = o0; o < o1; o++)
-                g[o] += x * d[o];
+            const ptrdiff_t j = indices[p];
+            if (j >= i0 && j < i1) {
+                const REAL x = data[p];
+                REAL *g = dW + j * O;
+                for (o = 0; o < O; o++)
+                    g[o] += x * d[o];
+            }
         }
     }
 }

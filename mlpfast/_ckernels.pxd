@@ -76,6 +76,9 @@ cdef extern from "mlpfast_kernels.h" nogil:
     int mlp_max_threads()
     double mlp_monotonic_seconds()
     void mlp_omp_barrier()
+    int mlp_claim(int *counter)
+    void mlp_publish(int *flag)
+    void mlp_await(const int *flag)
 
     int mlp_act_keeps_z(int act)
     int mlp_normal_tail_table(const double **num, const double **den, double *amax)
@@ -87,8 +90,8 @@ cdef extern from "mlpfast_kernels.h" nogil:
                             Py_ssize_t N, const float *W, Py_ssize_t O)
     void mlp_csr_matmul_tn_f32(float *dW, const float *data, const Py_ssize_t *indices,
                                const Py_ssize_t *indptr, const Py_ssize_t *rows,
-                               Py_ssize_t row0, Py_ssize_t N, const float *D, Py_ssize_t I,
-                               Py_ssize_t O, Py_ssize_t o0, Py_ssize_t o1)
+                               Py_ssize_t row0, Py_ssize_t N, const float *D, Py_ssize_t O,
+                               Py_ssize_t i0, Py_ssize_t i1)
     void mlp_act_forward_f32(float *A, float *Z, const float *b, const float *slope,
                              const mlp_act *act, Py_ssize_t N, Py_ssize_t O)
     void mlp_act_backward_f32(float *dZ, float *dS, const float *dA, const float *Z, const float *A,
@@ -122,8 +125,8 @@ cdef extern from "mlpfast_kernels.h" nogil:
                             Py_ssize_t N, const double *W, Py_ssize_t O)
     void mlp_csr_matmul_tn_f64(double *dW, const double *data, const Py_ssize_t *indices,
                                const Py_ssize_t *indptr, const Py_ssize_t *rows,
-                               Py_ssize_t row0, Py_ssize_t N, const double *D, Py_ssize_t I,
-                               Py_ssize_t O, Py_ssize_t o0, Py_ssize_t o1)
+                               Py_ssize_t row0, Py_ssize_t N, const double *D, Py_ssize_t O,
+                               Py_ssize_t i0, Py_ssize_t i1)
     void mlp_act_forward_f64(double *A, double *Z, const double *b, const double *slope,
                              const mlp_act *act, Py_ssize_t N, Py_ssize_t O)
     void mlp_act_backward_f64(double *dZ, double *dS, const double *dA, const double *Z, const double *A,

@@ -17,10 +17,13 @@
 # Parallel work is cut by the problem alone, never by the thread or CPU count:
 #   - rows in blocks (_block_rows, _n_blocks); a block goes through the whole
 #     forward pass and the backward pass of its deltas on one thread;
-#   - weight gradients: each block fills a gradient slot of its own, the
-#     slots summed in block order; a network whose slots would be too large
-#     (SLOT_VALUES) takes them in tiles of columns of each dW instead
-#     (Network._make_tiles), each the product of the whole batch;
+#   - weight gradients in tiles of rows of each dW (Network._make_tiles):
+#     each block's into a gradient slot of its own, the slots summed in block
+#     order; a big block's tiles may be taken by any thread once its deltas
+#     are done, so a thread out of blocks helps one that is behind (on a
+#     machine where other programs hold a core, one thread often is). A network
+#     whose slots would be too large (SLOT_VALUES) has none: every block's
+#     deltas first, then the tiles, each the product of the whole batch;
 #   - optimiser steps and reductions in fixed chunks summed in a fixed order;
 #     a batch's step is shared out by the team of its pass, in the same
 #     parallel region (MLP_TEAM), so a batch opens one region.
@@ -310,11 +313,11 @@ cdef inline void _mm_nt(floating *C, const floating *A, const floating *B,
     _gemm(c'T', c'N', <int>N, <int>M, <int>K, B, <int>K, A, <int>K, C, <int>N)
 
 
-cdef inline void _mm_tn_cols(floating *C, const floating *A, const floating *B, Py_ssize_t ld,
-                             Py_ssize_t M, Py_ssize_t K, Py_ssize_t N) noexcept nogil:
-    # C[M,N] = A[K,M].T @ B[K,N], the rows of B and C ld apart (a column slice of wider
-    # matrices)
-    _gemm(c'N', c'T', <int>N, <int>M, <int>K, B, <int>ld, A, <int>M, C, <int>ld)
+cdef inline void _mm_tn(floating *C, const floating *A, const floating *B, Py_ssize_t lda,
+                        Py_ssize_t M, Py_ssize_t K, Py_ssize_t N) noexcept nogil:
+    # C[M,N] = A[K,M].T @ B[K,N], the rows of A lda apart (a column slice of a wider
+    # matrix)
+    _gemm(c'N', c'T', <int>N, <int>M, <int>K, B, <int>N, A, <int>lda, C, <int>N)
 
 
 # ---------------------------------------------------------------- kernel dispatch
@@ -450,14 +453,13 @@ cdef inline void _csr_matmul(floating *Z, const CSR *csr, const Py_ssize_t *rows
 
 cdef inline void _csr_matmul_tn(floating *dW, const CSR *csr, const Py_ssize_t *rows,
                                 Py_ssize_t row0, Py_ssize_t N, const floating *D,
-                                Py_ssize_t I, Py_ssize_t O, Py_ssize_t o0,
-                                Py_ssize_t o1) noexcept nogil:
+                                Py_ssize_t O, Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
     if floating is float:
         k.mlp_csr_matmul_tn_f32(dW, <const float *>csr.data, csr.indices, csr.indptr, rows,
-                                row0, N, D, I, O, o0, o1)
+                                row0, N, D, O, i0, i1)
     else:
         k.mlp_csr_matmul_tn_f64(dW, <const double *>csr.data, csr.indices, csr.indptr, rows,
-                                row0, N, D, I, O, o0, o1)
+                                row0, N, D, O, i0, i1)
 
 
 # ---------------------------------------------------------------- work division
@@ -471,12 +473,13 @@ cdef inline void _csr_matmul_tn(floating *dW, const CSR *csr, const Py_ssize_t *
 cdef Py_ssize_t BLOCK_ROWS = 64
 cdef Py_ssize_t BIG_LAYER_WEIGHTS = 1 << 16
 cdef Py_ssize_t PREDICT_BLOCK_ROWS = 256
-# A weight gradient is cut in tiles of its columns of about this many weights,
-# at most MAX_TILES per layer (each tile reads the layer's inputs again), each
-# a multiple of TILE_COLUMNS wide but the last (BLAS vectorises along them).
+# A weight gradient is cut in tiles of its rows (the layer's inputs) of about
+# this many weights, at most MAX_TILES per layer (each tile reads the layer's
+# deltas again), each a multiple of TILE_ROWS rows but the last; a tile keeps
+# every column, along which BLAS vectorises.
 cdef Py_ssize_t TILE_WEIGHTS = 32768
 cdef Py_ssize_t MAX_TILES = 16
-cdef Py_ssize_t TILE_COLUMNS = 256
+cdef Py_ssize_t TILE_ROWS = 16
 # Gradient slots (one per row block but the first) when they hold at most this
 # many values in all (32 MiB of float32): a block's products are its own and
 # run at BLAS's rate, where narrow tiles do not, and summing the slots costs
@@ -847,8 +850,13 @@ cdef class Network:
     cdef readonly Py_ssize_t n_layers, n_params, n_coef, capacity, n_features, n_outputs
     cdef readonly Py_ssize_t n_tiles, block_rows
     # True: each block's gradient goes to a slot of its own (the first block's
-    # to grad), the slots summed in block order; False: tiles
+    # to grad), the slots summed in block order; False: tiles of the whole batch
     cdef readonly bint block_grads
+    # With slots, whether a thread out of blocks takes tiles of another block:
+    # only where a block's gradient is big (a layer of more than
+    # BIG_LAYER_WEIGHTS weights); below, reading the rows another thread has
+    # in its cache costs the helper more than the wait it saves
+    cdef readonly bint share_tiles
     cdef readonly int output, n_threads
     cdef readonly tuple activation
     cdef readonly bint dense_input
@@ -871,11 +879,15 @@ cdef class Network:
     cdef readonly tuple dropout, noise
     cdef readonly double weight_noise
     cdef void *wbuf
-    # tile t: columns [tile_lo[t], tile_hi[t]) of layer tile_layer[t]'s weight
+    # tile t: rows [tile_lo[t], tile_hi[t]) of layer tile_layer[t]'s weight
     # gradient, or its bias gradient (lo = -1)
     cdef Py_ssize_t *tile_layer
     cdef Py_ssize_t *tile_lo
     cdef Py_ssize_t *tile_hi
+    # per block of a pass with slots: its tiles claimed so far, and whether
+    # its deltas are done (share_tiles)
+    cdef int *next_tile
+    cdef int *deltas_done
     cdef void *xbuf
     cdef void *ybuf
     cdef void *swbuf
@@ -1012,21 +1024,24 @@ cdef class Network:
         self.block_rows = _block_rows([layer_units[l] * widths[l] for l in range(L)])
         n_slots = _n_blocks(capacity, self.block_rows) - 1
         self.block_grads = n_slots * self.n_params <= slot_values
+        self.share_tiles = self.block_grads and self.block_rows > BLOCK_ROWS
         self.slots = self._buffer(n_slots * self.n_params if self.block_grads else 1)
         self._make_tiles(layer_units, widths)
+        self.next_tile = <int *>self._pointer(np.zeros(n_slots + 1, dtype=np.intc))
+        self.deltas_done = <int *>self._pointer(np.zeros(n_slots + 1, dtype=np.intc))
         _pace_init(&self.pace, _pace_prior())
 
     def _make_tiles(self, units, widths):
-        """The weight-gradient tiles (see tile_layer): per layer, the columns
-        of dW in up to MAX_TILES tiles of about TILE_WEIGHTS weights, then its
-        bias (and slopes') gradient. Fixed by the sizes; used when there are
-        no slots."""
+        """The weight-gradient tiles (see tile_layer): per layer, the rows of
+        dW in up to MAX_TILES tiles of about TILE_WEIGHTS weights, then its
+        bias (and slopes') gradient. Fixed by the sizes; each block's tiles
+        go to its slot, or without slots each tile is over the whole batch."""
         tiles = []
         for l in range(self.n_layers):
             fan_in, fan_out = units[l], widths[l]
-            groups = -(-fan_out // TILE_COLUMNS)
+            groups = -(-fan_in // TILE_ROWS)
             n = max(1, min(-(-fan_in * fan_out // TILE_WEIGHTS), MAX_TILES, groups))
-            edges = [min(fan_out, TILE_COLUMNS * (groups * j // n)) for j in range(n + 1)]
+            edges = [min(fan_in, TILE_ROWS * (groups * j // n)) for j in range(n + 1)]
             tiles += [(l, lo, hi) for lo, hi in zip(edges[:n], edges[1:])]
             if n > 1:  # else the one tile takes the bias gradient too (see _grads)
                 tiles.append((l, -1, -1))
@@ -1199,10 +1214,11 @@ cdef class Network:
         NULL rows ``src.row0:src.row0 + n`` (used in place); sw NULL:
         unweighted; sw_sum: the batch's weights summed (_weight_sum).
 
-        First every row block's forward and delta pass (and, with slots, its
-        gradient), then without slots (all blocks done) every weight-gradient
-        tile, then _finish; all shared out over nt threads in one parallel
-        region."""
+        First every row block's forward and delta pass, each followed (with
+        slots) by its weight-gradient tiles, which a thread out of blocks may
+        share (share_tiles); without slots, once every block is done, the
+        tiles of the whole batch. Then _finish. All shared out over nt threads
+        in one parallel region."""
         cdef Py_ssize_t nb = _n_blocks(n, self.block_rows), blk, t, i
         cdef double team_sq
         cdef Py_ssize_t n_tiles = 0 if self.block_grads else self.n_tiles
@@ -1235,11 +1251,21 @@ cdef class Network:
             else:
                 inp.X = <const floating *>src.X + src.row0 * self.n_features
         team_sq = 0  # each thread's own copy in the region
+        for blk in range(nb):
+            self.next_tile[blk] = 0
+            self.deltas_done[blk] = 0
         if nt > 1:
             with parallel(num_threads=k.mlp_team(nt)):
                 for blk in prange(nb, schedule="dynamic"):
                     self._train_block(src, &inp, Y, sw, Yb, swb, n, blk, nb)
-                if n_tiles:
+                    if self.share_tiles:
+                        k.mlp_publish(&self.deltas_done[blk])
+                    if self.block_grads:
+                        self._block_tiles(&inp, <floating *>self.grad_ptr, n, blk, nb)
+                if self.share_tiles:
+                    # out of blocks (prange ends without a barrier)
+                    self._share_blocks(&inp, <floating *>self.grad_ptr, n, nb)
+                elif n_tiles:
                     k.mlp_omp_barrier()  # every block is done
                     for t in prange(n_tiles, schedule="dynamic"):
                         self._tile(&inp, <floating *>self.grad_ptr, n, t)
@@ -1250,6 +1276,8 @@ cdef class Network:
         else:
             for blk in range(nb):
                 self._train_block(src, &inp, Y, sw, Yb, swb, n, blk, nb)
+                if self.block_grads:
+                    self._block_tiles(&inp, <floating *>self.grad_ptr, n, blk, nb)
             for t in range(n_tiles):
                 self._tile(&inp, <floating *>self.grad_ptr, n, t)
             sq[0] = self._finish(params, n_slots, alpha, sw_sum, opt, 1)
@@ -1263,7 +1291,7 @@ cdef class Network:
         """Block blk of nb of _pass's batch: its rows gathered (when the batch
         is shuffled), forward, loss and output delta, hidden deltas."""
         cdef Py_ssize_t r0 = n * blk // nb, m = n * (blk + 1) // nb - r0
-        cdef Py_ssize_t d = self.n_features, K = self.n_outputs, L = self.n_layers, l
+        cdef Py_ssize_t d = self.n_features, K = self.n_outputs, L = self.n_layers
         cdef const floating *sw_block = NULL
         cdef const floating *x
         if swb != NULL:
@@ -1291,11 +1319,29 @@ cdef class Network:
         _backward_block(&self.net, <floating **>self.Z, <floating **>self.A,
                         <floating **>self.D, <floating **>self.E, <floating **>self.S, inp,
                         r0, m)
-        if self.block_grads:
-            for l in range(L):
-                self._grads(inp, <floating *>self.grad_ptr if blk == 0 else
-                            <floating *>self.slots + (blk - 1) * self.n_params,
-                            l, 0, self.net.width[l], r0, m)
+
+    cdef void _block_tiles(self, const Input *inp, floating *grad, Py_ssize_t n,
+                           Py_ssize_t blk, Py_ssize_t nb) noexcept nogil:
+        # the weight-gradient tiles of block blk (of nb of an n-row pass) not
+        # yet claimed, one claim at a time, into its slot (block 0's: grad)
+        cdef Py_ssize_t r0 = n * blk // nb, m = n * (blk + 1) // nb - r0, t
+        cdef floating *g = grad
+        if blk > 0:
+            g = <floating *>self.slots + (blk - 1) * self.n_params
+        t = k.mlp_claim(&self.next_tile[blk])
+        while t < self.n_tiles:
+            self._grads(inp, g, self.tile_layer[t], self.tile_lo[t], self.tile_hi[t], r0, m)
+            t = k.mlp_claim(&self.next_tile[blk])
+
+    cdef void _share_blocks(self, const Input *inp, floating *grad, Py_ssize_t n,
+                            Py_ssize_t nb) noexcept nogil:
+        # a thread out of blocks: every block's tiles left, in block order, each
+        # once its deltas are done (every block is claimed by then, so they
+        # will be)
+        cdef Py_ssize_t blk
+        for blk in range(nb):
+            k.mlp_await(&self.deltas_done[blk])
+            self._block_tiles(inp, grad, n, blk, nb)
 
     cdef inline double _finish(self, floating *params, Py_ssize_t n_slots, double alpha,
                                double sw_sum, k.mlp_optimizer *opt, int nt) noexcept nogil:
@@ -1318,13 +1364,13 @@ cdef class Network:
     cdef void _grads(self, const Input *inp, floating *g, Py_ssize_t l, Py_ssize_t lo,
                      Py_ssize_t hi, Py_ssize_t r0, Py_ssize_t m) noexcept nogil:
         """Rows [r0, r0 + m)'s part of layer l's gradient into g (a flat
-        gradient): dW[l][:, lo:hi], and the bias (and PReLU slopes') gradient
-        with the whole width (lo = 0, hi = width); lo = -1: those alone."""
+        gradient): dW[l][lo:hi], and the bias (and PReLU slopes') gradient
+        with all of dW's rows (lo = 0, hi = fan-in); lo = -1: those alone."""
         cdef Py_ssize_t *u = self.net.units
         cdef Py_ssize_t w = self.net.width[l]
         cdef const floating *a
         cdef floating *Dl = <floating *>self.D[l] + r0 * w
-        if lo < 0 or hi - lo == w:
+        if lo < 0 or hi - lo == u[l]:
             # db[l] = D[l].sum(axis=0); ds[l] = S[l].sum(axis=0)
             _column_sums(g + self.inter_off[l], Dl, m, w)
             if self.slope_off[l] >= 0:
@@ -1333,15 +1379,14 @@ cdef class Network:
         if lo < 0:
             return
         if l == 0 and inp.X == NULL:
-            # dW[0][:, lo:hi] = X.T @ D[0][:, lo:hi]
+            # dW[0][lo:hi] = X[:, lo:hi].T @ D[0]
             _csr_matmul_tn(g + self.coef_off[0], &inp.csr,
                            inp.rows + r0 if inp.rows != NULL else NULL, inp.row0 + r0, m,
-                           Dl, u[0], w, lo, hi)
+                           Dl, w, lo, hi)
         else:
-            # dW[l][:, lo:hi] = H[l-1].T @ D[l][:, lo:hi]  (H[-1]: X)
+            # dW[l][lo:hi] = H[l-1][:, lo:hi].T @ D[l]  (H[-1]: X)
             a = <const floating *>inp.X if l == 0 else <floating *>self.H[l - 1]
-            _mm_tn_cols(g + self.coef_off[l] + lo, a + r0 * u[l], Dl + lo, w, u[l], m,
-                        hi - lo)
+            _mm_tn(g + self.coef_off[l] + lo * w, a + r0 * u[l] + lo, Dl, u[l], hi - lo, m, w)
 
     def run_epoch(self, floating[::1] params, X, const floating[:, ::1] Y,
                   const floating[::1] sw, bint has_sw, const Py_ssize_t[::1] order,

@@ -239,18 +239,22 @@ def test_loss_grad_matches_numpy_backprop(act, out, weighted, dtype):
     ([64, 256, 128, 10], 127, 127),
     ([100, 128, 64, 10], 130, 400),
     ([300, 600, 128, 10], 400, 400),
+    ([200, 400, 10], 256, 256),
     ([5, 3, 2], 1, 7),
-], ids=["two-blocks", "uneven-blocks", "short-batch", "tiles", "one-row"])
+], ids=["two-blocks", "uneven-blocks", "short-batch", "tiles", "shared-tiles", "one-row"])
 @pytest.mark.parametrize("act", [TANH, HIDDEN["prelu,maxout"]], ids=["tanh", "prelu,maxout"])
 def test_loss_grad_with_threads(units, n, capacity, dtype, act):
-    """The threaded pass: row blocks through the forward and delta passes, then
-    the sum of the blocks' gradient slots or (for the 258K-weight network, its
-    slots limited to nothing) the weight-gradient tiles (three of its first
-    layer, then its bias gradient), shared out over 1 to 4 threads (more
-    threads than blocks or tiles included). Loss and gradient equal numpy_loss_grad,
-    and every thread count gives bitwise equal results (oracle: the one-thread
-    run, which does the same blocks and tiles in turn). A PReLU layer's slopes
-    and a maxout layer's pieces go through the same blocks and tiles."""
+    """The threaded pass: row blocks through the forward and delta passes, each
+    block's weight-gradient tiles into its gradient slot, the slots summed; or
+    (for the 258K-weight network, its slots limited to nothing) the tiles of
+    the whole batch (six row ranges of its first layer, then its bias
+    gradient). Shared out over 1 to 4 threads; in the network with an
+    80K-weight layer (two 128-row blocks, three tiles of its first layer), a
+    thread out of blocks takes tiles of another's. Loss and gradient equal
+    numpy_loss_grad, and every thread count gives bitwise equal results
+    (oracle: the one-thread run, which does the same blocks and tiles in turn).
+    A PReLU layer's slopes and a maxout layer's pieces go through the same
+    blocks and tiles."""
     rng = np.random.default_rng(3)
     X = rng.standard_normal((n, units[0])).astype(dtype)
     Y = np.eye(units[-1])[rng.integers(0, units[-1], size=n)].astype(dtype)
@@ -272,6 +276,7 @@ def test_loss_grad_with_threads(units, n, capacity, dtype, act):
         assert results[0][0] == other[0]
         np.testing.assert_array_equal(results[0][1], other[1])
     assert net.block_grads == (units[0] != 300)
+    assert net.share_tiles == (units[0] == 200)
 
 
 def test_loss_grad_overwrites_gradient():

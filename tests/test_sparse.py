@@ -32,7 +32,9 @@ def _sparse_problem(dtype, n=300, d=40, density=0.15, seed=0):
 def test_loss_grad_sparse_equals_dense(dtype, n_threads, output, hidden):
     """Oracle: Network.loss_grad on the dense copy of the same rows, for a
     network whose blocks' gradients are summed (slots) and one whose slots are
-    limited to nothing, so that its gradients come in column tiles (tiles)."""
+    limited to nothing, so that its gradients come in row tiles of the whole
+    batch (tiles); either way the first layer's tiles take X's columns in
+    ranges."""
     X, _ = _sparse_problem(dtype, n=200, d=300, density=0.05)
     rng = np.random.RandomState(1)
     K = 3
