@@ -205,7 +205,7 @@ void FN(mlp_csr_matmul)(REAL *Z, const REAL *data, const ptrdiff_t *indices,
     }
 }
 
-/* dW[:, o0:o1] = X[rows].T @ D[N, o0:o1] (overwrites those columns), X in CSR
+/* dW[i0:i1] = X[rows][:, i0:i1].T @ D[N,O] (overwrites those rows), X in CSR
  * form as above; every dW[i,o] is summed over the rows in row order. */
 void FN(mlp_csr_matmul_tn)(REAL *dW, const REAL *data, const ptrdiff_t *indices,
                            const ptrdiff_t *indptr, const ptrdiff_t *rows, ptrdiff_t row0,
